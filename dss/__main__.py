@@ -1,0 +1,5 @@
+import sys
+
+from dss.cli import main
+
+sys.exit(main())

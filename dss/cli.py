@@ -1,0 +1,48 @@
+"""The `dss` command line: subcommands parse arguments, build a config, and make one call.
+
+Each subcommand lives in `dss/commands/<name>.py` with `register(subparsers)`; heavy imports (torch,
+transformers) happen inside the handlers so `dss --help` and `dss tasks` stay fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from dss.config import ConfigError
+from dss.tasks.base import DataError
+
+# subcommand modules, in the order `dss --help` lists them
+COMMAND_MODULES = ["tasks", "data", "score", "extract", "train", "predict", "speed", "bench", "plot"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dss", description="Distilling Step-by-Step: extract teacher "
+                                     "rationales, train a small seq2seq student on labels and rationales, "
+                                     "and benchmark data efficiency.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"dss.commands.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"dss.commands.{name}":
+                raise
+            continue  # a subcommand not built yet
+        module.register(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (DataError, ConfigError) as e:
+        print(f"dss {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"dss {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per `dss` subcommand, each with `register(subparsers)`."""

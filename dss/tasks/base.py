@@ -1,0 +1,108 @@
+"""The task interface: what every benchmark, the demo and custom datasets provide.
+
+A task turns raw rows into `Example`s (the student's input text, the gold label text, and, where a teacher
+answered, the teacher's label and rationale), knows its metric, and parses teacher completions.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from dss import metrics
+
+SPLITS = ("train", "valid", "test")
+
+
+class DataError(ValueError):
+    """Bad or missing input data; the message names the file, line and field where it can."""
+
+
+@dataclass
+class Example:
+    id: str                       # stable across runs: derived from the source row, never from order of loading
+    input: str                    # the student's input text x
+    label: str                    # the gold label text y
+    llm_label: str | None = None  # teacher's parsed label (None: no teacher output, or it did not parse)
+    llm_rationale: str | None = None
+    meta: dict = field(default_factory=dict)  # raw fields prompts need (premise, choices, ...)
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "input": self.input, "label": self.label,
+                "llm_label": self.llm_label, "llm_rationale": self.llm_rationale}
+
+
+@dataclass
+class Parsed:
+    label: str | None      # None when the completion has no recognisable answer
+    rationale: str | None
+
+
+class Task:
+    """Base class; a benchmark is one small subclass registered by name in `dss.tasks`."""
+
+    name: str = ""
+    description: str = ""
+    metric: str = "accuracy"              # "accuracy" (normalized exact match) or "equation" (SVAMP)
+    labels: tuple[str, ...] | None = None  # closed label set, None when answers are open text
+    source: str = ""                       # where the data comes from, for `dss tasks`
+
+    def splits(self) -> tuple[str, ...]:
+        return SPLITS
+
+    def chance(self) -> float | None:
+        """Accuracy of a uniform guess over the label set (None when the label space is open)."""
+        return 1.0 / len(self.labels) if self.labels else None
+
+    def load(self, split: str, data_dir=None) -> list[Example]:
+        raise NotImplementedError
+
+    def parse_completion(self, text: str, example: Example | None = None) -> Parsed:
+        """Split a teacher completion into label and rationale (tolerating the few-shot continuation)."""
+        raise NotImplementedError
+
+    def is_correct(self, prediction: str | None, label: str) -> bool:
+        if prediction is None:
+            return False
+        if self.metric == "equation":
+            return metrics.equation_match(prediction, label)
+        return metrics.normalize(prediction) == metrics.normalize(label)
+
+    def accuracy(self, predictions, labels) -> float:
+        scores = [self.is_correct(p, y) for p, y in zip(predictions, labels, strict=True)]
+        return sum(scores) / len(scores) if scores else 0.0
+
+    def check_split(self, split: str) -> None:
+        if split not in self.splits():
+            raise DataError(f"task {self.name!r} has no split {split!r}; it has {', '.join(self.splits())}")
+
+
+def carve_split(n: int, test_fraction: float = 0.1, seed: int = 0) -> tuple[list[int], list[int]]:
+    """Deterministic (train_idx, valid_idx) over n rows.
+
+    Same indices as `datasets.Dataset.train_test_split(test_size=test_fraction, seed=seed)`, which the
+    reference code used: CQA 9,741 -> 8,766 / 975, SVAMP 800 -> 720 / 80.
+    """
+    n_valid = math.ceil(test_fraction * n)
+    n_train = int(math.floor((1 - test_fraction) * n))
+    perm = np.random.default_rng(seed).permutation(n)
+    return [int(i) for i in perm[n_valid:n_valid + n_train]], [int(i) for i in perm[:n_valid]]
+
+
+def attach_completions(examples: list[Example], completions: list[str] | None, task: Task,
+                       where: str) -> list[Example]:
+    """Fill llm_label / llm_rationale from completions aligned by index; unparsed ones stay None."""
+    if completions is None:
+        return examples
+    if len(completions) != len(examples):
+        raise DataError(f"{where}: {len(completions)} teacher completions for {len(examples)} rows; "
+                        "they must be aligned by index")
+    for ex, text in zip(examples, completions):
+        p = task.parse_completion(text, ex)
+        ex.llm_label, ex.llm_rationale = p.label, p.rationale
+    return examples
+
+
+Loader = Callable[..., list[Example]]

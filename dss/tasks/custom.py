@@ -1,0 +1,141 @@
+"""A user's own dataset from a JSONL, CSV or saved Hugging Face dataset folder — the same Task interface.
+
+    dss train --task custom --train-file my.jsonl [--valid-file v.jsonl] [--test-file t.jsonl]
+              [--input-column input] [--label-column label] [--rationale-column rationale]
+
+Without valid/test files, deterministic valid and test splits are carved out of the train file.
+Bad rows stop with an error naming the file, the line and the field.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from dss.tasks import register
+from dss.tasks.base import DataError, Example, Parsed, Task, carve_split
+
+
+def _read_records(path: Path) -> list[tuple[int, dict]]:
+    """(line number, record) pairs from .jsonl/.json lines, .csv, or a `save_to_disk` folder."""
+    if path.is_dir():
+        return _read_hf_folder(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    if path.suffix.lower() == ".csv":
+        try:
+            with open(path, newline="", encoding="utf-8") as fh:
+                reader = csv.DictReader(fh)
+                out = []
+                for row in reader:
+                    if None in row:
+                        raise DataError(f"{path}:{reader.line_num}: more values than the header's columns")
+                    out.append((reader.line_num, row))
+                return out
+        except (OSError, UnicodeDecodeError, csv.Error) as e:
+            raise DataError(f"{path}: cannot read as CSV: {e}") from None
+    out = []
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+                if not isinstance(rec, dict):
+                    raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
+                out.append((lineno, rec))
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: cannot read: {e}") from None
+    return out
+
+
+def _read_hf_folder(path: Path) -> list[tuple[int, dict]]:
+    try:
+        import datasets
+        ds = datasets.load_from_disk(str(path))
+    except Exception as e:
+        raise DataError(f"{path}: not a saved Hugging Face dataset ({type(e).__name__}: {e})") from None
+    if isinstance(ds, datasets.DatasetDict):
+        raise DataError(f"{path}: holds several splits ({', '.join(ds)}); pass one split's folder per file option")
+    return [(i + 1, dict(r)) for i, r in enumerate(ds)]
+
+
+def _text(rec: dict, col: str, where: str, required: bool) -> str | None:
+    if col not in rec or rec[col] is None or rec[col] == "":
+        if required:
+            raise DataError(f"{where}: field {col!r} is missing or empty")
+        return None
+    value = rec[col]
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise DataError(f"{where}: field {col!r} must be text, got {type(value).__name__}")
+    value = str(value).strip()
+    if required and not value:
+        raise DataError(f"{where}: field {col!r} is empty")
+    return value or None
+
+
+@register
+class Custom(Task):
+    name = "custom"
+    description = "your dataset: a JSONL/CSV file or saved HF dataset with input, label and optional rationale"
+    source = "--train-file (and optional --valid-file, --test-file)"
+
+    def __init__(self, train_file=None, valid_file=None, test_file=None, input_column="input",
+                 label_column="label", rationale_column="rationale", teacher_label_column=None,
+                 id_column="id", valid_fraction=0.1, test_fraction=0.1, metric="accuracy", labels=None):
+        self.files = {"train": train_file, "valid": valid_file, "test": test_file}
+        self.input_column, self.label_column = input_column, label_column
+        self.rationale_column, self.teacher_label_column = rationale_column, teacher_label_column
+        self.id_column, self.metric = id_column, metric
+        self.valid_fraction, self.test_fraction = valid_fraction, test_fraction
+        self.labels = tuple(labels) if labels else None
+        if metric not in ("accuracy", "equation"):
+            raise DataError(f"custom task: metric must be 'accuracy' or 'equation', got {metric!r}")
+
+    def load(self, split: str, data_dir=None) -> list[Example]:
+        self.check_split(split)
+        if not self.files["train"]:
+            raise DataError("task 'custom' needs a train file (--train-file F.jsonl|F.csv|HF folder)")
+        if self.files[split]:
+            return self._examples(Path(self.files[split]))
+        examples = self._examples(Path(self.files["train"]))
+        # carve missing splits deterministically: test first (from all rows), then valid from the rest
+        if not self.files["test"]:
+            rest, test_idx = carve_split(len(examples), self.test_fraction, seed=0)
+            if split == "test":
+                return [examples[i] for i in test_idx]
+            examples = [examples[i] for i in sorted(rest)]
+        if not self.files["valid"]:
+            train_idx, valid_idx = carve_split(len(examples), self.valid_fraction, seed=1)
+            examples = [examples[i] for i in (valid_idx if split == "valid" else train_idx)]
+        return examples
+
+    def _examples(self, path: Path) -> list[Example]:
+        records = _read_records(path)
+        if not records:
+            raise DataError(f"{path}: no rows")
+        out, seen = [], set()
+        for lineno, rec in records:
+            where = f"{path}:{lineno}" if not path.is_dir() else f"{path} row {lineno}"
+            text = _text(rec, self.input_column, where, required=True)
+            label = _text(rec, self.label_column, where, required=True)
+            rationale = _text(rec, self.rationale_column, where, False) if self.rationale_column else None
+            llm_label = _text(rec, self.teacher_label_column, where, False) if self.teacher_label_column else None
+            rid = _text(rec, self.id_column, where, False) if self.id_column else None
+            rid = rid or f"{path.stem}-{lineno}"
+            if rid in seen:
+                raise DataError(f"{where}: field {self.id_column!r}: duplicate id {rid!r}")
+            seen.add(rid)
+            # a rationale written for the gold label stands in for the teacher's answer when no
+            # separate teacher label column is given
+            if rationale is not None and llm_label is None and not self.teacher_label_column:
+                llm_label = label
+            out.append(Example(id=rid, input=text, label=label, llm_label=llm_label, llm_rationale=rationale))
+        return out
+
+    def parse_completion(self, text: str, example=None) -> Parsed:
+        from dss.tasks.generic import parse_generic
+        return parse_generic(text)
