@@ -7,6 +7,7 @@ Tests swap tiny data in by pointing `data_dir` (or DSS_DATA_DIR) at a folder of 
 """
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -35,25 +36,62 @@ def split_file(data_dir: Path, task: str, split: str) -> Path:
     return data_dir / task / f"{task}_{split}.json"
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    """Rows of a JSON-lines file; a bad line is an error naming file and line."""
+def read_jsonl_numbered(path) -> list[tuple[int, dict]]:
+    """(line number, row) pairs of a JSON-lines file; a bad line is an error naming file and line."""
     rows = []
     try:
-        fh = open(path, encoding="utf-8")
+        with open(path, encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+                if not isinstance(row, dict):
+                    raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+                rows.append((lineno, row))
     except OSError as e:
-        raise DataError(f"{path}: cannot read: {e.strerror}") from None
-    with fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            rows.append(row)
+        raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e.reason})") from None
     return rows
+
+
+def read_jsonl(path) -> list[dict]:
+    return [row for _, row in read_jsonl_numbered(path)]
+
+
+def read_records(path: Path) -> list[tuple[int, dict]]:
+    """(line number, record) pairs from .jsonl/.json lines, .csv, or a `save_to_disk` folder."""
+    if path.is_dir():
+        return read_hf_folder(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    if path.suffix.lower() == ".csv":
+        try:
+            with open(path, newline="", encoding="utf-8") as fh:
+                reader = csv.DictReader(fh)
+                out = []
+                for row in reader:
+                    if None in row:
+                        raise DataError(f"{path}:{reader.line_num}: more values than the header's columns")
+                    out.append((reader.line_num, row))
+                return out
+        except (OSError, UnicodeDecodeError, csv.Error) as e:
+            raise DataError(f"{path}: cannot read as CSV: {e}") from None
+    return read_jsonl_numbered(path)
+
+
+def read_hf_folder(path: Path) -> list[tuple[int, dict]]:
+    try:
+        import datasets
+        ds = datasets.load_from_disk(str(path))
+    except Exception as e:
+        raise DataError(f"{path}: not a saved Hugging Face dataset ({type(e).__name__}: {e})") from None
+    if isinstance(ds, datasets.DatasetDict):
+        raise DataError(f"{path}: holds several splits ({', '.join(ds)}); pass one split's folder per file option")
+    return [(i + 1, dict(r)) for i, r in enumerate(ds)]
 
 
 def read_release_rows(data_dir: Path | None, task: str, split: str) -> list[dict] | None:

@@ -86,9 +86,9 @@ def carve_split(n: int, test_fraction: float = 0.1, seed: int = 0) -> tuple[list
     reference code used: CQA 9,741 -> 8,766 / 975, SVAMP 800 -> 720 / 80.
     """
     n_valid = math.ceil(test_fraction * n)
-    n_train = int(math.floor((1 - test_fraction) * n))
     perm = np.random.default_rng(seed).permutation(n)
-    return [int(i) for i in perm[n_valid:n_valid + n_train]], [int(i) for i in perm[:n_valid]]
+    # train takes all the rest (HF computes floor((1 - f) * n), which float error can make one short)
+    return [int(i) for i in perm[n_valid:]], [int(i) for i in perm[:n_valid]]
 
 
 def attach_completions(examples: list[Example], completions: list[str] | None, task: Task,
@@ -102,6 +102,10 @@ def attach_completions(examples: list[Example], completions: list[str] | None, t
     for ex, text in zip(examples, completions):
         p = task.parse_completion(text, ex)
         ex.llm_label, ex.llm_rationale = p.label, p.rationale
+        # kept so unparsed answers can be counted and shown, never silently lost
+        ex.meta["teacher"] = "parsed" if p.label is not None else "unparsed"
+        if p.label is None:
+            ex.meta["teacher_raw"] = text
     return examples
 
 

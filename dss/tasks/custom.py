@@ -8,59 +8,11 @@ Bad rows stop with an error naming the file, the line and the field.
 """
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 
+from dss import sources
 from dss.tasks import register
 from dss.tasks.base import DataError, Example, Parsed, Task, carve_split
-
-
-def _read_records(path: Path) -> list[tuple[int, dict]]:
-    """(line number, record) pairs from .jsonl/.json lines, .csv, or a `save_to_disk` folder."""
-    if path.is_dir():
-        return _read_hf_folder(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    if path.suffix.lower() == ".csv":
-        try:
-            with open(path, newline="", encoding="utf-8") as fh:
-                reader = csv.DictReader(fh)
-                out = []
-                for row in reader:
-                    if None in row:
-                        raise DataError(f"{path}:{reader.line_num}: more values than the header's columns")
-                    out.append((reader.line_num, row))
-                return out
-        except (OSError, UnicodeDecodeError, csv.Error) as e:
-            raise DataError(f"{path}: cannot read as CSV: {e}") from None
-    out = []
-    try:
-        with open(path, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-                if not isinstance(rec, dict):
-                    raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
-                out.append((lineno, rec))
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: cannot read: {e}") from None
-    return out
-
-
-def _read_hf_folder(path: Path) -> list[tuple[int, dict]]:
-    try:
-        import datasets
-        ds = datasets.load_from_disk(str(path))
-    except Exception as e:
-        raise DataError(f"{path}: not a saved Hugging Face dataset ({type(e).__name__}: {e})") from None
-    if isinstance(ds, datasets.DatasetDict):
-        raise DataError(f"{path}: holds several splits ({', '.join(ds)}); pass one split's folder per file option")
-    return [(i + 1, dict(r)) for i, r in enumerate(ds)]
 
 
 def _text(rec: dict, col: str, where: str, required: bool) -> str | None:
@@ -99,7 +51,7 @@ class Custom(Task):
         self.check_split(split)
         if not self.files["train"]:
             raise DataError("task 'custom' needs a train file (--train-file F.jsonl|F.csv|HF folder)")
-        if self.files[split]:
+        if split != "train" and self.files[split]:
             return self._examples(Path(self.files[split]))
         examples = self._examples(Path(self.files["train"]))
         # carve missing splits deterministically: test first (from all rows), then valid from the rest
@@ -114,7 +66,7 @@ class Custom(Task):
         return examples
 
     def _examples(self, path: Path) -> list[Example]:
-        records = _read_records(path)
+        records = sources.read_records(path)
         if not records:
             raise DataError(f"{path}: no rows")
         out, seen = [], set()

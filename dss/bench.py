@@ -1,0 +1,495 @@
+"""The benchmark harness: a grid of `dss train` cells (task x model x labels x seed x fraction x method),
+skipping finished cells, and the tables that summarize them.
+
+    cells = grid(cfg)                      # every cell of the sweep, in a fixed order
+    run_sweep(cfg)                         # train this shard's unfinished cells, then write the report
+    write_report(out_dir, read_csv(...))   # results.md (+ curves.png via dss.plot) from the CSV
+
+A cell is finished when `<cell>/results.json` parses and holds the accuracies: rerunning a killed sweep
+trains only the cells that never finished. Cells are shards of one grid (`shard="i/n"`, 0 <= i < n): any
+number of processes, GPUs or machines that share the output folder can work on one sweep. Each cell runs
+in-process (`launcher: inprocess`, fastest for tiny students), as `python -m dss train --config cell.yaml`
+(`subprocess`), or under `accelerate launch ... -m dss train` (`accelerate`, one multi-GPU run per cell).
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import io
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from dss.config import ConfigError, check, coerce, field_, load_config, to_dict
+
+METHODS = ("standard", "distill", "dss", "single")
+LABELS = ("gold", "teacher")
+LAUNCHERS = ("inprocess", "subprocess", "accelerate")
+# keys that the grid sets per cell, so they cannot come from `train:` overrides
+GRID_KEYS = ("task", "method", "labels", "model", "train_fraction", "seed", "output_dir", "data_dir",
+             "task_options")
+REQUIRED_RESULTS = ("valid_accuracy", "test_accuracy")
+
+CSV_COLUMNS = ["task", "method", "labels", "model", "fraction", "seed", "train_examples", "valid_accuracy",
+               "test_accuracy", "best_step", "params", "examples_per_second", "seconds", "chance",
+               "teacher_accuracy", "run_dir"]
+
+# Table 1/2 of the paper: T5-base (220M) on 100 % of the training data, accuracy in % (paper-reference.md).
+# Marked on the curves where the student is T5-base; `distill` has no figure in the reference.
+PAPER_T5_BASE = {
+    "esnli": {"standard": 88.38, "single": 88.88, "dss": 89.51},
+    "anli1": {"standard": 43.58, "single": 43.50, "dss": 49.58},
+    "cqa": {"standard": 62.19, "single": 61.37, "dss": 63.29},
+    "svamp": {"standard": 62.63, "single": 63.00, "dss": 65.50},
+}
+
+
+@dataclass
+class BenchConfig:
+    name: str = field_("", "sweep name; output goes to runs/<name> (default: the config file's name)")
+    output_dir: str = field_("", "sweep folder (default runs/<name>)")
+    tasks: list[str] = field_(["demo"], "tasks to benchmark (dss tasks lists them)")
+    methods: list[str] = field_(["standard", "dss"], "training methods, one line per method on the curves",
+                                choices=METHODS)
+    labels: list[str] = field_(["gold"], "label sources for dss/single (standard always trains on gold "
+                               "labels, distill on teacher labels)", choices=LABELS)
+    models: list[str] = field_(["tiny"], "students: 'tiny', 'tiny:key=value,...' (tiny sizes), a hub id or "
+                               "a local path; several give the model-size plot")
+    fractions: list[float] = field_([0.125, 0.25, 0.5, 0.75, 1.0], "fractions of the training split "
+                                    "(nested subsets, identical across methods for a seed)", min=1e-9, max=1.0)
+    seeds: list[int] = field_([0, 1, 2], "seeds; tables show mean +- standard error over them", min=0)
+    data_dir: str | None = field_(None, "release-layout data folder (default $DSS_DATA_DIR, then ./data, "
+                                  "then the hub)")
+    task_options: dict = field_({}, "options for --task custom (train_file, label_column, ...)")
+    train: dict = field_({}, "TrainConfig values for every cell (max_steps, batch_size, lr, ...)")
+    launcher: str = field_("inprocess", "how a cell runs: in this process, as a `dss train` subprocess, or "
+                           "under `accelerate launch`", choices=LAUNCHERS)
+    launch_args: list[str] = field_([], "extra `accelerate launch` arguments, e.g. --num_processes,8")
+    shard: str = field_("0/1", "i/n: run only the i-th of n disjoint shards of the grid (0 <= i < n)")
+    keep_going: bool = field_(False, "after a failed cell, go on with the others (exit status 1 at the end)")
+
+    def __post_init__(self):
+        check(self)
+        shard_of(self.shard)
+        for name in ("tasks", "methods", "models", "fractions", "seeds", "labels"):
+            if not getattr(self, name):
+                raise ConfigError(f"{name}: needs at least one value")
+        clash = sorted(set(self.train) & set(GRID_KEYS))
+        if clash:
+            raise ConfigError(f"train: {', '.join(clash)} are set by the grid (use tasks/methods/labels/models/"
+                              "fractions/seeds/data_dir/task_options)")
+
+    def out_dir(self) -> Path:
+        return Path(self.output_dir or Path("runs") / (self.name or "-".join(self.tasks)))
+
+
+def shard_of(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
+    if not m or int(m.group(2)) < 1 or int(m.group(1)) >= int(m.group(2)):
+        raise ConfigError(f"shard: expected i/n with 0 <= i < n (e.g. 0/4), got {text!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+# ----------------------------------------------------------------------------------------------- the grid
+@dataclass(frozen=True)
+class Cell:
+    task: str
+    model: str
+    labels: str
+    seed: int
+    fraction: float
+    method: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.task}/{slug(self.model)}/{self.method}-{self.labels}/f{self.fraction:g}-s{self.seed}"
+
+    def run_dir(self, out_dir: Path) -> Path:
+        return Path(out_dir) / self.key
+
+
+def slug(text: str) -> str:
+    """A folder-safe name: google/t5-v1_1-base -> google--t5-v1_1-base; tiny:d_model=64 -> tiny-d_model=64."""
+    return re.sub(r"[^A-Za-z0-9._=+-]+", "-", str(text).replace("/", "--")).strip("-") or "model"
+
+
+def effective_labels(method: str, labels: str) -> str:
+    """standard fine-tuning is defined by gold labels and standard distillation by teacher labels."""
+    return {"standard": "gold", "distill": "teacher"}.get(method, labels)
+
+
+def grid(cfg: BenchConfig) -> list[Cell]:
+    """All cells, deduplicated, seed-major so that a half-finished sweep already has whole curves."""
+    cells: list[Cell] = []
+    for task in cfg.tasks:
+        for model in cfg.models:
+            for labels in cfg.labels:
+                for seed in cfg.seeds:
+                    for fraction in cfg.fractions:
+                        for method in cfg.methods:
+                            cell = Cell(task, model, effective_labels(method, labels), seed, float(fraction),
+                                        method)
+                            if cell not in cells:
+                                cells.append(cell)
+    return cells
+
+
+def shard_cells(cells: list[Cell], shard: str) -> list[Cell]:
+    """This shard's cells, in grid order. Cells are dealt round-robin in an order fixed by their keys' hashes,
+    so shards get equal counts (+-1) and a mix of methods and fractions, and agree without talking."""
+    i, n = shard_of(shard)
+    dealt = sorted(cells, key=lambda c: hashlib.sha1(c.key.encode()).hexdigest())
+    mine = {c for p, c in enumerate(dealt) if p % n == i}
+    return [c for c in cells if c in mine]
+
+
+def parse_model(spec: str) -> dict:
+    """'tiny:d_model=64,num_layers=2' -> {'model': 'tiny', 'd_model': '64', 'num_layers': '2'}."""
+    if not spec.startswith("tiny:"):
+        return {"model": spec}
+    out = {"model": "tiny"}
+    for item in filter(None, spec[len("tiny:"):].split(",")):
+        if "=" not in item:
+            raise ConfigError(f"models: {spec!r}: expected tiny:key=value,...")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def cell_overrides(cfg: BenchConfig, cell: Cell, out_dir: Path) -> dict:
+    """The TrainConfig values of one cell: the sweep's `train:` values, then the grid's."""
+    values = dict(cfg.train)
+    values.update(parse_model(cell.model))
+    values.update(task=cell.task, method=cell.method, labels=cell.labels, train_fraction=cell.fraction,
+                  seed=cell.seed, output_dir=str(cell.run_dir(out_dir)))
+    if cfg.data_dir:
+        values["data_dir"] = cfg.data_dir
+    if cfg.task_options:
+        values["task_options"] = dict(cfg.task_options)
+    return values
+
+
+def train_config(cfg: BenchConfig, cell: Cell, out_dir: Path):
+    from dss.train_config import TrainConfig
+    return load_config(TrainConfig, None, cell_overrides(cfg, cell, out_dir))
+
+
+# ------------------------------------------------------------------------------------------ cell status
+def read_results(run_dir: Path) -> dict | None:
+    """results.json of a finished cell, or None (absent, half-written by a killed run, or incomplete)."""
+    try:
+        res = json.loads((Path(run_dir) / "results.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(res, dict) or any(res.get(k) is None for k in REQUIRED_RESULTS):
+        return None
+    return res
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write via a temporary file and rename: readers (and killed sweeps) never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def count_params(run_dir: Path, results: dict) -> int | None:
+    """Parameter count from results.json, else from the saved model's safetensors headers (no torch needed)."""
+    for k in ("params", "parameters", "num_parameters", "n_params"):
+        if isinstance(results.get(k), int):
+            return results[k]
+    files = sorted((Path(run_dir) / "model").glob("*.safetensors"))
+    if not files:
+        return None
+    total = 0
+    for f in files:
+        with open(f, "rb") as fh:
+            n = int.from_bytes(fh.read(8), "little")
+            header = json.loads(fh.read(n))
+        total += sum(math.prod(v["shape"]) for k, v in header.items() if k != "__metadata__")
+    return total
+
+
+# ------------------------------------------------------------------------------------------- launchers
+TrainFn = Callable[[object], dict]
+
+
+def run_cell(cfg: BenchConfig, cell: Cell, out_dir: Path, tcfg, train_fn: TrainFn | None = None) -> dict:
+    """Train one cell (its TrainConfig `tcfg`) and return its results; the cell's results.json is the record."""
+    run_dir = cell.run_dir(out_dir)
+    if _has_checkpoints(run_dir) and "resume" in {f.name for f in dataclasses.fields(tcfg)}:
+        tcfg.resume = True  # a killed cell continues from its last checkpoint
+    if cfg.launcher == "inprocess":
+        if train_fn is None:
+            from dss.train import train as train_fn
+        results = train_fn(tcfg)
+        if read_results(run_dir) is None and isinstance(results, dict):
+            atomic_write(run_dir / "results.json", json.dumps(results, indent=2))
+    else:
+        cell_yaml = run_dir / "cell.yaml"
+        atomic_write(cell_yaml, yaml.safe_dump(to_dict(tcfg), sort_keys=False))
+        cmd = launch_command(cfg, cell_yaml)
+        print("+ " + " ".join(cmd), flush=True)
+        rc = subprocess.call(cmd)
+        if rc != 0:
+            raise RuntimeError(f"cell {cell.key}: `{' '.join(cmd)}` exited with status {rc}")
+    results = read_results(run_dir)
+    if results is None:
+        raise RuntimeError(f"cell {cell.key}: training returned but {run_dir}/results.json is missing or "
+                           f"lacks {', '.join(REQUIRED_RESULTS)}")
+    return results
+
+
+def launch_command(cfg: BenchConfig, cell_yaml: Path) -> list[str]:
+    if cfg.launcher == "accelerate":
+        return ["accelerate", "launch", *cfg.launch_args, "-m", "dss", "train", "--config", str(cell_yaml)]
+    return [sys.executable, "-m", "dss", "train", "--config", str(cell_yaml)]
+
+
+def _has_checkpoints(run_dir: Path) -> bool:
+    ckpt = Path(run_dir) / "checkpoints"
+    return ckpt.is_dir() and any(ckpt.iterdir())
+
+
+# ------------------------------------------------------------------------------------------ task facts
+def task_facts(task_name: str, data_dir=None, task_options=None) -> dict:
+    """Chance level and the teacher's test accuracy (its parsed labels against gold; unparsed = wrong)."""
+    from dss.tasks import get_task
+    task = get_task(task_name, **(task_options or {}) if task_name == "custom" else {})
+    teacher = None
+    try:
+        test = task.load("test", data_dir)
+        if test and any(ex.llm_label is not None for ex in test):
+            teacher = task.accuracy([ex.llm_label for ex in test], [ex.label for ex in test])
+    except Exception as e:  # the table just omits the teacher; the cells will report data problems
+        print(f"dss bench: note: no teacher accuracy for {task_name}: {e}", file=sys.stderr)
+    return {"chance": task.chance(), "teacher_accuracy": teacher}
+
+
+def preflight(cfg: BenchConfig) -> None:
+    """Fail before the first cell, with the loader's own message, when a train split or a student is missing
+    (e.g. ANLI's train split or a hub model offline) instead of failing in every cell."""
+    from dss.tasks import get_task
+    for task_name in cfg.tasks:
+        task = get_task(task_name, **(cfg.task_options if task_name == "custom" else {}))
+        task.load("train", cfg.data_dir)
+    for model in cfg.models:
+        spec = parse_model(model)["model"]
+        if spec == "tiny" or Path(spec).exists():
+            continue
+        try:
+            from transformers import AutoConfig
+            AutoConfig.from_pretrained(spec)
+        except Exception as e:
+            raise ConfigError(f"student {spec!r} is neither 'tiny' nor a local folder and the Hugging Face hub "
+                              f"could not provide it ({type(e).__name__}: {str(e)[:200]}). Download it on a "
+                              "machine with the hub, or pass a local path in models.") from None
+
+
+# ------------------------------------------------------------------------------------------- the sweep
+def run_sweep(cfg: BenchConfig, train_fn: TrainFn | None = None, argv: list[str] | None = None,
+              plot: bool = True, log=print, make_config=train_config) -> dict:
+    """Train this shard's unfinished cells, then rewrite results.csv / results.md / curves.png from every
+    finished cell of the grid. Returns {"trained": [...], "skipped": [...], "failed": [...], "rows": [...]}."""
+    out_dir = cfg.out_dir()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cells = grid(cfg)
+    mine = shard_cells(cells, cfg.shard)
+    # every cell's config is built first: a bad `train:` key fails now, not after an hour of training
+    configs = {cell: make_config(cfg, cell, out_dir) for cell in mine}
+    todo = [c for c in mine if read_results(c.run_dir(out_dir)) is None]
+    skipped = [c for c in mine if c not in todo]
+    atomic_write(out_dir / "bench.yaml", yaml.safe_dump(
+        {"command": " ".join(argv) if argv else None, **to_dict(cfg)}, sort_keys=False))
+    log(f"dss bench: {out_dir}: {len(cells)} cells in the grid, {len(mine)} in shard {cfg.shard}, "
+        f"{len(skipped)} already finished, {len(todo)} to train")
+    if todo and train_fn is None:
+        preflight(cfg)
+    trained, failed = [], []
+    for k, cell in enumerate(todo, 1):
+        log(f"dss bench: [{k}/{len(todo)}] {cell.key}")
+        t0 = time.time()
+        try:
+            res = run_cell(cfg, cell, out_dir, configs[cell], train_fn)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as e:
+            if not cfg.keep_going:
+                raise
+            log(f"dss bench: cell {cell.key} failed: {type(e).__name__}: {e}")
+            failed.append((cell, f"{type(e).__name__}: {e}"))
+            continue
+        _note_seconds(cell.run_dir(out_dir), time.time() - t0)
+        trained.append(cell)
+        log(f"dss bench: {cell.key}: valid {_pct(res['valid_accuracy'])}  test {_pct(res['test_accuracy'])}  "
+            f"({time.time() - t0:.0f} s)")
+    rows = collect(cfg, cells, out_dir)
+    write_report(out_dir, rows, title=cfg.name or out_dir.name, plot=plot)
+    return {"trained": trained, "skipped": skipped, "failed": failed, "rows": rows, "out_dir": out_dir}
+
+
+def _note_seconds(run_dir: Path, seconds: float) -> None:
+    # wall time per cell, for budgeting sweeps; separate from results.json, which the trainer owns
+    atomic_write(Path(run_dir) / "bench_cell.json", json.dumps({"seconds": round(seconds, 1)}))
+
+
+def collect(cfg: BenchConfig, cells: list[Cell], out_dir: Path) -> list[dict]:
+    """One CSV row per finished cell of the grid (all shards), with chance and teacher accuracy."""
+    facts: dict[str, dict] = {}
+    rows = []
+    for cell in cells:
+        run_dir = cell.run_dir(out_dir)
+        res = read_results(run_dir)
+        if res is None:
+            continue
+        if cell.task not in facts:
+            facts[cell.task] = task_facts(cell.task, cfg.data_dir, cfg.task_options)
+        try:
+            seconds = json.loads((run_dir / "bench_cell.json").read_text())["seconds"]
+        except (OSError, ValueError, KeyError):
+            seconds = None
+        rows.append({"task": cell.task, "method": cell.method, "labels": cell.labels, "model": cell.model,
+                     "fraction": cell.fraction, "seed": cell.seed, "train_examples": res.get("train_examples"),
+                     "valid_accuracy": res["valid_accuracy"], "test_accuracy": res["test_accuracy"],
+                     "best_step": res.get("best_step"), "params": count_params(run_dir, res),
+                     "examples_per_second": res.get("examples_per_second"), "seconds": seconds,
+                     **facts[cell.task], "run_dir": str(run_dir)})
+    return rows
+
+
+# ------------------------------------------------------------------------------------- CSV and markdown
+def rows_to_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if r.get(k) is None else r[k]) for k in CSV_COLUMNS})
+    return buf.getvalue()
+
+
+_INT_COLS = ("seed", "train_examples", "best_step", "params")
+_FLOAT_COLS = ("fraction", "valid_accuracy", "test_accuracy", "examples_per_second", "seconds", "chance",
+               "teacher_accuracy")
+
+
+def read_csv(path) -> list[dict]:
+    """Rows of a results.csv with numbers as numbers and empty cells as None."""
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        for k in _INT_COLS + _FLOAT_COLS:
+            v = r.get(k)
+            r[k] = None if v in (None, "") else (int(float(v)) if k in _INT_COLS else float(v))
+    return rows
+
+
+def mean_se(values: list[float]) -> tuple[float, float | None]:
+    """Mean and standard error of the mean (sample std / sqrt(n)); None for one value."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, None
+    var = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, math.sqrt(var / n)
+
+
+def summarize(rows: list[dict], metric: str = "test_accuracy") -> dict:
+    """{(task, model, method, labels): {fraction: (mean, se, n)}} over seeds."""
+    groups: dict = {}
+    for r in rows:
+        if r.get(metric) is None:
+            continue
+        key = (r["task"], r["model"], r["method"], r["labels"])
+        groups.setdefault(key, {}).setdefault(float(r["fraction"]), []).append(float(r[metric]))
+    return {k: {f: (*mean_se(v), len(v)) for f, v in sorted(fr.items())} for k, fr in groups.items()}
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f} %"
+
+
+def _fmt(mean: float, se: float | None, n: int, seeds: int) -> str:
+    text = f"{100 * mean:.1f}" + (f" ± {100 * se:.1f}" if se is not None else "")
+    return text + (f" (n={n})" if n != seeds else "")
+
+
+def method_label(method: str, labels: str) -> str:
+    return {"standard": "standard fine-tuning", "distill": "standard distillation"}.get(
+        method, f"{method} ({labels} labels)")
+
+
+def markdown(rows: list[dict], title: str = "") -> str:
+    """results.md: per task and student, test (and valid) accuracy in %, mean ± s.e. over seeds."""
+    lines = [f"# Sweep {title}".rstrip(), ""]
+    if not rows:
+        return "\n".join(lines + ["No finished cells yet.", ""])
+    seeds = len({r["seed"] for r in rows})
+    lines += [f"Accuracy in %, mean ± standard error over {seeds} seed(s) (`n=` where fewer seeds finished). "
+              "Model selection on validation; test accuracy of the best validation checkpoint.", ""]
+    for task in dict.fromkeys(r["task"] for r in rows):
+        trows = [r for r in rows if r["task"] == task]
+        chance, teacher = trows[0].get("chance"), trows[0].get("teacher_accuracy")
+        facts = [f"chance {_pct(chance)}" if chance is not None else "chance: open label space (no closed set)",
+                 f"teacher (LLM) test accuracy {_pct(teacher)}" if teacher is not None else "teacher: none"]
+        paper = PAPER_T5_BASE.get(task)
+        if paper:
+            facts.append("paper T5-base at 100 %: " + ", ".join(f"{m} {v:.2f}" for m, v in paper.items()))
+        lines += [f"## {task}", "", "; ".join(facts) + ".", ""]
+        for model in dict.fromkeys(r["model"] for r in trows):
+            mrows = [r for r in trows if r["model"] == model]
+            params = next((r["params"] for r in mrows if r.get("params")), None)
+            n_train = {float(r["fraction"]): r["train_examples"] for r in mrows if r.get("train_examples")}
+            fractions = sorted({float(r["fraction"]) for r in mrows})
+            for metric in ("test_accuracy", "valid_accuracy"):
+                summ = summarize(mrows, metric)
+                head = f"**{metric.split('_')[0]}**, student `{model}`" + (
+                    f" ({params / 1e6:.2f}M parameters)" if params else "")
+                lines += [head, "", "| method | " + " | ".join(
+                    f"{100 * f:g} % ({n_train.get(f, '?')})" for f in fractions) + " |",
+                    "|---|" + "---|" * len(fractions)]
+                for (_, _, method, labels), by_f in summ.items():
+                    cells = [_fmt(*by_f[f], seeds) if f in by_f else "" for f in fractions]
+                    lines.append(f"| {method_label(method, labels)} | " + " | ".join(cells) + " |")
+                lines.append("")
+    lines.append("Column headers: fraction of the training split (training examples).")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(out_dir: Path, rows: list[dict], title: str = "", plot: bool = True) -> list[Path]:
+    """results.csv, results.md and (unless plot=False) the figures, all written atomically."""
+    out_dir = Path(out_dir)
+    atomic_write(out_dir / "results.csv", rows_to_csv(rows))
+    atomic_write(out_dir / "results.md", markdown(rows, title))
+    written = [out_dir / "results.csv", out_dir / "results.md"]
+    if plot and rows:
+        from dss.plot import plot_sweep
+        written += plot_sweep(rows, out_dir)
+    return written
+
+
+def load_bench_config(yaml_path=None, overrides: dict | None = None) -> BenchConfig:
+    """BenchConfig from YAML + overrides; `train.KEY=VALUE` overrides go into the per-cell `train` values."""
+    overrides = dict(overrides or {})
+    train_over = {k.split(".", 1)[1]: v for k, v in overrides.items() if k.startswith("train.")}
+    rest = {k: v for k, v in overrides.items() if not k.startswith("train.")}
+    if train_over:
+        base = {}
+        if yaml_path:
+            base = (yaml.safe_load(Path(yaml_path).read_text()) or {}).get("train") or {}
+        rest["train"] = {**base, **coerce("train", rest.get("train", {}), dict), **train_over}
+    cfg = load_config(BenchConfig, yaml_path, rest)
+    if not cfg.name and yaml_path:
+        cfg.name = Path(yaml_path).stem
+    return cfg

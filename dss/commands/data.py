@@ -1,0 +1,102 @@
+"""`dss data`: inspect, export and download benchmark data."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dss import sources
+from dss.commands.common import add_task_args, task_from_args
+from dss.tasks.base import DataError, Task
+
+
+def register(sub) -> None:
+    p = sub.add_parser("data", help="inspect, export and download data", description=__doc__)
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    s = dsub.add_parser("stats", help="rows per split, parsed teacher outputs, teacher accuracy")
+    add_task_args(s)
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.set_defaults(func=run_stats)
+
+    for name, helptext in (("show", "print normalized examples as the student sees them"),
+                           ("export", "write normalized examples to a JSONL file")):
+        e = dsub.add_parser(name, help=helptext)
+        add_task_args(e)
+        e.add_argument("--split", required=True, choices=("train", "valid", "test"))
+        if name == "show":
+            e.add_argument("--n", type=int, default=5, help="how many examples (default 5)")
+            e.set_defaults(func=run_show)
+        else:
+            e.add_argument("--out", required=True, help="output JSONL path")
+            e.set_defaults(func=run_export)
+
+    d = dsub.add_parser("download", help="fetch the original release datasets.zip and unpack it into data/")
+    d.add_argument("--archive", default=sources.RELEASE_URL,
+                   help="URL or local path of datasets.zip (default: the google-research release)")
+    d.add_argument("--dest", default=str(sources.REPO_DATA), help="where to unpack (default data/)")
+    d.set_defaults(func=run_download)
+
+
+def split_stats(task: Task, split: str, data_dir) -> dict:
+    """{"rows", "teacher_parsed", "teacher_unparsed", "teacher_accuracy"}; accuracy over all rows, None
+    when the split has no teacher outputs."""
+    examples = task.load(split, data_dir)
+    with_teacher = [e for e in examples if "teacher" in e.meta or e.llm_label is not None]
+    parsed = sum(e.llm_label is not None for e in examples)
+    stats = {"rows": len(examples), "teacher_parsed": parsed,
+             "teacher_unparsed": len(with_teacher) - parsed, "teacher_accuracy": None}
+    if with_teacher:
+        correct = sum(task.is_correct(e.llm_label, e.label) for e in examples)
+        stats["teacher_accuracy"] = round(correct / len(examples), 4)
+    return stats
+
+
+def run_stats(args) -> int:
+    task = task_from_args(args)
+    out = {"task": args.task, "splits": {}}
+    for split in task.splits():
+        try:
+            out["splits"][split] = split_stats(task, split, args.data_dir)
+        except DataError as e:  # e.g. anli1 train offline: report it, keep the other splits
+            out["splits"][split] = {"rows": None, "teacher_parsed": None, "teacher_accuracy": None,
+                                    "error": str(e)}
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    print(f"{args.task}  (chance {task.chance():.1%})" if task.chance() else args.task)
+    for split, s in out["splits"].items():
+        if s.get("error"):
+            print(f"  {split:5s}  not available: {s['error'].splitlines()[0]}")
+            continue
+        acc = "no teacher outputs" if s["teacher_accuracy"] is None else \
+            f"teacher accuracy {s['teacher_accuracy'] * 100:.1f} %"
+        print(f"  {split:5s}  {s['rows']:6d} rows  {s['teacher_parsed']:6d} teacher answers parsed  "
+              f"{s['teacher_unparsed']:4d} unparsed  {acc}")
+    return 0
+
+
+def run_show(args) -> int:
+    task = task_from_args(args)
+    for ex in task.load(args.split, args.data_dir)[:args.n]:
+        print(json.dumps(ex.to_dict(), ensure_ascii=False, indent=2))
+    return 0
+
+
+def run_export(args) -> int:
+    task = task_from_args(args)
+    examples = task.load(args.split, args.data_dir)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", encoding="utf-8") as fh:
+        for ex in examples:
+            fh.write(json.dumps(ex.to_dict(), ensure_ascii=False) + "\n")
+    print(f"wrote {len(examples)} {args.task}/{args.split} examples to {out}")
+    return 0
+
+
+def run_download(args) -> int:
+    written = sources.download_release(Path(args.dest), args.archive)
+    if not written:
+        raise DataError(f"{args.archive}: the archive held no task folders")
+    print(f"unpacked {', '.join(written)} into {args.dest}")
+    return 0

@@ -1,0 +1,77 @@
+"""The student and its tokenizer: a Hugging Face seq2seq checkpoint, or `tiny`, a small T5 built from a config.
+
+`tiny` trains a sentencepiece unigram tokenizer on the run's training text (inputs, labels, rationales) and adds
+the task prefixes as single tokens. It is stored as a `T5Tokenizer`, so both kinds load the same way:
+
+    AutoTokenizer.from_pretrained(run / "model"); AutoModelForSeq2SeqLM.from_pretrained(run / "model")
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from dss.config import ConfigError
+
+
+def train_tokenizer(texts: list[str], prefixes: list[str], vocab_size: int, path: Path):
+    """Train a sentencepiece unigram model on texts; save it as a T5Tokenizer folder at path."""
+    import sentencepiece as spm
+    from transformers import T5Tokenizer
+
+    proto = io.BytesIO()
+    # T5's ids: pad 0 (also the decoder start), eos 1, unk 2; no bos. hard_vocab_limit=False lets a small
+    # corpus end up with fewer pieces than asked instead of failing; identity normalisation keeps the text
+    # as the student sees it. One thread keeps training deterministic.
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(t for t in texts if t), model_writer=proto, vocab_size=vocab_size,
+        model_type="unigram", pad_id=0, eos_id=1, unk_id=2, bos_id=-1, hard_vocab_limit=False,
+        normalization_rule_name="identity", character_coverage=1.0, num_threads=1, minloglevel=2,
+        max_sentence_length=1 << 16)
+    sp = spm.SentencePieceProcessor(model_proto=proto.getvalue())
+    vocab = [(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())]
+    tok = T5Tokenizer(vocab=vocab, extra_ids=0)
+    # added tokens are matched before word splitting, so "[label] x" always starts with one "[label]" token
+    tok.add_tokens([p.strip() for p in prefixes if p.strip()])
+    path.mkdir(parents=True, exist_ok=True)
+    tok.save_pretrained(str(path))
+    (path / "spiece.model").write_bytes(proto.getvalue())  # the raw sentencepiece model, for other tools
+    return tok
+
+
+def load_tokenizer(path):
+    from transformers import AutoTokenizer
+    return AutoTokenizer.from_pretrained(str(path))
+
+
+def tiny_model(cfg, tokenizer):
+    """A T5 v1.1-style model (gated-GELU, untied head) sized by cfg; initialised from the global torch seed."""
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    config = T5Config(
+        vocab_size=len(tokenizer), d_model=cfg.d_model, d_kv=cfg.d_model // cfg.heads, d_ff=cfg.d_ff,
+        num_layers=cfg.layers, num_decoder_layers=cfg.layers, num_heads=cfg.heads,
+        dropout_rate=cfg.dropout, feed_forward_proj="gated-gelu", tie_word_embeddings=False,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.pad_token_id)
+    return T5ForConditionalGeneration(config)
+
+
+def load_pretrained(name: str, what: str = "model"):
+    """(model, tokenizer) from a hub id or local folder; offline, a message that says what to do."""
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name)
+        model = AutoModelForSeq2SeqLM.from_pretrained(name)
+    except (OSError, ValueError) as e:
+        local = Path(name).expanduser().is_dir()
+        hint = (f"{name} is a folder but holds no loadable seq2seq model and tokenizer" if local else
+                f"{name!r} is not a local folder and the Hugging Face hub could not serve it (offline?). "
+                "Download it where there is internet (`huggingface-cli download ID --local-dir DIR`) and pass "
+                "the folder, or use --model tiny; set HF_HUB_OFFLINE=1 to fail fast without a network")
+        raise ConfigError(f"cannot load {what} {name!r}: {hint}. ({type(e).__name__}: {str(e)[:300]})") from None
+    return model, tokenizer
+
+
+def count_parameters(model) -> int:
+    return sum(p.numel() for p in model.parameters())

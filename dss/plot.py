@@ -1,0 +1,128 @@
+"""Figures of a sweep, drawn from its results.csv rows. The only module that imports matplotlib.
+
+    curves.png      one panel per task: test accuracy against training fraction, one line per student and
+                    method (mean ± standard error over seeds), the teacher's accuracy as a horizontal line,
+                    chance as a dotted line, and the paper's 100 % T5-base figures where the student is T5-base
+    model_size.png  (several students) test accuracy against parameter count at the largest fraction
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on servers
+import matplotlib.pyplot as plt  # noqa: E402
+
+from dss.bench import PAPER_T5_BASE, method_label, summarize  # noqa: E402
+
+COLORS = {"standard": "tab:blue", "distill": "tab:orange", "dss": "tab:red", "single": "tab:green"}
+STYLES = ["-", "--", ":", "-."]  # per student when a sweep has several
+DASHES = {"gold": "o", "teacher": "s"}  # marker per label source
+
+
+def is_t5_base(model: str) -> bool:
+    return bool(re.search(r"t5[^/]*base", str(model), re.IGNORECASE))
+
+
+def _panels(n: int):
+    cols = min(n, 3)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.2 * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:n])
+
+
+def plot_curves(rows: list[dict], path: Path) -> Path:
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    summ = summarize(rows, "test_accuracy")
+    fig, axes = _panels(len(tasks))
+    for ax, task in zip(axes, tasks):
+        trows = [r for r in rows if r["task"] == task]
+        fractions = sorted({float(r["fraction"]) for r in trows})
+        for (t, model, method, labels), by_f in summ.items():
+            if t != task:
+                continue
+            fs = sorted(by_f)
+            ys = [100 * by_f[f][0] for f in fs]
+            es = [100 * (by_f[f][1] or 0.0) for f in fs]
+            name = method_label(method, labels) + (f" · {model}" if len(models) > 1 else "")
+            ax.errorbar([100 * f for f in fs], ys, yerr=es, capsize=3, lw=1.6, color=COLORS.get(method),
+                        ls=STYLES[models.index(model) % len(STYLES)], marker=DASHES.get(labels, "o"), ms=4,
+                        label=name)
+        teacher, chance = trows[0].get("teacher_accuracy"), trows[0].get("chance")
+        if teacher is not None:
+            ax.axhline(100 * teacher, color="black", ls="--", lw=1, label=f"teacher {100 * teacher:.1f} %")
+        if chance is not None:
+            ax.axhline(100 * chance, color="gray", ls=":", lw=1, label=f"chance {100 * chance:.0f} %")
+        if any(is_t5_base(m) for m in {r["model"] for r in trows}) and task in PAPER_T5_BASE:
+            methods = {r["method"] for r in trows}
+            for method, value in PAPER_T5_BASE[task].items():
+                if method in methods:
+                    ax.plot([100], [value], marker="*", ms=13, color=COLORS.get(method), mec="black", ls="none",
+                            label=f"paper T5-base {method} {value:.1f}")
+        ax.set_title(task)
+        ax.set_xlabel("training data used (%)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_xticks([100 * f for f in fractions])
+        ax.set_xticklabels([f"{100 * f:g}" for f in fractions])
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    seeds = len({r["seed"] for r in rows})
+    fig.suptitle(f"test accuracy vs training fraction (mean ± s.e. over {seeds} seed(s))", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_model_size(rows: list[dict], path: Path) -> Path | None:
+    """Accuracy against parameter count at each task's largest fraction; None without >= 2 sized students."""
+    sized = [r for r in rows if r.get("params")]
+    if len({r["model"] for r in sized}) < 2:
+        return None
+    tasks = list(dict.fromkeys(r["task"] for r in sized))
+    fig, axes = _panels(len(tasks))
+    for ax, task in zip(axes, tasks):
+        trows = [r for r in sized if r["task"] == task]
+        top = max(float(r["fraction"]) for r in trows)
+        trows = [r for r in trows if float(r["fraction"]) == top]
+        params = {r["model"]: r["params"] for r in trows}
+        summ = summarize(trows, "test_accuracy")
+        lines: dict = {}
+        for (_, model, method, labels), by_f in summ.items():
+            mean, se, _ = by_f[top]
+            lines.setdefault((method, labels), []).append((params[model], 100 * mean, 100 * (se or 0.0)))
+        for (method, labels), pts in lines.items():
+            pts.sort()
+            ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], capsize=3,
+                        color=COLORS.get(method), marker=DASHES.get(labels, "o"), label=method_label(method, labels))
+        teacher = trows[0].get("teacher_accuracy")
+        if teacher is not None:
+            ax.axhline(100 * teacher, color="black", ls="--", lw=1, label=f"teacher {100 * teacher:.1f} %")
+        ax.set_xscale("log")
+        ax.set_title(f"{task} ({100 * top:g} % of train)")
+        ax.set_xlabel("student parameters")
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
+    tmp = Path(path).with_name(f".{Path(path).name}.{os.getpid()}.tmp")
+    fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    os.replace(tmp, path)  # a reader never sees half a PNG
+    return Path(path)
+
+
+def plot_sweep(rows: list[dict], out_dir) -> list[Path]:
+    """All figures of a sweep into out_dir; returns the files written."""
+    out_dir = Path(out_dir)
+    written = [plot_curves(rows, out_dir / "curves.png")]
+    size = plot_model_size(rows, out_dir / "model_size.png")
+    return written + ([size] if size else [])

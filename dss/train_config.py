@@ -1,0 +1,100 @@
+"""TrainConfig: every knob of `dss train`, with its default, help text and range in one place.
+
+Load it from flags, a YAML file (`--config F.yaml`) and `key=value` overrides through `dss.config.load_config`;
+unknown keys are errors. The resolved config is saved as `config.json` in the run folder.
+
+Batch arithmetic: `batch_size` is the GLOBAL number of training examples per optimizer step. It is split over
+`grad_accum` micro-batches and then over the processes: each process forwards
+`batch_size / (num_processes * grad_accum)` examples per micro-batch (for `dss` every example gives two rows,
+its label row and its rationale row). The loss is normalised by the step's global token counts, so the
+gradient is the same however the batch is split.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+from dss.config import ConfigError, check, field_
+
+METHODS = ("standard", "distill", "dss", "single")
+
+
+@dataclass
+class TrainConfig:
+    # data
+    task: str = field_("demo", "task name (see `dss tasks`), or custom with task_options.train_file")
+    task_options: dict = field_({}, "task constructor options, e.g. {train_file: my.jsonl} for custom")
+    data_dir: str | None = field_(None, "release-layout data folder (default $DSS_DATA_DIR, then ./data)")
+    method: str = field_("dss", "standard: x->gold label; distill: x->teacher label; dss: [label] x->y and "
+                         "[rationale] x->r; single: x->'r So the answer is y'", choices=METHODS)
+    labels: str = field_("gold", "label source for dss/single: gold labels or the teacher's (distill: always "
+                         "teacher; standard: always gold)", choices=("gold", "teacher"))
+    alpha: float = field_(0.5, "dss: loss = alpha * label_loss + (1 - alpha) * rationale_loss", min=0.0, max=1.0)
+    label_prefix: str = field_("[label] ", "dss: input prefix of the label task (reference code: 'predict: ')")
+    rationale_prefix: str = field_("[rationale] ", "dss: input prefix of the rationale task ('explain: ')")
+    rationales: str | None = field_(None, "JSONL written by `dss extract`: its labels/rationales replace the "
+                                    "task's released teacher outputs, matched by example id")
+    train_fraction: float = field_(1.0, "fraction of the training set, a nested subset fixed by seed "
+                                   "(taken before distill drops unparsed teacher labels)", min=1e-9, max=1.0)
+    max_eval_examples: int | None = field_(None, "cap on valid/test examples (quick runs; None = all)", min=1)
+    # student
+    model: str = field_("tiny", "'tiny' (small T5 from scratch, tokenizer trained on the run's text) or a "
+                        "Hugging Face seq2seq checkpoint: hub id or local path")
+    d_model: int = field_(128, "tiny: hidden size", min=8)
+    layers: int = field_(2, "tiny: encoder and decoder layers", min=1)
+    heads: int = field_(4, "tiny: attention heads (d_model must divide by it)", min=1)
+    d_ff: int = field_(512, "tiny: feed-forward size", min=8)
+    vocab_size: int = field_(2000, "tiny: sentencepiece vocabulary size (an upper bound on small corpora)",
+                             min=64)
+    dropout: float = field_(0.1, "tiny: dropout rate", min=0.0, max=1.0)
+    # optimisation
+    seed: int = field_(0, "seed for the subset, initialisation, dropout and batch order")
+    max_steps: int = field_(1000, "optimizer steps", min=1)
+    batch_size: int = field_(32, "GLOBAL examples per optimizer step (split over grad_accum, then processes)",
+                             min=1)
+    grad_accum: int = field_(1, "micro-batches per optimizer step", min=1)
+    lr: float | None = field_(None, "peak learning rate (default: 1e-3 for tiny, 5e-5 for a pretrained "
+                              "checkpoint as in the paper)", min=0.0)
+    warmup_steps: int | None = field_(None, "linear warm-up steps (default: warmup_ratio * max_steps)", min=0)
+    warmup_ratio: float = field_(0.05, "warm-up as a fraction of max_steps when warmup_steps is unset",
+                                 min=0.0, max=1.0)
+    weight_decay: float = field_(0.0, "AdamW weight decay", min=0.0)
+    max_grad_norm: float = field_(1.0, "gradient clipping norm (0 = off)", min=0.0)
+    max_input_length: int = field_(512, "input tokens kept (longer inputs are truncated)", min=4)
+    max_target_length: int = field_(256, "target tokens kept (rationales are long)", min=2)
+    group_by_length: bool = field_(True, "batch examples of similar length together (less padding)")
+    mixed_precision: str = field_("no", "no | bf16 | fp16 (fp16 overflows in T5; prefer bf16)",
+                                  choices=("no", "bf16", "fp16"))
+    # evaluation, logging, checkpoints
+    eval_steps: int = field_(200, "evaluate on valid (label-only greedy decoding) and checkpoint every N steps",
+                             min=1)
+    eval_batch_size: int = field_(64, "examples per generation batch", min=1)
+    eval_max_new_tokens: int = field_(32, "generated tokens for a label (single: max_target_length)", min=1)
+    log_steps: int = field_(10, "log loss/lr to metrics.jsonl and TensorBoard every N steps", min=1)
+    tensorboard: bool = field_(True, "TensorBoard logs through Accelerate's trackers in <output_dir>/tb")
+    output_dir: str = field_("runs/demo", "the run folder")
+    resume: bool = field_(False, "continue from the latest checkpoint in output_dir/checkpoints")
+    overwrite: bool = field_(False, "allow training into an output_dir that already holds results")
+
+    def __post_init__(self):
+        check(self)
+        if self.lr is None:
+            self.lr = 1e-3 if self.model == "tiny" else 5e-5
+        if self.warmup_steps is None:
+            self.warmup_steps = int(self.warmup_ratio * self.max_steps)
+        if self.model == "tiny" and self.d_model % self.heads:
+            raise ConfigError(f"d_model ({self.d_model}) must be divisible by heads ({self.heads})")
+        if self.batch_size % self.grad_accum:
+            raise ConfigError(f"batch_size ({self.batch_size}) must be divisible by grad_accum ({self.grad_accum})")
+        if not self.label_prefix.strip() or not self.rationale_prefix.strip():
+            raise ConfigError("label_prefix and rationale_prefix must not be empty")
+        if self.label_prefix.strip() == self.rationale_prefix.strip():
+            raise ConfigError("label_prefix and rationale_prefix must differ")
+        if self.mixed_precision == "fp16":
+            warnings.warn("fp16 overflows in T5 (NaN losses are common); prefer mixed_precision=bf16",
+                          stacklevel=2)
+
+    @property
+    def label_source(self) -> str:
+        """Where the label target comes from, after the method's own rule."""
+        return {"standard": "gold", "distill": "teacher"}.get(self.method, self.labels)

@@ -1,0 +1,99 @@
+"""Custom datasets: JSONL, CSV and saved HF folders; bad rows name file, line and field."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from dss.tasks import get_task
+from dss.tasks.base import DataError
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return path
+
+
+def rows(n):
+    return [{"input": f"question {i}", "label": "yes" if i % 2 else "no", "rationale": f"because {i}"}
+            for i in range(n)]
+
+
+def test_jsonl_with_deterministic_splits(tmp_path):
+    f = write_jsonl(tmp_path / "my.jsonl", rows(50))
+    task = get_task("custom", train_file=str(f))
+    splits = {s: task.load(s) for s in ("train", "valid", "test")}
+    assert [len(v) for v in splits.values()] == [40, 5, 5]
+    ids = [e.id for v in splits.values() for e in v]
+    assert len(set(ids)) == 50  # a partition: nothing dropped, nothing twice
+    assert [e.id for e in get_task("custom", train_file=str(f)).load("test")] == [e.id for e in splits["test"]]
+    ex = splits["train"][0]
+    assert ex.llm_rationale.startswith("because") and ex.llm_label == ex.label
+
+
+def test_explicit_valid_and_test_files_and_columns(tmp_path):
+    tr = write_jsonl(tmp_path / "tr.jsonl", [{"q": "a b", "y": 1, "id": "x1"}, {"q": "c", "y": 2, "id": "x2"}])
+    te = write_jsonl(tmp_path / "te.jsonl", [{"q": "d", "y": 3}])
+    task = get_task("custom", train_file=str(tr), valid_file=str(te), test_file=str(te),
+                    input_column="q", label_column="y")
+    train = task.load("train")
+    assert [(e.id, e.input, e.label, e.llm_rationale) for e in train] == [("x1", "a b", "1", None), ("x2", "c", "2", None)]
+    assert task.load("test")[0].id == "te-1"
+
+
+def test_csv(tmp_path):
+    f = tmp_path / "d.csv"
+    f.write_text('input,label,rationale\n"hello, world",pos,it greets\nbye,neg,\n')
+    exs = get_task("custom", train_file=str(f), test_file=str(f), valid_file=str(f)).load("train")
+    assert [(e.input, e.label, e.llm_rationale) for e in exs] == [("hello, world", "pos", "it greets"),
+                                                                  ("bye", "neg", None)]
+
+
+def test_csv_bad_row_names_line(tmp_path):
+    f = tmp_path / "d.csv"
+    f.write_text("input,label\nfine,pos\n,neg\n")
+    with pytest.raises(DataError, match=r"d\.csv:3: field 'input'"):
+        get_task("custom", train_file=str(f)).load("train")
+
+
+@pytest.mark.parametrize("bad,pattern", [
+    ({"label": "yes"}, "field 'input' is missing"),
+    ({"input": "", "label": "yes"}, "field 'input' is missing or empty"),
+    ({"input": "q", "label": ["yes"]}, "field 'label' must be text"),
+    ({"input": "q", "label": "y", "rationale": {"a": 1}}, "field 'rationale' must be text"),
+    ('{"input": "q", "label": ', "not valid JSON"),
+    ("[1, 2]", "expected a JSON object"),
+])
+def test_bad_line_3_names_file_line_and_field(tmp_path, bad, pattern):
+    data = rows(5)
+    data[2] = bad
+    f = write_jsonl(tmp_path / "bad.jsonl", data)
+    with pytest.raises(DataError, match=rf"bad\.jsonl:3: .*{pattern}"):
+        get_task("custom", train_file=str(f)).load("train")
+
+
+def test_unreadable_file_and_duplicate_ids(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        get_task("custom", train_file=str(tmp_path / "missing.jsonl")).load("train")
+    f = write_jsonl(tmp_path / "dup.jsonl", [{"id": "a", "input": "x", "label": "y"}] * 2)
+    with pytest.raises(DataError, match=r"dup\.jsonl:2: field 'id': duplicate id 'a'"):
+        get_task("custom", train_file=str(f)).load("train")
+
+
+def test_saved_hf_dataset_folder(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    datasets.Dataset.from_list(rows(10)).save_to_disk(str(tmp_path / "hf"))
+    exs = get_task("custom", train_file=str(tmp_path / "hf"), valid_file=str(tmp_path / "hf"),
+                   test_file=str(tmp_path / "hf")).load("train")
+    assert len(exs) == 10 and exs[3].input == "question 3"
+
+
+def test_cli_reports_bad_line_cleanly(tmp_path):
+    data = rows(5)
+    data[2] = {"input": "q"}
+    f = write_jsonl(tmp_path / "bad.jsonl", data)
+    out = subprocess.run([sys.executable, "-m", "dss", "data", "show", "--task", "custom", "--train-file", str(f),
+                          "--split", "train"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert f"{f}:3: field 'label' is missing or empty" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -1,0 +1,130 @@
+"""Task registry, parsers and loaders, on tiny fixtures and (when present) the real release data."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from dss.tasks import get_task, task_names
+from dss.tasks.base import DataError, carve_split
+
+PAPER_TEACHER = {"anli1": 65.6, "esnli": 73.0, "cqa": 77.2}
+
+
+def test_registry_has_the_benchmarks():
+    assert {"anli1", "esnli", "cqa", "svamp", "custom", "demo"} <= set(task_names())
+    with pytest.raises(DataError, match="unknown task"):
+        get_task("nope")
+
+
+def test_carve_split_matches_paper_sizes_and_is_deterministic():
+    tr, va = carve_split(9741)
+    assert (len(tr), len(va)) == (8766, 975)
+    assert not set(tr) & set(va)
+    assert carve_split(800) == carve_split(800)
+    assert tuple(map(len, carve_split(800))) == (720, 80)
+
+
+@pytest.mark.parametrize("text,label,rationale", [
+    ("The premise says X. So the answer is contradiction.\n\nPremise: A\nHypothesis: B\nAnswer: Y. So the answer is "
+     "entailment.", "contradiction", "The premise says X."),
+    ("Nothing decides it. So the answer is neutral.", "neutral", "Nothing decides it."),
+    ("It rambles without an answer.\n\nPremise: So the answer is entailment.", None, "It rambles without an answer."),
+])
+def test_anli_parser(text, label, rationale):
+    p = get_task("anli1").parse_completion(text)
+    assert (p.label, p.rationale) == (label, rationale)
+
+
+def test_esnli_parser_copes_with_continuation_and_cut_labels():
+    t = get_task("esnli")
+    p = t.parse_completion("A man is a person.\nAnswer: entailment\n\nPremise: x\nHypothesis: y\nReasonings: z")
+    assert (p.label, p.rationale) == ("entailment", "A man is a person.")
+    assert t.parse_completion("Cut here.\nAnswer: contrad").label == "contradiction"
+    assert t.parse_completion("Cut here.\nAnswer: ne").label is None  # too short to be sure
+
+
+def test_cqa_parser_and_svamp_parser():
+    c = get_task("cqa").parse_completion("Bums live near trains. So the answer is (c) train station.\n\nQ: x?")
+    assert (c.label, c.rationale) == ("train station", "Bums live near trains.")
+    s = get_task("svamp").parse_completion("84 / 2 = 42. The answer is (84 / 2).\n\nQ: There are 15 trees.")
+    assert (s.label, s.rationale) == ("(84 / 2)", "84 / 2 = 42.")
+    assert get_task("svamp").parse_completion("No answer here.\n\nQ: more").label is None
+
+
+def test_tiny_cqa_loads_with_carved_valid_and_teacher_outputs(tiny_cqa_dir):
+    task = get_task("cqa")
+    train, valid, test = (task.load(s, tiny_cqa_dir) for s in ("train", "valid", "test"))
+    assert (len(train), len(valid), len(test)) == (36, 4, 10)
+    assert not {e.id for e in train} & {e.id for e in valid}
+    ex = test[3]
+    assert ex.input.splitlines()[1:3] == ["Answer Choices:", "(a) thing3a"]
+    assert ex.llm_label == ex.label == "idea3" and ex.llm_rationale == "Item 3 is found at idea3."
+    assert [e.id for e in task.load("train", tiny_cqa_dir)] == [e.id for e in train]  # stable
+
+
+def test_misaligned_completions_are_an_error(tiny_cqa_dir):
+    f = tiny_cqa_dir / "cqa" / "llm" / "test_CoT_0.json"
+    f.write_text(json.dumps(json.loads(f.read_text())[:-1]))
+    with pytest.raises(DataError, match="aligned by index"):
+        get_task("cqa").load("test", tiny_cqa_dir)
+
+
+def test_bad_release_row_names_file_and_line(tiny_cqa_dir):
+    path = tiny_cqa_dir / "cqa" / "cqa_test.json"
+    lines = path.read_text().splitlines()
+    row = json.loads(lines[2])
+    row["answer"] = "not a choice"
+    lines[2] = json.dumps(row)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"cqa_test\.json:3: .*'answer'"):
+        get_task("cqa").load("test", tiny_cqa_dir)
+
+
+def test_missing_split_offline_says_what_to_put_where(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    (tmp_path / "anli1").mkdir()
+    with pytest.raises(DataError, match=r"anli1/anli1_train\.json.*--data-dir"):
+        get_task("anli1").load("train", tmp_path)
+
+
+# ---- the real release data ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("task,sizes", [
+    ("anli1", {"valid": 1000, "test": 1000}), ("esnli", {"train": 10000, "valid": 9842, "test": 9824}),
+    ("cqa", {"train": 8766, "valid": 975, "test": 1221}), ("svamp", {"train": 720, "valid": 80, "test": 200}),
+])
+def test_release_row_counts(shared_data, task, sizes):
+    t = get_task(task)
+    for split, n in sizes.items():
+        examples = t.load(split, shared_data)
+        assert len(examples) == n
+        assert len({e.id for e in examples}) == n  # ids are unique
+
+
+@pytest.mark.parametrize("task", sorted(PAPER_TEACHER))
+def test_teacher_accuracy_reproduced(shared_data, task):
+    t = get_task(task)
+    test = t.load("test", shared_data)
+    acc = 100 * t.accuracy([e.llm_label for e in test], [e.label for e in test])
+    assert abs(acc - PAPER_TEACHER[task]) <= 0.3, acc
+
+
+def test_svamp_teacher_accuracy_reading_whole_answers(shared_data):
+    # the release README's 74.0 % counts '(12 - 2) - 7' (written outside the '(<expr>)' format) as wrong;
+    # read whole, 7 such answers are right, so the teacher scores 155/200
+    t = get_task("svamp")
+    test = t.load("test", shared_data)
+    assert sum(t.is_correct(e.llm_label, e.label) for e in test) == 155
+    assert sum(e.llm_label is None for e in test) == 2
+
+
+def test_data_stats_json_on_release(shared_data):
+    out = subprocess.run([sys.executable, "-m", "dss", "data", "stats", "--task", "cqa", "--data-dir",
+                          str(shared_data), "--json"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    stats = json.loads(out.stdout)
+    assert stats["task"] == "cqa"
+    assert {k: v["rows"] for k, v in stats["splits"].items()} == {"train": 8766, "valid": 975, "test": 1221}
+    assert stats["splits"]["test"]["teacher_accuracy"] == pytest.approx(0.772, abs=0.003)
