@@ -6,12 +6,21 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 DSS := $(BIN)/dss
 
-.PHONY: install test demo help
+.PHONY: install test demo help bench-cqa bench-svamp bench-esnli bench-anli1 bench-paper train extract study plot
 
 help:
 	@echo "make install   create $(VENV) and install dss with its dev extra"
 	@echo "make test      run the test suite"
 	@echo "make demo      the embedded data-efficiency study (standard vs DSS, 2 CPU cores, <= 10 min)"
+	@echo "make bench-cqa | bench-svamp | bench-esnli | bench-anli1"
+	@echo "               offline studies on the released PaLM rationales in DSS_DATA_DIR ($(DSS_DATA_DIR)), tiny students"
+	@echo "make bench-paper  the paper's setup: T5 v1.1 base, 4 tasks, 4 seeds, both label sources (GPUs + hub)"
+	@echo "make train DATA=my.jsonl [VALID=v.jsonl] [TEST=t.jsonl] [METHOD=dss]   one student on your data"
+	@echo "make extract TASK=custom DATA=my.jsonl TEACHER=gemini:...              teacher rationales for your data"
+	@echo "make study DATA=my.jsonl [TEACHER=..]   a data-efficiency study on your data, end to end"
+	@echo "make plot SWEEP=runs/demo               redraw a sweep's figures from its results.csv"
+	@echo "Sweep variables: SEEDS=0,1 FRACTIONS=0.25,1 METHODS=standard,dss LABELS=gold,teacher MODELS=tiny"
+	@echo "  STEPS=400 SHARD=0/2 JOBS=2 LAUNCHER=accelerate ARGS='train.lr=3e-4 ...'"
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -26,3 +35,51 @@ install: $(VENV)/.installed
 
 test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# ----------------------------------------------------------------------------------------------- studies
+# Each target runs one `dss` command; make echoes it, expanded, as it starts. Unset variables add nothing,
+# so the YAML config under configs/ holds the defaults and these only override.
+DSS_DATA_DIR ?= ../shared/dss-data
+PAPER_DATA_DIR ?= data
+SWEEP_FLAGS = $(strip $(if $(SEEDS),--seeds $(SEEDS)) $(if $(FRACTIONS),--fractions $(FRACTIONS)) \
+  $(if $(METHODS),--methods $(METHODS)) $(if $(LABELS),--labels $(LABELS)) $(if $(MODELS),--models '$(MODELS)') \
+  $(if $(SHARD),--shard $(SHARD)) $(if $(JOBS),--jobs $(JOBS)) $(if $(LAUNCHER),--launcher $(LAUNCHER)) $(if $(NAME),--name $(NAME)) \
+  $(if $(STEPS),train.max_steps=$(STEPS)) $(ARGS))
+
+demo: $(VENV)/.installed
+	$(DSS) bench --config configs/demo.yaml $(SWEEP_FLAGS)
+
+bench-cqa bench-svamp bench-esnli bench-anli1: $(VENV)/.installed
+	$(DSS) bench --config configs/$@.yaml --data-dir $(DSS_DATA_DIR) $(SWEEP_FLAGS)
+
+# needs the full release (`dss data download` fills ./data; e-SNLI's 549k train rows with rationales) and the hub
+bench-paper: $(VENV)/.installed
+	$(DSS) bench --config configs/bench-paper.yaml --data-dir $(PAPER_DATA_DIR) $(SWEEP_FLAGS)
+
+# ------------------------------------------------------------------------------------------ your own data
+METHOD ?= dss
+MODEL ?= tiny
+TASK ?= custom
+RATIONALES ?=
+CUSTOM_FILES = $(strip $(if $(DATA),--train-file $(DATA)) $(if $(VALID),--valid-file $(VALID)) $(if $(TEST),--test-file $(TEST)))
+
+TRAIN_VALUES = $(strip method=$(METHOD) model=$(MODEL) output_dir=$(or $(OUT),runs/train-$(basename $(notdir $(DATA)))-$(METHOD)) \
+  $(if $(RATIONALES),rationales=$(RATIONALES)) $(ARGS))
+train: $(VENV)/.installed
+	$(if $(DATA),,$(error make train: set DATA=my.jsonl (rows with input, label and optionally rationale)))
+	$(DSS) train --task custom $(CUSTOM_FILES) $(TRAIN_VALUES)
+
+extract: $(VENV)/.installed
+	$(if $(TEACHER),,$(error make extract: set TEACHER=..., e.g. TEACHER=gemini:gemini-2.5-flash))
+	$(DSS) extract --task $(TASK) --teacher $(TEACHER) $(CUSTOM_FILES) $(if $(BASE_URL),--base-url $(BASE_URL)) $(if $(RATIONALES),--out $(RATIONALES)) $(ARGS)
+
+# with TEACHER set, rationales are extracted first (into RATIONALES) and every cell trains on them
+STUDY_RATIONALES = $(or $(RATIONALES),runs/study-rationales.jsonl)
+STUDY_FLAGS = $(strip $(if $(or $(TEACHER),$(RATIONALES)),train.rationales=$(STUDY_RATIONALES)) $(SWEEP_FLAGS))
+study: $(VENV)/.installed
+	$(if $(DATA),,$(error make study: set DATA=my.jsonl))
+	$(if $(TEACHER),$(DSS) extract --task custom --teacher $(TEACHER) $(CUSTOM_FILES) --out $(STUDY_RATIONALES) $(if $(BASE_URL),--base-url $(BASE_URL)))
+	$(DSS) bench --config configs/study.yaml --tasks custom $(CUSTOM_FILES) $(STUDY_FLAGS)
+
+plot: $(VENV)/.installed
+	$(DSS) plot $(or $(SWEEP),runs/demo)

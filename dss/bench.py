@@ -24,9 +24,9 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import yaml
 
@@ -40,9 +40,9 @@ GRID_KEYS = ("task", "method", "labels", "model", "train_fraction", "seed", "out
              "task_options")
 REQUIRED_RESULTS = ("valid_accuracy", "test_accuracy")
 
-CSV_COLUMNS = ["task", "method", "labels", "model", "fraction", "seed", "train_examples", "valid_accuracy",
-               "test_accuracy", "best_step", "params", "examples_per_second", "seconds", "chance",
-               "teacher_accuracy", "run_dir"]
+CSV_COLUMNS = ["task", "method", "labels", "model", "fraction", "seed", "train_examples", "test_examples",
+               "valid_accuracy", "test_accuracy", "best_step", "params", "examples_per_second", "seconds",
+               "cpu_seconds", "chance", "teacher_accuracy", "run_dir"]
 
 # Table 1/2 of the paper: T5-base (220M) on 100 % of the training data, accuracy in % (paper-reference.md).
 # Marked on the curves where the student is T5-base; `distill` has no figure in the reference.
@@ -76,6 +76,8 @@ class BenchConfig:
                            "under `accelerate launch`", choices=LAUNCHERS)
     launch_args: list[str] = field_([], "extra `accelerate launch` arguments, e.g. --num_processes,8")
     shard: str = field_("0/1", "i/n: run only the i-th of n disjoint shards of the grid (0 <= i < n)")
+    jobs: int = field_(1, "cells trained at once (worker processes sharing the cores; CPU sweeps: 2 on 2 cores "
+                       "beats one 2-thread process for tiny students)", min=1)
     keep_going: bool = field_(False, "after a failed cell, go on with the others (exit status 1 at the end)")
 
     def __post_init__(self):
@@ -207,9 +209,10 @@ def atomic_write(path: Path, text: str) -> None:
 
 def count_params(run_dir: Path, results: dict) -> int | None:
     """Parameter count from results.json, else from the saved model's safetensors headers (no torch needed)."""
-    for k in ("params", "parameters", "num_parameters", "n_params"):
-        if isinstance(results.get(k), int):
-            return results[k]
+    for where in (results, results.get("data") or {}):  # the trainer keeps it in results["data"]["parameters"]
+        for k in ("params", "parameters", "num_parameters", "n_params"):
+            if isinstance(where.get(k), int):
+                return where[k]
     files = sorted((Path(run_dir) / "model").glob("*.safetensors"))
     if not files:
         return None
@@ -229,6 +232,8 @@ TrainFn = Callable[[object], dict]
 def run_cell(cfg: BenchConfig, cell: Cell, out_dir: Path, tcfg, train_fn: TrainFn | None = None) -> dict:
     """Train one cell (its TrainConfig `tcfg`) and return its results; the cell's results.json is the record."""
     run_dir = cell.run_dir(out_dir)
+    if (run_dir / "results.json").exists():  # unreadable or incomplete (cf. read_results): not a result
+        (run_dir / "results.json").unlink()
     if _has_checkpoints(run_dir) and "resume" in {f.name for f in dataclasses.fields(tcfg)}:
         tcfg.resume = True  # a killed cell continues from its last checkpoint
     if cfg.launcher == "inprocess":
@@ -264,13 +269,17 @@ def _has_checkpoints(run_dir: Path) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ task facts
-def task_facts(task_name: str, data_dir=None, task_options=None) -> dict:
-    """Chance level and the teacher's test accuracy (its parsed labels against gold; unparsed = wrong)."""
+def task_facts(task_name: str, data_dir=None, task_options=None, n_test: int | None = None) -> dict:
+    """Chance level and the teacher's test accuracy (its parsed labels against gold; unparsed = wrong), on the
+    first n_test test examples: the ones the students were scored on when evaluation was capped."""
     from dss.tasks import get_task
     task = get_task(task_name, **(task_options or {}) if task_name == "custom" else {})
     teacher = None
+    if task_name == "custom" and not (task_options or {}).get("teacher_label_column"):
+        # a custom file's rationales stand in for teacher answers that equal the gold label: no teacher figure
+        return {"chance": task.chance(), "teacher_accuracy": None}
     try:
-        test = task.load("test", data_dir)
+        test = task.load("test", data_dir)[:n_test]
         if test and any(ex.llm_label is not None for ex in test):
             teacher = task.accuracy([ex.llm_label for ex in test], [ex.label for ex in test])
     except Exception as e:  # the table just omits the teacher; the cells will report data problems
@@ -318,31 +327,72 @@ def run_sweep(cfg: BenchConfig, train_fn: TrainFn | None = None, argv: list[str]
     if todo and train_fn is None:
         preflight(cfg)
     trained, failed = [], []
-    for k, cell in enumerate(todo, 1):
-        log(f"dss bench: [{k}/{len(todo)}] {cell.key}")
-        t0 = time.time()
-        try:
-            res = run_cell(cfg, cell, out_dir, configs[cell], train_fn)
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except Exception as e:
+    for k, (cell, outcome) in enumerate(_run_cells(cfg, todo, out_dir, configs, train_fn, log), 1):
+        if isinstance(outcome, BaseException):
             if not cfg.keep_going:
-                raise
-            log(f"dss bench: cell {cell.key} failed: {type(e).__name__}: {e}")
-            failed.append((cell, f"{type(e).__name__}: {e}"))
+                raise outcome
+            log(f"dss bench: cell {cell.key} failed: {type(outcome).__name__}: {outcome}")
+            failed.append((cell, f"{type(outcome).__name__}: {outcome}"))
             continue
-        _note_seconds(cell.run_dir(out_dir), time.time() - t0)
+        res, timing = outcome
+        # wall and CPU time per cell, for budgeting sweeps; beside results.json, which the trainer owns
+        atomic_write(cell.run_dir(out_dir) / "bench_cell.json", json.dumps(timing))
         trained.append(cell)
-        log(f"dss bench: {cell.key}: valid {_pct(res['valid_accuracy'])}  test {_pct(res['test_accuracy'])}  "
-            f"({time.time() - t0:.0f} s)")
+        log(f"dss bench: [{k}/{len(todo)}] {cell.key}: valid {_pct(res['valid_accuracy'])}  "
+            f"test {_pct(res['test_accuracy'])}  ({timing['seconds']:.0f} s, {timing['cpu_seconds']:.0f} CPU s)")
     rows = collect(cfg, cells, out_dir)
     write_report(out_dir, rows, title=cfg.name or out_dir.name, plot=plot)
     return {"trained": trained, "skipped": skipped, "failed": failed, "rows": rows, "out_dir": out_dir}
 
 
-def _note_seconds(run_dir: Path, seconds: float) -> None:
-    # wall time per cell, for budgeting sweeps; separate from results.json, which the trainer owns
-    atomic_write(Path(run_dir) / "bench_cell.json", json.dumps({"seconds": round(seconds, 1)}))
+def _cpu_seconds() -> float:
+    import resource
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _timed_cell(cfg, cell, out_dir, tcfg, train_fn):
+    """(results, {"seconds": wall, "cpu_seconds": cpu}) or the exception; CPU time budgets a sweep even on a
+    busy machine, where wall time says little."""
+    t0, c0 = time.time(), _cpu_seconds()
+    try:
+        res = run_cell(cfg, cell, out_dir, tcfg, train_fn)
+    except Exception as e:  # reported by the caller, which decides whether to go on
+        return e
+    return res, {"seconds": round(time.time() - t0, 1), "cpu_seconds": round(_cpu_seconds() - c0, 1)}
+
+
+def _worker_init(threads: int) -> None:
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # for subprocess launchers
+    os.environ.setdefault("TQDM_DISABLE", "1")   # parallel progress bars garble each other; cells log when done
+    try:
+        import torch
+        torch.set_num_threads(threads)
+    except ImportError:
+        pass
+
+
+def _run_cells(cfg, todo, out_dir, configs, train_fn, log):
+    """Yield (cell, (results, seconds) or the exception) as cells finish, `cfg.jobs` at a time."""
+    if cfg.jobs == 1 or len(todo) <= 1:
+        for k, cell in enumerate(todo, 1):
+            log(f"dss bench: [{k}/{len(todo)}] training {cell.key}")
+            yield cell, _timed_cell(cfg, cell, out_dir, configs[cell], train_fn)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    threads = max(1, (os.cpu_count() or 1) // cfg.jobs)
+    log(f"dss bench: {cfg.jobs} cells at a time, {threads} torch thread(s) each")
+    # fork: workers inherit the imported modules (and a test's fake trainer) without pickling them
+    with ProcessPoolExecutor(cfg.jobs, mp_context=multiprocessing.get_context("fork"),
+                             initializer=_worker_init, initargs=(threads,)) as pool:
+        futures = {pool.submit(_timed_cell, cfg, c, out_dir, configs[c], train_fn): c for c in todo}
+        try:
+            for fut in as_completed(futures):
+                yield futures[fut], fut.result()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
 
 def collect(cfg: BenchConfig, cells: list[Cell], out_dir: Path) -> list[dict]:
@@ -354,18 +404,20 @@ def collect(cfg: BenchConfig, cells: list[Cell], out_dir: Path) -> list[dict]:
         res = read_results(run_dir)
         if res is None:
             continue
-        if cell.task not in facts:
-            facts[cell.task] = task_facts(cell.task, cfg.data_dir, cfg.task_options)
+        n_test = res.get("test_examples")
+        if (cell.task, n_test) not in facts:
+            facts[cell.task, n_test] = task_facts(cell.task, cfg.data_dir, cfg.task_options, n_test)
         try:
-            seconds = json.loads((run_dir / "bench_cell.json").read_text())["seconds"]
-        except (OSError, ValueError, KeyError):
-            seconds = None
+            timing = json.loads((run_dir / "bench_cell.json").read_text())
+        except (OSError, ValueError):
+            timing = {}
         rows.append({"task": cell.task, "method": cell.method, "labels": cell.labels, "model": cell.model,
                      "fraction": cell.fraction, "seed": cell.seed, "train_examples": res.get("train_examples"),
                      "valid_accuracy": res["valid_accuracy"], "test_accuracy": res["test_accuracy"],
                      "best_step": res.get("best_step"), "params": count_params(run_dir, res),
-                     "examples_per_second": res.get("examples_per_second"), "seconds": seconds,
-                     **facts[cell.task], "run_dir": str(run_dir)})
+                     "examples_per_second": res.get("examples_per_second"), "seconds": timing.get("seconds"),
+                     "cpu_seconds": timing.get("cpu_seconds"),
+                     "test_examples": n_test, **facts[cell.task, n_test], "run_dir": str(run_dir)})
     return rows
 
 
@@ -379,9 +431,9 @@ def rows_to_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-_INT_COLS = ("seed", "train_examples", "best_step", "params")
-_FLOAT_COLS = ("fraction", "valid_accuracy", "test_accuracy", "examples_per_second", "seconds", "chance",
-               "teacher_accuracy")
+_INT_COLS = ("seed", "train_examples", "test_examples", "best_step", "params")
+_FLOAT_COLS = ("fraction", "valid_accuracy", "test_accuracy", "examples_per_second", "seconds", "cpu_seconds",
+               "chance", "teacher_accuracy")
 
 
 def read_csv(path) -> list[dict]:
@@ -436,13 +488,16 @@ def markdown(rows: list[dict], title: str = "") -> str:
     if not rows:
         return "\n".join(lines + ["No finished cells yet.", ""])
     seeds = len({r["seed"] for r in rows})
-    lines += [f"Accuracy in %, mean ± standard error over {seeds} seed(s) (`n=` where fewer seeds finished). "
-              "Model selection on validation; test accuracy of the best validation checkpoint.", ""]
+    lines += [(f"Accuracy in %, mean ± standard error over {seeds} seed(s) (`n=` where fewer seeds finished). "
+               "Model selection on validation; test accuracy of the best validation checkpoint."), ""]
     for task in dict.fromkeys(r["task"] for r in rows):
         trows = [r for r in rows if r["task"] == task]
         chance, teacher = trows[0].get("chance"), trows[0].get("teacher_accuracy")
         facts = [f"chance {_pct(chance)}" if chance is not None else "chance: open label space (no closed set)",
                  f"teacher (LLM) test accuracy {_pct(teacher)}" if teacher is not None else "teacher: none"]
+        n_test = trows[0].get("test_examples")
+        if n_test:
+            facts.append(f"{n_test} test examples")
         paper = PAPER_T5_BASE.get(task)
         if paper:
             facts.append("paper T5-base at 100 %: " + ", ".join(f"{m} {v:.2f}" for m, v in paper.items()))
@@ -464,6 +519,11 @@ def markdown(rows: list[dict], title: str = "") -> str:
                     lines.append(f"| {method_label(method, labels)} | " + " | ".join(cells) + " |")
                 lines.append("")
     lines.append("Column headers: fraction of the training split (training examples).")
+    wall = [r["seconds"] for r in rows if r.get("seconds") is not None]
+    cpu = [r["cpu_seconds"] for r in rows if r.get("cpu_seconds") is not None]
+    if wall:
+        lines.append(f"Training time: {len(wall)} cells, {sum(wall) / 60:.1f} min of cell wall time, "
+                     f"{sum(cpu) / 60:.1f} CPU min.")
     return "\n".join(lines) + "\n"
 
 

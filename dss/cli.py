@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import signal
+import os
 import sys
 
 from dss.config import ConfigError
@@ -34,14 +34,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    if hasattr(signal, "SIGPIPE"):  # `dss tasks | head` ends quietly instead of with a traceback
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except (DataError, ConfigError) as e:
         print(f"dss {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # `dss tasks | head`: the reader left; end quietly (SIGPIPE stays ignored so that sockets to a
+        # teacher that closed never kill the process)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print(f"dss {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -44,13 +44,14 @@ def load_tokenizer(path):
 
 
 def tiny_model(cfg, tokenizer):
-    """A T5 v1.1-style model (gated-GELU, untied head) sized by cfg; initialised from the global torch seed."""
+    """A T5 with gated-GELU feed-forward (v1.1) and tied, scaled embeddings (transformers 5 always ties T5
+    weights; untied without the output scaling starts from huge logits). Initialised from the global seed."""
     from transformers import T5Config, T5ForConditionalGeneration
 
     config = T5Config(
         vocab_size=len(tokenizer), d_model=cfg.d_model, d_kv=cfg.d_model // cfg.heads, d_ff=cfg.d_ff,
         num_layers=cfg.layers, num_decoder_layers=cfg.layers, num_heads=cfg.heads,
-        dropout_rate=cfg.dropout, feed_forward_proj="gated-gelu", tie_word_embeddings=False,
+        dropout_rate=cfg.dropout, feed_forward_proj="gated-gelu",
         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
         decoder_start_token_id=tokenizer.pad_token_id)
     return T5ForConditionalGeneration(config)

@@ -92,7 +92,7 @@ class TrainConfig:
             raise ConfigError("label_prefix and rationale_prefix must differ")
         if self.mixed_precision == "fp16":
             warnings.warn("fp16 overflows in T5 (NaN losses are common); prefer mixed_precision=bf16",
-                          stacklevel=2)
+                          stacklevel=3)
 
     @property
     def label_source(self) -> str:

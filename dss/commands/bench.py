@@ -8,6 +8,7 @@ sweep continues it. Output: runs/<name>/{results.csv, results.md, curves.png, <c
 """
 from __future__ import annotations
 
+import argparse
 import sys
 
 from dss.commands.common import CUSTOM_OPTIONS
@@ -16,12 +17,13 @@ from dss.config import parse_overrides
 # flag -> BenchConfig field (only flags the user gave become overrides)
 FLAGS = {"name": "name", "output_dir": "output_dir", "tasks": "tasks", "methods": "methods", "labels": "labels",
          "models": "models", "fractions": "fractions", "seeds": "seeds", "data_dir": "data_dir",
-         "shard": "shard", "launcher": "launcher"}
+         "shard": "shard", "launcher": "launcher", "jobs": "jobs"}
 
 
 def register(sub) -> None:
     p = sub.add_parser("bench", help="run a data-fraction / model-size sweep and tabulate and plot it",
-                       description=__doc__, formatter_class=_Formatter)
+                       description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="YAML sweep config (configs/*.yaml); its first line gives its command")
     p.add_argument("--name", help="sweep name: output to runs/<name> (default: the config file's name)")
     p.add_argument("--output-dir", help="sweep folder (default runs/<name>)")
@@ -35,22 +37,18 @@ def register(sub) -> None:
     p.add_argument("--data-dir", help="release-layout data folder (default $DSS_DATA_DIR, then ./data, then hub)")
     p.add_argument("--shard", help="i/n: run the i-th of n disjoint shards (0-based), e.g. one per GPU")
     p.add_argument("--launcher", help="inprocess (default) | subprocess | accelerate (cell under accelerate launch)")
+    p.add_argument("--jobs", help="cells trained at once, in worker processes that split the CPU cores (default 1)")
     p.add_argument("--launch-args", help="extra `accelerate launch` arguments, as one string")
     p.add_argument("--keep-going", action="store_true", help="after a failed cell, go on with the others")
     p.add_argument("--dry-run", action="store_true", help="list this shard's cells and whether they are finished")
     p.add_argument("--report-only", action="store_true",
                    help="train nothing: rewrite results.csv/.md and the figures from the finished cells")
     g = p.add_argument_group("custom task (--tasks custom)")
-    for opt in ("train_file", "valid_file", "test_file", "input_column", "label_column", "rationale_column",
-                "teacher_label_column", "id_column"):
+    for opt in CUSTOM_OPTIONS:
         g.add_argument("--" + opt.replace("_", "-"), help=f"custom task: {opt}")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="BenchConfig values, or train.KEY=VALUE for every cell's dss train config")
     p.set_defaults(func=run)
-
-
-class _Formatter(__import__("argparse").RawDescriptionHelpFormatter):
-    pass
 
 
 def build_config(args):
@@ -60,7 +58,7 @@ def build_config(args):
     for flag, key in FLAGS.items():
         value = getattr(args, flag, None)
         if value is not None:
-            over[key] = value.replace(";", ",") if key != "models" else value
+            over[key] = value
     if args.models is not None:
         # tiny specs contain commas themselves: several students are separated by ';' when any is tiny:...
         over["models"] = args.models.split(";") if ";" in args.models or "tiny:" in args.models \

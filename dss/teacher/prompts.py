@@ -20,6 +20,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import yaml
 
@@ -33,7 +34,7 @@ class Template:
     """A task's instruction, exemplars as (user text, assistant text) pairs, and how an example reads."""
     system: str
     exemplars: tuple[tuple[str, str], ...]
-    render: callable  # Example -> user text
+    render: Callable[[Example], str]  # Example -> user text
 
     def messages(self, example: Example) -> Messages:
         out = [{"role": "system", "content": self.system}]
@@ -273,13 +274,17 @@ def generic_template(exemplars: list[dict]) -> Template:
     return Template(system=system, exemplars=pairs, render=lambda ex: ex.input.strip())
 
 
-def template_for(task_name: str, exemplars_file=None) -> Template:
-    """The built-in prompt of a benchmark, or the generic template with the user's exemplars."""
+def template_for(task_name: str, exemplars_file=None, task_exemplars=None) -> Template:
+    """The built-in prompt of a benchmark, or the generic template with the user's exemplars (a file), or
+    with exemplars the task itself provides (a task class attribute `exemplars`: dicts of input, rationale,
+    label)."""
     if task_name in BUILTIN:
         if exemplars_file:
             raise DataError(f"task {task_name!r} has a built-in prompt (its parser reads that format); "
                             "--exemplars is for custom tasks")
         return BUILTIN[task_name]
+    if not exemplars_file and task_exemplars:
+        return generic_template(list(task_exemplars))
     if not exemplars_file:
         raise DataError(f"task {task_name!r} has no built-in prompt: pass --exemplars FILE.yaml|.jsonl with "
                         "6-10 items of input, rationale and label (answers are written as "

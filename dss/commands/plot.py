@@ -1,0 +1,35 @@
+"""`dss plot runs/<sweep>`: redraw a sweep's figures and results.md from its results.csv (no training)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from dss.tasks.base import DataError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("plot", help="redraw a sweep's curves.png (and model_size.png) from its results.csv",
+                       description=__doc__)
+    p.add_argument("sweep", help="sweep folder holding results.csv (e.g. runs/demo), or the CSV itself")
+    p.add_argument("--no-table", action="store_true", help="do not rewrite results.md")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from dss import bench
+    from dss.plot import plot_sweep
+
+    path = Path(args.sweep)
+    csv_path = path if path.suffix == ".csv" else path / "results.csv"
+    if not csv_path.is_file():
+        raise DataError(f"{csv_path}: no such file; run `dss bench` first (or pass a sweep folder)")
+    rows = bench.read_csv(csv_path)
+    if not rows:
+        raise DataError(f"{csv_path}: no finished cells to plot")
+    out_dir = csv_path.parent
+    written = plot_sweep(rows, out_dir)
+    if not args.no_table:
+        bench.atomic_write(out_dir / "results.md", bench.markdown(rows, out_dir.name))
+        written.append(out_dir / "results.md")
+        print((out_dir / "results.md").read_text())
+    print("dss plot: wrote " + ", ".join(str(w) for w in written))
+    return 0

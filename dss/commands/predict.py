@@ -1,0 +1,73 @@
+"""`dss predict`: labels (and rationales) from a trained student.
+
+    dss predict --model runs/demo/model --input "TEXT" [--rationale]
+    dss predict --model runs/demo/model --file inputs.jsonl [--rationale] [--output preds.jsonl]
+    dss predict --model runs/cqa/model --task cqa --split test --data-dir ../shared/dss-data
+
+--file holds JSON lines with an `input` field (the student's input text, as `dss data show` prints it) and
+optionally `id` and `label`; with labels and a task, accuracy is printed too.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("predict", help="labels (and rationales) from a trained student",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="a run's model folder (runs/NAME/model) or any seq2seq checkpoint")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--input", help="one input text")
+    src.add_argument("--file", help="JSONL with an `input` field per line (optional `id`, `label`)")
+    src.add_argument("--split", choices=("train", "valid", "test"), help="a split of --task")
+    p.add_argument("--task", help="task name: scores labels with its metric (default: the run's task)")
+    p.add_argument("--data-dir", default=None, help="data folder for --split (default $DSS_DATA_DIR)")
+    p.add_argument("--rationale", action="store_true", help="also generate the rationale (dss/single students)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-new-tokens", type=int, default=None, help="default: what training used")
+    p.add_argument("--limit", type=int, default=None, help="predict only the first N inputs")
+    p.add_argument("--output", help="write JSONL here instead of stdout")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from dss.predict import predict, read_inputs, student_info
+    from dss.tasks import get_task
+
+    task_name = args.task or student_info(args.model).get("task")
+    task = get_task(task_name) if task_name and task_name != "custom" else None
+    if args.input is not None:
+        rows = [{"id": "input", "input": args.input}]
+    elif args.file:
+        rows = read_inputs(args.file)
+    else:
+        if task is None:
+            raise SystemExit("dss predict: --split needs --task")
+        rows = [{"id": e.id, "input": e.input, "label": e.label} for e in task.load(args.split, args.data_dir)]
+    rows = rows[:args.limit] if args.limit else rows
+    preds = predict(args.model, [r["input"] for r in rows], rationale=args.rationale,
+                    batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+    if args.input is not None and not args.output:
+        print(preds[0]["prediction"])
+        if args.rationale:
+            print(f"rationale: {preds[0]['rationale']}")
+        return 0
+    lines, scored = [], []
+    for r, p in zip(rows, preds):
+        rec = {"id": r["id"], "input": r["input"], **p}
+        if "label" in r:
+            rec["label"] = r["label"]
+            if task is not None:
+                rec["correct"] = task.is_correct(p["prediction"], str(r["label"]))
+                scored.append(rec["correct"])
+        lines.append(json.dumps(rec) + "\n")
+    if args.output:
+        with open(args.output, "w") as fh:
+            fh.writelines(lines)
+    else:
+        sys.stdout.writelines(lines)
+    if scored:
+        print(f"accuracy: {sum(scored) / len(scored):.4f} ({sum(scored)}/{len(scored)})", file=sys.stderr)
+    return 0

@@ -1,0 +1,49 @@
+"""`dss speed`: examples/s, tokens/s and peak memory of dss's training loop against the reference code's
+(a Seq2SeqTrainer subclass with two forward passes per batch), same model, data and global batch.
+
+    dss speed --task demo --method dss --model tiny --batch-size 32 --steps 20
+    dss speed --task cqa --data-dir ../shared/dss-data train_fraction=0.1 --variants dss,dss-nogroup,dss-2pass,baseline
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+
+
+def register(subparsers) -> None:
+    from dss.commands.common import add_task_args
+    from dss.commands.train import add_config_flags
+    from dss.speed import VARIANTS
+    from dss.train_config import TrainConfig
+
+    p = subparsers.add_parser("speed", help="training throughput: dss vs the reference code's trainer",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=20, help="timed optimizer steps per variant (default 20)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
+    p.add_argument("--repeats", type=int, default=1, help="runs per variant, interleaved; the median is shown")
+    p.add_argument("--variants", default="dss,baseline", help=f"comma-separated, of {', '.join(VARIANTS)}")
+    p.add_argument("--config", help="YAML file of TrainConfig keys")
+    add_task_args(p, required=False)
+    skip = ("task", "data_dir", "task_options", "max_steps", "eval_steps", "resume", "overwrite", "tensorboard")
+    p.set_defaults(config_fields=add_config_flags(p.add_argument_group("model and data"), TrainConfig, skip))
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="TrainConfig overrides")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from dss.commands.train import config_from_args
+    from dss.speed import speed, summarize
+
+    with tempfile.TemporaryDirectory(prefix="dss-speed-") as tmp:
+        if args.output_dir is None:
+            args.output_dir = tmp  # tokenizer and token cache only
+        cfg = config_from_args(args)
+        runs = speed(cfg, [v.strip() for v in args.variants.split(",")], args.steps, args.warmup, args.repeats)
+    print(f"\n{'variant':<12} {'examples/s':>11} {'tokens/s':>10} {'peak MB':>9} {'x baseline':>10}")
+    for s in summarize(runs):
+        ratio = f"{s['x_baseline']:.2f}" if s["x_baseline"] else "-"
+        print(f"{s['variant']:<12} {s['examples_per_second']:>11.1f} {s['tokens_per_second']:>10.0f} "
+              f"{s['peak_memory_mb']:>9.0f} {ratio:>10}")
+    print(f"({cfg.task}, method {cfg.method}, model {cfg.model}, global batch {cfg.batch_size}, "
+          f"{args.steps} timed steps)")
+    return 0

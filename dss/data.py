@@ -1,0 +1,193 @@
+"""Multitask training data: examples -> rows -> token ids (once, cached) -> length-grouped, padded batches.
+
+One training *item* is one example. Under `dss` it holds two rows, `[label] x -> y` and `[rationale] x -> r`,
+kept in the same batch so every batch has both tasks (as in the reference code, where a batch of B examples
+gave B label rows and B rationale rows). The collator stacks all rows of a batch into one forward pass and
+marks each row's task.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SINGLE_SEP = " So the answer is "  # `single`: target = rationale + SINGLE_SEP + label (the teacher's own format)
+LABEL, RATIONALE = 0, 1
+
+
+@dataclass
+class Row:
+    source: str
+    target: str
+    task: int  # LABEL or RATIONALE
+
+
+def nested_subset(examples: list, fraction: float, seed: int) -> list:
+    """The first ceil(fraction * n) examples of a seeded permutation, in their original order.
+
+    Subsets are nested (12.5 % lies inside 25 %) and identical across methods for one seed.
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    n = len(examples)
+    keep = np.random.default_rng(seed).permutation(n)[:math.ceil(fraction * n)]
+    return [examples[i] for i in sorted(keep)]
+
+
+def apply_rationale_file(examples: list, path: str, task) -> dict:
+    """Replace teacher labels/rationales with those of a `dss extract` file (by example id)."""
+    from dss.teacher.store import (
+        apply_rationales,  # lazy: only runs that pass --rationales need it
+    )
+    return dict(apply_rationales(examples, path, metric=task.metric, task=task))
+
+
+def example_rows(ex, cfg) -> list[Row]:
+    """The training rows of one example under cfg.method; [] when the example cannot be used."""
+    label = ex.label if cfg.label_source == "gold" else ex.llm_label
+    if label is None:
+        return []
+    if cfg.method in ("standard", "distill"):
+        return [Row(ex.input, label, LABEL)]
+    if cfg.method == "single":
+        return [Row(ex.input, ex.llm_rationale + SINGLE_SEP + label, LABEL)] if ex.llm_rationale else []
+    rows = [Row(cfg.label_prefix + ex.input, label, LABEL)]
+    if ex.llm_rationale:
+        rows.append(Row(cfg.rationale_prefix + ex.input, ex.llm_rationale, RATIONALE))
+    return rows
+
+
+def training_items(examples: list, cfg) -> tuple[list[list[Row]], dict]:
+    """Rows grouped per example, and counts of what was dropped and why."""
+    items, stats = [], {"examples": len(examples), "dropped_no_label": 0, "dropped_no_rationale": 0,
+                        "missing_rationale": 0}
+    for ex in examples:
+        rows = example_rows(ex, cfg)
+        if not rows:
+            no_label = (ex.label if cfg.label_source == "gold" else ex.llm_label) is None
+            stats["dropped_no_label" if no_label else "dropped_no_rationale"] += 1
+            continue
+        if cfg.method == "dss" and len(rows) == 1:
+            stats["missing_rationale"] += 1  # kept: trains the label task only
+        items.append(rows)
+    stats["train_examples"] = len(items)
+    return items, stats
+
+
+def eval_source(ex, cfg) -> str:
+    """The input for label-only generation."""
+    return cfg.label_prefix + ex.input if cfg.method == "dss" else ex.input
+
+
+def parse_prediction(text: str, cfg) -> str:
+    """The label in a generated text (`single` generates the rationale first, then the label)."""
+    if cfg.method == "single":
+        return text.rsplit(SINGLE_SEP.strip(), 1)[-1].strip().rstrip(".").strip()
+    return text.strip()
+
+
+def tokenize_items(items: list[list[Row]], tokenizer, cfg) -> list[dict]:
+    """Token ids for every row, in one batched tokenizer call per side."""
+    rows = [r for item in items for r in item]
+    src = tokenizer([r.source for r in rows], truncation=True, max_length=cfg.max_input_length)["input_ids"]
+    tgt = tokenizer(text_target=[r.target for r in rows], truncation=True,
+                    max_length=cfg.max_target_length)["input_ids"]
+    out, k = [], 0
+    for item in items:
+        n = len(item)
+        ids, labels = src[k:k + n], tgt[k:k + n]
+        out.append({"input_ids": ids, "labels": labels, "task": [r.task for r in item],
+                    "length": max(map(len, ids)) + max(map(len, labels))})
+        k += n
+    return out
+
+
+def cached_tokenize(items: list[list[Row]], tokenizer, cfg, cache_dir: Path) -> list[dict]:
+    """tokenize_items, stored under a hash of the rows, tokenizer and lengths so reruns and resumes skip it."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    h = hashlib.sha256(backend.to_str().encode() if backend else tokenizer.name_or_path.encode())
+    h.update(json.dumps([cfg.max_input_length, cfg.max_target_length,
+                         [[(r.source, r.target, r.task) for r in it] for it in items]]).encode())
+    path = Path(cache_dir) / f"tokens-{h.hexdigest()[:16]}.pt"
+    if path.is_file():
+        return torch.load(path)
+    features = tokenize_items(items, tokenizer, cfg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(features, tmp)
+    tmp.replace(path)  # atomic: another process never reads half a file
+    return features
+
+
+class LengthGroupedBatchSampler:
+    """Deterministic batches of item indices (a function of seed and epoch only, so resume can skip ahead).
+
+    Each epoch: a seeded permutation cut to a whole number of optimizer steps; with grouping, chunks of
+    `mega` batches are sorted by length and cut into batches whose order is then shuffled, so a batch holds
+    examples of similar length (little padding) while the batch order stays random.
+    `batch_size` is the micro-batch over all processes; Accelerate (split_batches=True) gives each process a slice.
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, batches_per_step: int, seed: int,
+                 group_by_length: bool = True, mega: int = 50):
+        self.lengths, self.batch_size, self.batches_per_step = np.asarray(lengths), batch_size, batches_per_step
+        self.seed, self.group_by_length, self.mega, self.epoch = seed, group_by_length, mega, 0
+        self.drop_last = True
+        if len(self) == 0:
+            raise ValueError(f"{len(lengths)} training examples are fewer than one batch of "
+                             f"{batch_size * batches_per_step}; lower batch_size")
+
+    def __len__(self) -> int:
+        step = self.batch_size * self.batches_per_step
+        return len(self.lengths) // step * self.batches_per_step
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        perm = rng.permutation(len(self.lengths))[:len(self) * self.batch_size]
+        if self.group_by_length:
+            chunk = self.batch_size * self.mega
+            perm = np.concatenate([c[np.argsort(-self.lengths[c], kind="stable")]
+                                   for c in np.split(perm, range(chunk, len(perm), chunk))])
+        batches = perm.reshape(-1, self.batch_size)
+        if self.group_by_length:
+            batches = batches[rng.permutation(len(batches))]
+        for b in batches:
+            yield [int(i) for i in b]
+
+
+def pad_rows(ids: list[list[int]], tgt: list[list[int]], task: list[int], pad_id: int) -> dict:
+    """One forward pass's tensors, padded to these rows' longest source and target (dynamic padding).
+
+    input_ids/attention_mask [rows, src_len]; labels [rows, tgt_len] with -100 on padding; is_rationale [rows].
+    """
+    src_len, tgt_len = max(map(len, ids)), max(map(len, tgt))
+    input_ids = torch.full((len(ids), src_len), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(ids), src_len), dtype=torch.long)
+    labels = torch.full((len(tgt), tgt_len), -100, dtype=torch.long)
+    for i, (s, t) in enumerate(zip(ids, tgt)):
+        input_ids[i, :len(s)], attention_mask[i, :len(s)] = torch.tensor(s), 1
+        labels[i, :len(t)] = torch.tensor(t)
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels,
+            "is_rationale": torch.tensor(task, dtype=torch.bool)}
+
+
+def collate(features: list[dict], pad_id: int, split_tasks: bool = True) -> dict:
+    """A micro-batch: `parts`, the forward passes to run, and the micro-batch's target-token counts per task.
+
+    split_tasks: one part per task, each padded to its own longest row. Labels are a few tokens and
+    rationales dozens, so a joint part would pad every label row to rationale length (~2x decoder work).
+    """
+    rows = [(s, t, k) for f in features for s, t, k in zip(f["input_ids"], f["labels"], f["task"])]
+    groups = [[r for r in rows if r[2] == k] for k in (LABEL, RATIONALE)] if split_tasks else [rows]
+    parts = [pad_rows(*map(list, zip(*g)), pad_id) for g in groups if g]
+    n_label = sum(len(t) for _, t, k in rows if k == LABEL)
+    return {"parts": parts, "n_label_tokens": torch.tensor(n_label),
+            "n_rationale_tokens": torch.tensor(sum(len(t) for _, t, _ in rows) - n_label)}

@@ -1,0 +1,206 @@
+"""`dss speed`: training throughput of dss's loop against the reference code's way of training.
+
+The baseline is what the original Distilling Step-by-Step code ran: a `Seq2SeqTrainer` subclass whose
+`compute_loss` makes two forward passes (label batch, rationale batch), fed by a collator that pads each task's
+rows to the longest in a random batch. Variants of our loop isolate what makes it faster:
+
+    dss          what `dss train` runs: length-grouped batches, each task's rows padded to their own longest
+                 row and run as their own forward/backward, loss normalised by global token counts, no host
+                 sync per step
+    dss-joint    one forward pass over both tasks' rows (label rows padded to rationale length)
+    dss-nogroup  random batches instead of length-grouped ones
+    baseline     the reference TaskPrefixTrainer
+
+Every variant runs in a fresh process (so peak memory is its own) on the same model initialisation, data,
+and global batch, for `warmup` untimed steps then `steps` timed ones.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+VARIANTS = ("dss", "dss-joint", "dss-nogroup", "baseline")
+
+
+def _setup(cfg):
+    """(task items as features, tokenizer, freshly initialised model) — identical in every variant."""
+    from accelerate.utils import set_seed
+
+    from dss import data as D
+    from dss import model as M
+    from dss.train import load_data
+
+    _, items, _, _, _ = load_data(cfg)
+    tok_dir = Path(cfg.output_dir) / "tokenizer"
+    if cfg.model == "tiny":
+        if not (tok_dir / "tokenizer.json").is_file():
+            texts = [t.removeprefix(cfg.label_prefix).removeprefix(cfg.rationale_prefix)
+                     for it in items for r in it for t in (r.source, r.target)]
+            M.train_tokenizer(texts, [cfg.label_prefix, cfg.rationale_prefix], cfg.vocab_size, tok_dir)
+        tokenizer = M.load_tokenizer(tok_dir)
+        set_seed(cfg.seed)
+        model = M.tiny_model(cfg, tokenizer)
+    else:
+        set_seed(cfg.seed)
+        model, tokenizer = M.load_pretrained(cfg.model)
+    features = D.cached_tokenize(items, tokenizer, cfg, Path(cfg.output_dir) / "cache")
+    return features, tokenizer, model
+
+
+def _peak_memory(device) -> int:
+    import torch
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def run_ours(cfg, variant: str, steps: int, warmup: int) -> dict:
+    import torch
+    from accelerate import Accelerator, DataLoaderConfiguration
+
+    from dss import train as T
+
+    cfg = dataclasses.replace(cfg, group_by_length=variant != "dss-nogroup")
+    features, tokenizer, model = _setup(cfg)
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision,
+                              dataloader_config=DataLoaderConfiguration(split_batches=True))
+    loader, _ = T.get_dataloader(features, cfg, tokenizer, split_tasks=variant != "dss-joint")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    alpha = cfg.alpha if cfg.method == "dss" else 1.0
+    tokens = torch.zeros((), dtype=torch.long, device=accelerator.device)
+    batches, done, t0 = iter(loader), 0, None
+    model.train()
+    while done < warmup + steps:
+        if done == warmup:
+            if accelerator.device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+        try:
+            micro = [next(batches) for _ in range(cfg.grad_accum)]
+        except StopIteration:
+            batches = iter(loader)
+            continue
+        if done >= warmup:  # real (non-pad) tokens, summed on the device: no host sync
+            tokens = tokens + sum(p["attention_mask"].sum() + (p["labels"] != -100).sum()
+                                  for b in micro for p in b["parts"])
+        last = T.train_step(model, micro, alpha, accelerator, optimizer, scheduler, cfg.max_grad_norm)
+        done += 1
+    final_loss = float(last[0])  # the one host sync of the timed run
+    seconds = time.perf_counter() - t0
+    return _report(variant, cfg, steps, seconds, int(tokens), accelerator.device, final_loss)
+
+
+def run_baseline(cfg, steps: int, warmup: int) -> dict:
+    """The reference code's TaskPrefixTrainer on the same features and initialisation."""
+    import torch
+    from transformers import (
+        DataCollatorForSeq2Seq,
+        Seq2SeqTrainer,
+        Seq2SeqTrainingArguments,
+        TrainerCallback,
+    )
+
+    features, tokenizer, model = _setup(cfg)
+    rows = []
+    for f in features:  # the reference's columns: the label task's row and the rationale task's row
+        r = {"input_ids": f["input_ids"][0], "labels": f["labels"][0]}
+        if len(f["input_ids"]) > 1:
+            r.update(expl_input_ids=f["input_ids"][1], aux_labels=f["labels"][1])
+        rows.append(r)
+    two_tasks = cfg.method == "dss"
+
+    class TaskPrefixDataCollator(DataCollatorForSeq2Seq):
+        def __call__(self, feats, return_tensors=None):
+            pred = [{"input_ids": f["input_ids"], "labels": f["labels"]} for f in feats]
+            if not two_tasks:
+                return {"pred": super().__call__(pred, return_tensors)}
+            expl = [{"input_ids": f["expl_input_ids"], "labels": f["aux_labels"]} for f in feats]
+            return {"pred": super().__call__(pred, return_tensors), "expl": super().__call__(expl, return_tensors)}
+
+    timer = {"tokens": 0}
+
+    class TaskPrefixTrainer(Seq2SeqTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if timer.get("t0") is not None:
+                for part in inputs.values():  # summed on the device: counting adds no host sync
+                    timer["tokens"] = timer["tokens"] + part["attention_mask"].sum() + (part["labels"] != -100).sum()
+            pred_outputs = model(**inputs["pred"])
+            if not two_tasks:
+                return pred_outputs.loss
+            expl_outputs = model(**inputs["expl"])
+            return cfg.alpha * pred_outputs.loss + (1.0 - cfg.alpha) * expl_outputs.loss
+
+    class Timer(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            if state.global_step == warmup and timer.get("t0") is None:
+                timer["t0"] = time.perf_counter()
+
+        def on_train_end(self, args, state, control, **kw):
+            timer["seconds"] = time.perf_counter() - timer["t0"]
+
+    with tempfile.TemporaryDirectory() as out:
+        args = Seq2SeqTrainingArguments(
+            output_dir=out, max_steps=warmup + steps, per_device_train_batch_size=cfg.batch_size // cfg.grad_accum,
+            gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.lr, max_grad_norm=cfg.max_grad_norm,
+            remove_unused_columns=False, report_to="none", save_strategy="no", eval_strategy="no",
+            logging_steps=10 ** 6, seed=cfg.seed, dataloader_num_workers=0, disable_tqdm=True,
+            bf16=cfg.mixed_precision == "bf16", use_cpu=not torch.cuda.is_available())
+        trainer = TaskPrefixTrainer(model=model, args=args, train_dataset=rows, callbacks=[Timer()],
+                                    data_collator=TaskPrefixDataCollator(tokenizer=tokenizer, model=model))
+        trainer.train()
+    loss = trainer.state.log_history[-1].get("train_loss")
+    return _report("baseline", cfg, steps, timer["seconds"], int(timer["tokens"]), args.device, loss)
+
+
+def _report(variant, cfg, steps, seconds, tokens, device, loss) -> dict:
+    return {"variant": variant, "steps": steps, "batch_size": cfg.batch_size, "seconds": round(seconds, 3),
+            "examples_per_second": round(steps * cfg.batch_size / seconds, 2),
+            "tokens_per_second": round(tokens / seconds, 1), "peak_memory_mb": round(_peak_memory(device) / 2**20, 1),
+            "device": str(device), "final_loss": loss}
+
+
+def _child(cfg_dict: dict, variant: str, steps: int, warmup: int) -> dict:
+    from dss.train_config import TrainConfig
+    cfg = TrainConfig(**cfg_dict)
+    return run_baseline(cfg, steps, warmup) if variant == "baseline" else run_ours(cfg, variant, steps, warmup)
+
+
+def speed(cfg, variants=("dss", "baseline"), steps: int = 20, warmup: int = 3, repeats: int = 1) -> list[dict]:
+    """Run each variant in its own process (repeats interleaved, so background load hits all alike)."""
+    from dss.config import to_dict
+
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        from dss.config import ConfigError
+        raise ConfigError(f"unknown variant(s) {', '.join(sorted(unknown))}; known: {', '.join(VARIANTS)}")
+    _setup(cfg)  # tokenizer and token cache once, in the parent; children reuse them
+    ctx = multiprocessing.get_context("spawn")
+    runs = []
+    for r in range(repeats):
+        for v in variants:
+            with ctx.Pool(1) as pool:
+                runs.append({**pool.apply(_child, (to_dict(cfg), v, steps, warmup)), "repeat": r})
+            print(json.dumps(runs[-1]), flush=True)
+    return runs
+
+
+def summarize(runs: list[dict]) -> list[dict]:
+    """Median examples/s and tokens/s per variant, and the ratio to the baseline."""
+    import statistics
+    out = []
+    for v in dict.fromkeys(r["variant"] for r in runs):
+        rs = [r for r in runs if r["variant"] == v]
+        out.append({"variant": v, "examples_per_second": statistics.median(r["examples_per_second"] for r in rs),
+                    "tokens_per_second": statistics.median(r["tokens_per_second"] for r in rs),
+                    "peak_memory_mb": max(r["peak_memory_mb"] for r in rs), "runs": len(rs)})
+    base = next((s["examples_per_second"] for s in out if s["variant"] == "baseline"), None)
+    for s in out:
+        s["x_baseline"] = round(s["examples_per_second"] / base, 2) if base else None
+    return out

@@ -1,0 +1,120 @@
+"""`dss extract`: ask a teacher for a chain-of-thought answer to every example of a split; write one record
+per (example, sample) to an append-only JSONL file that a rerun resumes.
+
+The parts: options in `extract_config`, the work units and resume plan in `items`, the locked append-only
+file in `store.RecordFile`, the interactive threads in `live`, the Gemini Batch API in `batch`, prices and
+tallies in `cost`, the final report in `summary`. After `kill -9` at any moment and a rerun, each
+(example, sample) has exactly one record.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from dss import sources
+from dss.config import ConfigError
+from dss.tasks.base import DataError, Example, Task
+from dss.teacher import prompts
+from dss.teacher.batch import run_batch
+from dss.teacher.client import FatalError, make_client, parse_teacher
+from dss.teacher.cost import Stats, estimate
+from dss.teacher.extract_config import ExtractConfig, default_out
+from dss.teacher.items import Item, build_items, make_record, plan, select
+from dss.teacher.live import run_live
+from dss.teacher.store import RecordFile
+from dss.teacher.summary import format_dry_run, format_summary, summarize
+
+
+class FatalStop(DataError):
+    """A 400/401/403-class error stopped the run; what was done is saved."""
+
+
+def run(cfg: ExtractConfig, task: Task, log=print) -> dict:
+    """The whole `dss extract`; returns the summary it prints."""
+    t_start = time.monotonic()
+    examples = select(task.load(cfg.split, cfg.data_dir), cfg.ids_file, cfg.limit)
+    provider, model = ("palm", "540b") if cfg.import_released else parse_teacher(cfg.teacher)
+    if cfg.import_released:
+        cfg.teacher = "palm:540b"
+    out = Path(cfg.out) if cfg.out else default_out(task.name, cfg.split, cfg.teacher)
+    if cfg.import_released:
+        items = [Item(ex, 0, [], "released") for ex in examples]
+    else:
+        items = build_items(task, cfg, examples)
+    if cfg.dry_run:
+        summary = {"dry_run": True, "examples": len(examples), "out": str(out), **estimate(items, cfg)}
+        log(format_dry_run(summary, cfg))
+        return summary
+    if (cfg.batch or cfg.batch_job) and provider != "gemini":
+        raise ConfigError("--batch uses the Gemini Batch API: it needs a gemini:<model> teacher")
+
+    records, stats, fatal = _answer(items, out, task, cfg, log)
+    wall = time.monotonic() - t_start
+    summary = summarize(records, items, examples, task, cfg, stats, wall, out, model)
+    if fatal is not None:
+        log(f"stopped: {stats.ok + stats.unparsed} answers written this run, {summary['done'] + summary['unparsed']}"
+            f" of {len(items)} done in {out}; fix the problem below and rerun the same command to resume")
+        raise FatalStop(str(fatal))
+    log(format_summary(summary))
+    return summary
+
+
+def _answer(items: list[Item], out: Path, task: Task, cfg: ExtractConfig,
+            log) -> tuple[list[dict], Stats, FatalError | None]:
+    """Open (lock, repair) the output, answer what it still lacks; returns (all its records, this run's
+    stats, the error that stopped the run or None)."""
+    rf = RecordFile(out)
+    stats, fatal = Stats(), None
+    try:
+        pending, counts = plan(items, rf, cfg.overwrite)
+        if counts["torn"] or counts["error"] or counts["stale"]:
+            log(f"{out}: repaired — {counts['torn']} torn line(s) cut, {counts['error']} error record(s) and "
+                f"{counts['stale']} stale record(s) dropped to redo")
+        if counts["resumed"]:
+            log(f"{out}: {counts['resumed']} of {len(items)} answers already done; {len(pending)} to go")
+        if cfg.import_released:
+            for rec in import_released(task, cfg, [it.example for it in pending]):
+                rf.append(rec)
+                stats.add(rec)
+        elif pending:
+            t_requests = time.monotonic()
+            client = make_client(cfg.teacher, cfg.base_url, cfg.timeout)
+            if cfg.batch or cfg.batch_job:
+                run_batch(pending, client, cfg, task, rf, stats, log)
+            else:
+                fatal = run_live(pending, client, cfg, task, rf, stats, log)
+            stats.request_s = time.monotonic() - t_requests
+        records = list(rf.records)
+    finally:
+        rf.close()
+    return records, stats, fatal
+
+
+def import_released(task: Task, cfg: ExtractConfig, examples: list[Example]) -> list[dict]:
+    """Records from the release's PaLM completions (teacher 'palm:540b'), aligned through the source file."""
+    from dss.tasks.release import ReleaseTask
+    if not isinstance(task, ReleaseTask):
+        raise DataError(f"task {task.name!r} has no released teacher completions")
+    data_dir = sources.resolve_data_dir(cfg.data_dir)
+    source_split = "train" if (task.carve_valid and cfg.split in ("train", "valid")) else cfg.split
+    completions = sources.read_release_completions(data_dir, task.name, source_split)
+    if completions is None:
+        raise DataError(f"no released completions {task.name}/llm/{source_split}_CoT_*.json under {data_dir}")
+    source = task._load_source_split(source_split, data_dir)  # aligned by index with the completions
+    raw = {ex.id: text for ex, text in zip(source, completions, strict=True)}
+    out = []
+    for ex in examples:
+        it = Item(ex, 0, [], "released")
+        out.append(make_record(it, cfg, task, raw[ex.id]))
+    return out
+
+
+def show_prompt(cfg: ExtractConfig, task: Task) -> str:
+    examples = select(task.load(cfg.split, cfg.data_dir), cfg.ids_file, cfg.limit)
+    if not examples:
+        raise DataError("no example selected")
+    item = build_items(task, cfg, examples[:1])[0]
+    return (f"# task {task.name}/{cfg.split}, example {item.example.id}, teacher {cfg.teacher}, "
+            f"sampling {json.dumps(cfg.sampling().to_dict())}, prompt_sha {item.sha}\n"
+            f"{prompts.render_text(item.messages)}")

@@ -1,0 +1,274 @@
+"""A scriptable fake teacher on 127.0.0.1 for tests, the speed benchmark, and trying `dss extract` offline.
+
+Speaks the OpenAI chat-completions protocol (POST /v1/chat/completions) and the Gemini protocol that
+google-genai uses (POST /v1beta/models/{m}:generateContent, :batchGenerateContent, GET /v1beta/batches/{id}).
+
+    srv = FakeTeacher(latency=0.05).start()      # srv.openai_url, srv.gemini_url
+    srv.script = [("status", 429, {"Retry-After": "0.1"}), ("status", 500), ("malformed",), ("hang", 5)]
+    srv.rule = lambda req: ("status", 401) if ... else None     # consulted for every request
+    ...
+    srv.stop()
+
+Actions (the script is consumed one per generation request, then answers are normal):
+    ("ok",)                      answer with responder(last user text, system text)
+    ("text", "...")              answer with this text
+    ("status", code[, headers[, body]])  an error response (default body: a JSON error naming the code)
+    ("malformed",)               status 200 with a body that is not the protocol's JSON
+    ("hang", seconds)            say nothing for that long, then close the connection
+    ("drop",)                    close the connection without a response
+
+Command line (prints "READY <base url>" once listening):  python -m dss.teacher.fake_server --latency 0.05
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import socket
+import threading
+
+_CHOICE = re.compile(r"^\(([a-e])\)\s*(.+)$", re.M)
+
+
+def default_responder(user: str, system: str = "") -> str:
+    """A well-formed chain-of-thought answer in the format the system message asks for."""
+    if "Answer Choices:" in user:
+        letter, text = (_CHOICE.findall(user) or [("a", "yes")])[0]
+        return f"The answer must fit the question. Of the above choices, {text} fits best. " \
+               f"So the answer is ({letter}) {text}."
+    if "Answer: <" in system:           # e-SNLI format
+        return "The hypothesis restates part of the premise.\nAnswer: entailment"
+    if "The answer is (<expression>)" in system:
+        nums = re.findall(r"\d+(?:\.\d+)?", user)[:2] or ["1", "1"]
+        return f"We add the numbers. The answer is ({' + '.join(nums)})."
+    if "Premise:" in user:
+        return "The premise supports the hypothesis. So the answer is entailment."
+    return "Thinking it through step by step. So the answer is yes."
+
+
+class FakeTeacher:
+    """The server runs an asyncio loop on a daemon thread: waiting (latency, hangs) costs no thread, so the
+    fake itself stays cheap when it shares a small machine with the client under test."""
+
+    def __init__(self, latency: float = 0.0, responder=default_responder, batch_polls: int = 1):
+        self.latency = latency
+        self.responder = responder
+        self.script: list[tuple] = []
+        self.rule = None                  # callable(request dict) -> action tuple or None
+        self.batch_polls = batch_polls    # GETs of a batch that answer "running" before it succeeds
+        self.requests: list[dict] = []    # every request: method, path, headers (lower-case), body
+        self.batches: dict[str, dict] = {}
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._port = 0
+
+    # -- lifecycle
+    def start(self, port: int = 0) -> "FakeTeacher":
+        ready = threading.Event()
+
+        def serve():
+            self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
+            server = self._loop.run_until_complete(
+                asyncio.start_server(self._client, "127.0.0.1", port, backlog=512))
+            self._port = server.sockets[0].getsockname()[1]
+            self._closing = asyncio.Event()
+            ready.set()
+            self._loop.run_until_complete(self._closing.wait())
+            server.close()
+            tasks = asyncio.all_tasks(self._loop)
+            for task in tasks:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            self._loop.close()
+
+        self._thread = threading.Thread(target=serve, daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._closing.set)
+            self._thread.join(5)
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def openai_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def gemini_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def generation_requests(self) -> list[dict]:
+        return [r for r in self.requests if r["path"].endswith(("completions", ":generateContent"))]
+
+    # -- behaviour
+    def next_action(self, req: dict) -> tuple:
+        with self._lock:
+            if self.rule is not None:
+                action = self.rule(req)
+                if action is not None:
+                    return action
+            return self.script.pop(0) if self.script else ("ok",)
+
+    # -- HTTP/1.1 over asyncio streams: keep-alive, Content-Length bodies
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        if sock is not None:  # responses are one write, but be safe with clients that wait on ACKs
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+                    return
+                lines = head.decode("latin-1").split("\r\n")
+                method, path, _ = lines[0].split(" ", 2)
+                headers = {}
+                for line in lines[1:]:
+                    if ":" in line:
+                        k, v = line.split(":", 1)
+                        headers[k.strip().lower()] = v.strip()
+                n = int(headers.get("content-length") or 0)
+                raw = await reader.readexactly(n) if n else b""
+                try:
+                    body = json.loads(raw) if raw else None
+                except ValueError:
+                    body = None
+                req = {"method": method, "path": path, "headers": headers, "body": body}
+                with self._lock:
+                    self.requests.append(req)
+                reply = await self._handle(req)
+                if reply is None:  # hang or drop: the connection closes without an answer
+                    return
+                code, payload, extra = reply
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+                head_out = [f"HTTP/1.1 {code} {_REASONS.get(code, 'Status')}", "Content-Type: application/json",
+                            f"Content-Length: {len(data)}"] + [f"{k}: {v}" for k, v in (extra or {}).items()]
+                writer.write(("\r\n".join(head_out) + "\r\n\r\n").encode("latin-1") + data)
+                await writer.drain()
+                if headers.get("connection", "").lower() == "close":
+                    return
+        except (ConnectionError, asyncio.IncompleteReadError):
+            return
+        finally:
+            writer.close()
+
+    async def _handle(self, req: dict):
+        path = req["path"]
+        if req["method"] == "GET":
+            return self._batch_get(path)
+        if path.endswith(":batchGenerateContent"):
+            return self._batch_create(req)
+        openai = path.endswith("/chat/completions")
+        if not openai and not path.endswith(":generateContent"):
+            return 404, {"error": {"code": 404, "message": f"no route {path}", "status": "NOT_FOUND"}}, None
+        action = self.next_action(req)
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        kind = action[0]
+        if kind == "hang":
+            await asyncio.sleep(action[1])
+            return None
+        if kind == "drop":
+            return None
+        if kind == "malformed":
+            return 200, b"<html>upstream proxy error</html>", None
+        if kind == "status":
+            code, headers = action[1], (action[2] if len(action) > 2 else {})
+            body = action[3] if len(action) > 3 else \
+                {"error": {"code": code, "message": f"scripted error {code}", "status": "SCRIPTED"}}
+            return code, body, headers
+        system, user = _texts(req["body"], openai)
+        text = action[1] if kind == "text" else self.responder(user, system)
+        n_in, n_out = (len(system) + len(user)) // 4 + 1, len(text) // 4 + 1
+        return 200, (_openai_body(text, n_in, n_out) if openai else _gemini_body(text, n_in, n_out)), None
+
+    def _batch_create(self, req: dict):
+        model = re.search(r"models/([^:/]+):", req["path"]).group(1)
+        items = (((req["body"] or {}).get("batch") or {}).get("inputConfig") or {}).get("requests", {})
+        responses = []
+        for item in items.get("requests", []):
+            system, user = _texts(item.get("request") or {}, openai=False)
+            text = self.responder(user, system)
+            responses.append({"response": _gemini_body(text, len(user) // 4 + 1, len(text) // 4 + 1),
+                              "metadata": item.get("metadata")})
+        name = f"batches/fake{len(self.batches) + 1}"
+        self.batches[name] = {"model": model, "responses": responses, "polls": 0}
+        return 200, {"name": name, "metadata": {"model": f"models/{model}", "state": "BATCH_STATE_PENDING"}}, None
+
+    def _batch_get(self, path: str):
+        m = re.match(r"^/v1[a-z0-9]*/(batches/[^/?]+)", path)
+        if not m or m.group(1) not in self.batches:
+            return 404, {"error": {"code": 404, "message": "not found", "status": "NOT_FOUND"}}, None
+        job = self.batches[m.group(1)]
+        job["polls"] += 1
+        state = "BATCH_STATE_SUCCEEDED" if job["polls"] > self.batch_polls else "BATCH_STATE_RUNNING"
+        meta = {"@type": "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch",
+                "model": job["model"], "state": state}
+        if state == "BATCH_STATE_SUCCEEDED":
+            meta["output"] = {"inlinedResponses": {"inlinedResponses": job["responses"]}}
+        return 200, {"name": m.group(1), "metadata": meta}, None
+
+
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+            408: "Request Timeout", 429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
+            503: "Service Unavailable", 504: "Gateway Timeout"}
+
+
+def _texts(body, openai: bool) -> tuple[str, str]:
+    """(system text, last user text) of a request body."""
+    body = body or {}
+    if openai:
+        msgs = body.get("messages") or []
+        system = " ".join(m.get("content", "") for m in msgs if m.get("role") == "system")
+        users = [m.get("content", "") for m in msgs if m.get("role") == "user"]
+        return system, users[-1] if users else ""
+    sys_inst = body.get("systemInstruction") or body.get("system_instruction") or {}
+    system = " ".join(p.get("text", "") for p in sys_inst.get("parts", []))
+    users = [c for c in body.get("contents", []) if c.get("role", "user") == "user"]
+    user = " ".join(p.get("text", "") for p in users[-1].get("parts", [])) if users else ""
+    return system, user
+
+
+def _openai_body(text: str, n_in: int, n_out: int) -> dict:
+    return {"id": "chatcmpl-fake", "object": "chat.completion", "model": "fake",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": n_in, "completion_tokens": n_out, "total_tokens": n_in + n_out}}
+
+
+def _gemini_body(text: str, n_in: int, n_out: int) -> dict:
+    return {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP",
+                            "index": 0}],
+            "usageMetadata": {"promptTokenCount": n_in, "candidatesTokenCount": n_out,
+                              "totalTokenCount": n_in + n_out}}
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description="a fake OpenAI/Gemini teacher on 127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    args = p.parse_args(argv)
+    srv = FakeTeacher(latency=args.latency).start(args.port)
+    print(f"READY http://127.0.0.1:{srv.port}", flush=True)
+    try:
+        srv._thread.join()
+    except KeyboardInterrupt:
+        srv.stop()
+
+
+if __name__ == "__main__":
+    main()

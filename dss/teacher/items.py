@@ -1,0 +1,108 @@
+"""The extractor's units of work: which examples, one `Item` per (example, sample) with its prompt and
+request hash, which items a rerun still owes (`plan`), and the record an answer becomes (`make_record`).
+
+Resume: error records are dropped to be redone, and work whose record exists (same id, sample and request
+hash) is skipped. So after `kill -9` at any moment and a rerun, each (example, sample) has exactly one record.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from dss.tasks.base import DataError, Example, Task
+from dss.teacher import prompts
+from dss.teacher.extract_config import ExtractConfig
+from dss.teacher.store import RecordFile
+
+
+# ---------------------------------------------------------------------------------------------- selection
+def read_ids(path) -> list[str]:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ids: {e.strerror}") from None
+    return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+def select(examples: list[Example], ids_file=None, limit=None) -> list[Example]:
+    if ids_file:
+        wanted = read_ids(ids_file)
+        index = {ex.id: ex for ex in examples}
+        unknown = [i for i in wanted if i not in index]
+        if unknown:
+            raise DataError(f"{ids_file}: {len(unknown)} id(s) not in this split, e.g. {', '.join(unknown[:3])}")
+        examples = [index[i] for i in dict.fromkeys(wanted)]
+    return examples[:limit] if limit is not None else examples
+
+
+# ---------------------------------------------------------------------------------------------- items
+@dataclass
+class Item:
+    example: Example
+    sample: int
+    messages: list
+    sha: str
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.example.id, self.sample)
+
+
+def build_items(task: Task, cfg: ExtractConfig, examples: list[Example]) -> list[Item]:
+    template = prompts.template_for(task.name, cfg.exemplars, getattr(task, "exemplars", None))
+    sampling = cfg.sampling().to_dict()
+    items = []
+    for ex in examples:
+        msgs = template.messages(ex)
+        sha = prompts.request_sha(cfg.teacher, msgs, sampling)
+        items += [Item(ex, k, msgs, sha) for k in range(cfg.samples)]
+    return items
+
+
+def make_record(item: Item, cfg: ExtractConfig, task: Task, text: str | None, usage=None, latency=None,
+                error: str | None = None, attempts: int = 1, finish_reason=None) -> dict:
+    if error is not None:
+        status, label, rationale = "error", None, None
+    else:
+        parsed = task.parse_completion(text, item.example)
+        label, rationale = parsed.label, parsed.rationale
+        status = "ok" if label else "unparsed"
+    rec = {"id": item.example.id, "task": task.name, "split": cfg.split, "teacher": cfg.teacher,
+           "prompt_sha": item.sha, "sample": item.sample, "status": status, "label": label,
+           "rationale": rationale, "raw": text, "usage": usage,
+           "latency_s": None if latency is None else round(latency, 4),
+           "sampling": None if item.sha == "released" else cfg.sampling().to_dict(), "attempts": attempts}
+    if finish_reason:
+        rec["finish_reason"] = finish_reason
+    if error is not None:
+        rec["error"] = error
+    return rec
+
+
+# ---------------------------------------------------------------------------------------------- resume
+def plan(items: list[Item], rf: RecordFile, overwrite: bool) -> tuple[list[Item], dict]:
+    """Which items still need a request; repairs the file (drops errors to redo, and stale records
+    with --overwrite). Returns (pending, counts)."""
+    current = {it.key: it.sha for it in items}
+    keep, drop, done = [], {"error": 0, "stale": 0, "duplicate": 0}, set()
+    for rec in rf.records:
+        key = (str(rec["id"]), int(rec["sample"]))
+        if key not in current:
+            keep.append(rec)  # another selection's work: leave it alone
+        elif rec.get("prompt_sha") != current[key]:
+            if not overwrite:
+                raise DataError(
+                    f"{rf.path} already holds records for these examples made with a different prompt, "
+                    f"teacher or sampling settings (e.g. id {key[0]!r}: {rec.get('prompt_sha')} vs "
+                    f"{current[key]}). Pass --out to write elsewhere, or --overwrite to replace them.")
+            drop["stale"] += 1
+        elif rec["status"] == "error":
+            drop["error"] += 1
+        elif key in done:
+            drop["duplicate"] += 1
+        else:
+            done.add(key)
+            keep.append(rec)
+    if len(keep) != len(rf.records):
+        rf.rewrite(keep)
+    return [it for it in items if it.key not in done], {"resumed": len(done), **drop, "torn": rf.torn}

@@ -1,0 +1,171 @@
+"""The interactive run: `cfg.concurrency` worker threads send requests under a rate limit, retry transient
+failures, and write each answer's record themselves the moment it arrives."""
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+from collections import deque
+
+from dss.tasks.base import Task
+from dss.teacher.client import (
+    FatalError,
+    RetryPolicy,
+    Stopped,
+    TransientError,
+    call_with_retries,
+)
+from dss.teacher.cost import Stats
+from dss.teacher.extract_config import ExtractConfig
+from dss.teacher.items import Item, make_record
+from dss.teacher.store import RecordFile
+
+
+class RateLimiter:
+    """Requests per minute as evenly spaced start slots; tokens per minute over a sliding 60 s window of
+    reported usage (a request waits while the window is full)."""
+
+    def __init__(self, rpm: float | None = None, tpm: float | None = None):
+        self.interval = 60.0 / rpm if rpm else 0.0
+        self.tpm = tpm
+        self._next = 0.0
+        self._window: deque[tuple[float, int]] = deque()
+        self._lock = threading.Lock()
+
+    def acquire(self, stop: threading.Event) -> None:
+        if self.interval:
+            with self._lock:
+                now = time.monotonic()
+                slot = max(now, self._next)
+                self._next = slot + self.interval
+            if slot > now and stop.wait(slot - now):
+                return
+        while self.tpm and not stop.is_set():
+            with self._lock:
+                now = time.monotonic()
+                while self._window and self._window[0][0] < now - 60.0:
+                    self._window.popleft()
+                used = sum(n for _, n in self._window)
+                if used < self.tpm:
+                    return
+                wait = self._window[0][0] + 60.0 - now
+            stop.wait(min(max(wait, 0.01), 1.0))
+
+    def record(self, tokens: int) -> None:
+        if self.tpm and tokens:
+            with self._lock:
+                self._window.append((time.monotonic(), tokens))
+
+
+def run_live(items: list[Item], client, cfg: ExtractConfig, task: Task, rf: RecordFile, stats: Stats,
+             log=print) -> FatalError | None:
+    """Answer items with cfg.concurrency worker threads. Each worker writes its record itself, under one
+    lock (one whole flushed line at a time), so an answer costs no hand-off to another thread. Returns the
+    error that stopped the run, or None."""
+    return LiveRun(items, client, cfg, task, rf, stats).run()
+
+
+class LiveRun:
+    """One live run's shared state: the work queue, the stop flag, and the lock every record is written
+    (and every tally kept) under."""
+
+    def __init__(self, items: list[Item], client, cfg: ExtractConfig, task: Task, rf: RecordFile, stats: Stats):
+        self.items, self.client, self.cfg, self.task, self.rf, self.stats = items, client, cfg, task, rf, stats
+        self.sampling, self.stop = cfg.sampling(), threading.Event()
+        self.policy = RetryPolicy(cfg.max_attempts, cfg.backoff_base, cfg.backoff_max)
+        self.limiter = RateLimiter(cfg.rpm, cfg.tpm)
+        self.todo: queue.SimpleQueue = queue.SimpleQueue()
+        for it in items:
+            self.todo.put(it)
+        self.write_lock = threading.Lock()
+        self.fatal: list[FatalError] = []
+        self.bar = _progress(len(items), cfg, task)
+
+    def run(self) -> FatalError | None:
+        n = min(self.cfg.concurrency, len(self.items))
+        threads = [threading.Thread(target=self.worker, daemon=True) for _ in range(n)]
+        for t in threads:
+            t.start()
+        try:
+            for t in threads:
+                while t.is_alive() and not self.stop.is_set():
+                    t.join(0.25)  # short joins keep Ctrl-C responsive
+        except KeyboardInterrupt:
+            self.stop.set()
+            raise
+        finally:
+            self.finish()
+        return self.fatal[0] if self.fatal else None
+
+    def finish(self) -> None:
+        self.stop.set()
+        with self.write_lock:  # no record is written after this: workers still waiting on a request are
+            self.rf.freeze()   # abandoned (daemon threads); their items have no record and are redone
+            if self.bar is not None:
+                self._postfix()
+                self.bar.close()
+
+    def worker(self) -> None:
+        try:
+            self.work()
+        except BaseException as e:  # noqa: BLE001 — never let a worker die silently with items undone
+            self.fail(FatalError(f"unexpected {type(e).__name__} in a worker: {e}"))
+
+    def work(self) -> None:
+        while not self.stop.is_set():
+            try:
+                it = self.todo.get_nowait()
+            except queue.Empty:
+                return
+            t0 = time.monotonic()
+            try:
+                comp, n = call_with_retries(lambda it=it: self.attempt(it), self.policy, self.stop, self.on_retry)
+            except Stopped:
+                return
+            except FatalError as e:
+                return self.fail(e)
+            except TransientError as e:  # attempts exhausted: an error record, redone on a rerun
+                self.emit(make_record(it, self.cfg, self.task, None, latency=time.monotonic() - t0, error=str(e),
+                                      attempts=self.policy.max_attempts))
+                continue
+            if comp.usage:
+                self.limiter.record(comp.usage["input_tokens"] + comp.usage["output_tokens"])
+            self.emit(make_record(it, self.cfg, self.task, comp.text, comp.usage, time.monotonic() - t0,
+                                  attempts=n, finish_reason=comp.finish_reason))
+
+    def attempt(self, it: Item):
+        self.limiter.acquire(self.stop)
+        if self.stop.is_set():
+            raise Stopped()
+        return self.client.complete(it.messages, self.sampling)
+
+    def emit(self, rec: dict) -> None:
+        with self.write_lock:
+            self.rf.append(rec)
+            self.stats.add(rec)
+            if self.bar is not None:
+                self.bar.update(1)
+                if self.stats.ok % 25 == 0:
+                    self._postfix()
+
+    def on_retry(self, err, wait) -> None:
+        with self.write_lock:
+            self.stats.retries += 1
+
+    def fail(self, e: FatalError) -> None:
+        with self.write_lock:
+            self.fatal.append(e)
+        self.stop.set()
+
+    def _postfix(self) -> None:
+        s = self.stats
+        self.bar.set_postfix(ok=s.ok, unparsed=s.unparsed, err=s.error, refresh=False)
+
+
+def _progress(total: int, cfg: ExtractConfig, task: Task):
+    if not cfg.progress or total == 0:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, desc=f"extract {task.name}/{cfg.split}", unit="req", file=sys.stderr,
+                mininterval=0.5, dynamic_ncols=True)

@@ -1,0 +1,88 @@
+"""The end of a run: the summary over the output file's records for this selection (counts, tokens, cost,
+teacher accuracy, the consistent-label filter) and its printed forms."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from dss.tasks.base import Example, Task
+from dss.teacher import store
+from dss.teacher.cost import CHARS_PER_TOKEN, Stats, cost_of, price_for
+from dss.teacher.extract_config import ExtractConfig
+
+
+def summarize(records, items, examples, task, cfg, stats: Stats, wall, out: Path, model) -> dict:
+    keys = {it.key for it in items}
+    mine = [r for r in records if (str(r["id"]), int(r["sample"])) in keys]
+    status = {s: sum(r["status"] == s for r in mine) for s in store.STATUSES}
+    groups = store.by_example(mine)
+    voted = {ex.id: store.vote(groups.get(ex.id, []), task.metric) for ex in examples}
+    answered = [ex for ex in examples if any(r["status"] != "error" for r in groups.get(ex.id, []))]
+    no_label = sum(1 for ex in answered if voted[ex.id][0] is None)
+    inconsistent = sum(1 for ex in answered if voted[ex.id][0] is not None
+                       and not task.is_correct(voted[ex.id][0], ex.label))
+    price = None if cfg.import_released else price_for(model, cfg)
+    summary = {
+        "out": str(out), "examples": len(examples), "answers": len(items),
+        "done": status["ok"], "unparsed": status["unparsed"], "failed": status["error"],
+        "missing": len(items) - len(mine),
+        "this_run": {"ok": stats.ok, "unparsed": stats.unparsed, "failed": stats.error,
+                     "requests": stats.requests, "retries": stats.retries},
+        "tokens_in": stats.tokens_in, "tokens_out": stats.tokens_out, "answers_without_usage": stats.no_usage,
+        "cost_usd": cost_of(stats.tokens_in, stats.tokens_out, price, cfg.batch or bool(cfg.batch_job)),
+        "price_per_1m": price, "wall_s": round(wall, 3),
+        "requests_per_s": round(stats.requests / stats.request_s, 2) if stats.request_s > 0 else 0.0,
+        # over examples with an answer; unparsed answers count as wrong
+        "teacher_accuracy": round(1 - (inconsistent + no_label) / len(answered), 4) if answered else None,
+        "filters": {"no_parsed_label": no_label},
+    }
+    if cfg.filter == "consistent":
+        summary["filters"]["inconsistent"] = inconsistent
+        final = out.with_name(out.stem + ".consistent.jsonl")
+        keep = consistent_records(examples, groups, voted, task)
+        store.write_records(final, keep)
+        summary["filtered_out"] = str(final)
+        summary["kept"] = len(keep)
+    return summary
+
+
+def consistent_records(examples: list[Example], groups: dict[str, list[dict]], voted: dict, task: Task) -> list[dict]:
+    """Per example whose voted label matches gold, the first ok sample that gave that label."""
+    keep = []
+    for ex in examples:
+        label, _ = voted[ex.id]
+        if label is not None and task.is_correct(label, ex.label):
+            recs = sorted(groups[ex.id], key=lambda r: int(r["sample"]))
+            keep.append(next(r for r in recs if r["status"] == "ok" and
+                             store._vote_key(r["label"], task.metric) ==
+                             store._vote_key(label, task.metric)))
+    return keep
+
+
+def format_summary(s: dict) -> str:
+    cost = "n/a (no price for this model: pass --price-in/--price-out or --prices)" if s["cost_usd"] is None \
+        else f"${s['cost_usd']:.4f}"
+    tr = s["this_run"]
+    lines = [f"wrote {s['out']}",
+             f"  answers  {s['answers']} for {s['examples']} examples: {s['done']} ok, {s['unparsed']} unparsed, "
+             f"{s['failed']} failed, {s['missing']} missing",
+             f"  this run {tr['ok']} ok, {tr['unparsed']} unparsed, {tr['failed']} failed; {tr['requests']} "
+             f"requests ({tr['retries']} retries), {s['requests_per_s']} req/s, wall {s['wall_s']:.1f} s",
+             f"  tokens   {s['tokens_in']} in, {s['tokens_out']} out"
+             + (f" ({s['answers_without_usage']} answers without usage)" if s['answers_without_usage'] else "")
+             + f"; cost {cost}"]
+    if s["teacher_accuracy"] is not None:
+        lines.append(f"  teacher accuracy vs gold {s['teacher_accuracy']:.1%} (voted label; unparsed counts as wrong)")
+    f = s["filters"]
+    lines.append(f"  filters  no parsed label: {f['no_parsed_label']} removed"
+                 + (f"; consistent: {f['inconsistent']} removed -> {s['kept']} kept in {s['filtered_out']}"
+                    if "inconsistent" in f else ""))
+    return "\n".join(lines)
+
+
+def format_dry_run(s: dict, cfg: ExtractConfig) -> str:
+    cost = "n/a (no price for this model)" if s["cost_usd"] is None else \
+        f"about ${s['cost_usd']:.4f} (at most ${s['cost_usd_max']:.4f} if every answer hits --max-tokens)"
+    return (f"dry run: {s['requests']} requests for {s['examples']} examples of {cfg.task}/{cfg.split} "
+            f"to {cfg.teacher} -> {s['out']}\n"
+            f"  tokens about {s['tokens_in']} in, {s['tokens_out']} out (at {CHARS_PER_TOKEN:g} characters a "
+            f"token; at most {s['tokens_out_max']} out)\n  cost {cost}; nothing was sent")

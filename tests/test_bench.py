@@ -1,0 +1,280 @@
+"""The benchmark harness: the grid, shards, skip-finished, kill/rerun, CSV, markdown, PNG and `dss plot`.
+
+Most tests swap the trainer for a fake that writes results.json from a closed-form accuracy, so they check the
+harness itself in milliseconds; one test runs a real miniature grid with the tiny student.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from dss import bench
+from dss.bench import BenchConfig
+from dss.cli import main
+from dss.config import ConfigError
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def fake_accuracy(method: str, fraction: float, seed: int) -> float:
+    # dss a bit better than standard, better with more data, a little seed noise
+    return 0.3 + 0.4 * fraction + (0.1 if method == "dss" else 0.0) + 0.01 * seed
+
+
+class FakeTrain:
+    """Stands in for dss.train.train: writes the run folder's results.json like the trainer does."""
+
+    def __init__(self, fail_on_call: int | None = None):
+        self.calls: list[str] = []
+        self.fail_on_call = fail_on_call
+
+    def __call__(self, cfg) -> dict:
+        self.calls.append(cfg.output_dir)
+        if self.fail_on_call is not None and len(self.calls) == self.fail_on_call:
+            # killed mid-write: half a results.json is left behind
+            Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
+            (Path(cfg.output_dir) / "results.json").write_text('{"valid_accuracy": 0.')
+            raise KeyboardInterrupt
+        acc = fake_accuracy(cfg.method, cfg.train_fraction, cfg.seed)
+        res = {"valid_accuracy": acc, "test_accuracy": acc - 0.02, "best_step": 2,
+               "train_examples": round(40 * cfg.train_fraction), "examples_per_second": 100.0,
+               "params": 1000 * cfg.d_model}
+        Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
+        (Path(cfg.output_dir) / "results.json").write_text(json.dumps(res))
+        return res
+
+
+def make_cfg(tmp_path, data_dir, **kw) -> BenchConfig:
+    values = dict(name="mini", output_dir=str(tmp_path / "sweep"), tasks=["cqa"], methods=["standard", "dss"],
+                  fractions=[0.5, 1.0], seeds=[0, 1], data_dir=str(data_dir), train={"max_steps": 2})
+    values.update(kw)
+    return BenchConfig(**values)
+
+
+def quiet(*a, **k):
+    pass
+
+
+# ------------------------------------------------------------------------------------------------ grid
+def test_grid_collapses_label_sources_by_method(tmp_path):
+    cfg = BenchConfig(tasks=["cqa"], methods=["standard", "distill", "dss", "single"], labels=["gold", "teacher"],
+                      fractions=[1.0], seeds=[0])
+    keys = [f"{c.method}-{c.labels}" for c in bench.grid(cfg)]
+    # standard is gold by definition, distill teacher: no duplicate cells for them
+    assert sorted(keys) == sorted(["standard-gold", "distill-teacher", "dss-gold", "dss-teacher", "single-gold",
+                                   "single-teacher"])
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8])
+def test_shards_cover_the_grid_exactly_once(n):
+    cfg = BenchConfig(tasks=["cqa", "svamp"], fractions=[0.125, 0.25, 0.5, 0.75, 1.0], seeds=[0, 1, 2])
+    cells = bench.grid(cfg)
+    shards = [bench.shard_cells(cells, f"{i}/{n}") for i in range(n)]
+    flat = [c for s in shards for c in s]
+    assert len(flat) == len(cells) == len(set(flat))
+    assert set(flat) == set(cells)
+    assert max(map(len, shards)) - min(map(len, shards)) <= 1  # balanced
+
+
+def test_shard_and_model_specs_are_checked():
+    for bad in ("2/2", "1", "a/b", "0/0"):
+        with pytest.raises(ConfigError, match="shard"):
+            BenchConfig(shard=bad)
+    assert bench.parse_model("tiny:d_model=64,layers=1") == {"model": "tiny", "d_model": "64", "layers": "1"}
+    assert bench.parse_model("google/t5-v1_1-base") == {"model": "google/t5-v1_1-base"}
+    assert bench.slug("google/t5-v1_1-base") == "google--t5-v1_1-base"
+    with pytest.raises(ConfigError, match="set by the grid"):
+        BenchConfig(train={"seed": 3})
+
+
+def test_cell_configs_are_real_train_configs(tmp_path):
+    cfg = BenchConfig(tasks=["cqa"], models=["tiny:d_model=64,heads=2"], data_dir="/data", train={"max_steps": 7})
+    cell = bench.grid(cfg)[0]
+    tcfg = bench.train_config(cfg, cell, tmp_path)
+    assert (tcfg.task, tcfg.model, tcfg.d_model, tcfg.heads, tcfg.max_steps) == ("cqa", "tiny", 64, 2, 7)
+    assert (tcfg.train_fraction, tcfg.seed, tcfg.data_dir) == (cell.fraction, cell.seed, "/data")
+    assert Path(tcfg.output_dir) == cell.run_dir(tmp_path)
+    with pytest.raises(ConfigError, match="nonsense"):  # unknown train keys fail before any training
+        bench.run_sweep(BenchConfig(tasks=["cqa"], output_dir=str(tmp_path / "x"), train={"nonsense": 1}),
+                        train_fn=FakeTrain(), log=quiet)
+
+
+# ---------------------------------------------------------------------------------- sweep with a fake
+def test_sweep_writes_csv_markdown_and_png(tmp_path, tiny_cqa_dir):
+    cfg = make_cfg(tmp_path, tiny_cqa_dir)
+    fake = FakeTrain()
+    out = bench.run_sweep(cfg, train_fn=fake, log=quiet)
+    sweep = tmp_path / "sweep"
+    assert len(fake.calls) == len(out["trained"]) == 2 * 2 * 2
+
+    rows = bench.read_csv(sweep / "results.csv")
+    assert len(rows) == 8
+    assert set(bench.CSV_COLUMNS) <= set(rows[0])
+    for r in rows:
+        assert r["test_accuracy"] == pytest.approx(fake_accuracy(r["method"], r["fraction"], r["seed"]) - 0.02)
+        assert Path(r["run_dir"]).is_dir() and r["chance"] == pytest.approx(0.2)
+        assert r["teacher_accuracy"] == pytest.approx(1.0)  # the fixture's teacher is always right
+        assert r["params"] == 128_000 and r["train_examples"] == round(40 * r["fraction"])
+
+    md = (sweep / "results.md").read_text()
+    # dss at 50 %: test = 0.3 + 0.2 + 0.1 - 0.02 + 0.01 * seed -> 58.0 and 59.0: mean 58.5, s.e. 0.5
+    assert "| dss (gold labels) | 58.5 ± 0.5 | 78.5 ± 0.5 |" in md
+    assert "| standard fine-tuning | 48.5 ± 0.5 | 68.5 ± 0.5 |" in md
+    assert "chance 20.0 %" in md and "teacher (LLM) test accuracy 100.0 %" in md
+    assert "50 % (20)" in md  # fraction header names the number of training examples
+    png = (sweep / "curves.png").read_bytes()
+    assert png.startswith(PNG_MAGIC) and len(png) > 10_000
+    assert not (sweep / "model_size.png").exists()  # one student: no model-size plot
+
+    again = bench.run_sweep(cfg, train_fn=fake, log=quiet)  # everything finished: nothing retrains
+    assert again["trained"] == [] and len(fake.calls) == 8
+
+
+def test_killed_sweep_reruns_only_unfinished_cells(tmp_path, tiny_cqa_dir):
+    cfg = make_cfg(tmp_path, tiny_cqa_dir)
+    killer = FakeTrain(fail_on_call=3)
+    with pytest.raises(KeyboardInterrupt):
+        bench.run_sweep(cfg, train_fn=killer, log=quiet)
+    finished = {c for c in bench.grid(cfg) if bench.read_results(c.run_dir(cfg.out_dir())) is not None}
+    assert len(finished) == 2  # the third cell died with half a results.json: not finished
+
+    rerun = FakeTrain()
+    out = bench.run_sweep(cfg, train_fn=rerun, log=quiet)
+    assert len(rerun.calls) == 6 and set(out["skipped"]) == finished
+    assert not {str(c.run_dir(cfg.out_dir())) for c in finished} & set(rerun.calls)
+    assert killer.calls[2] in rerun.calls  # the killed cell is trained again
+    assert len(bench.read_csv(tmp_path / "sweep" / "results.csv")) == 8
+
+
+def test_shards_share_one_folder(tmp_path, tiny_cqa_dir):
+    fakes = [FakeTrain() for _ in range(3)]
+    for i, fake in enumerate(fakes):
+        bench.run_sweep(make_cfg(tmp_path, tiny_cqa_dir, shard=f"{i}/3"), train_fn=fake, log=quiet)
+    calls = [c for f in fakes for c in f.calls]
+    assert len(calls) == len(set(calls)) == 8
+    assert len(bench.read_csv(tmp_path / "sweep" / "results.csv")) == 8  # the last shard sees every cell
+
+
+def test_parallel_jobs_give_the_same_table(tmp_path, tiny_cqa_dir):
+    bench.run_sweep(make_cfg(tmp_path / "a", tiny_cqa_dir), train_fn=FakeTrain(), log=quiet)
+    out = bench.run_sweep(make_cfg(tmp_path / "b", tiny_cqa_dir, jobs=2), train_fn=FakeTrain(), log=quiet)
+    assert len(out["trained"]) == 8
+    md = [(tmp_path / d / "sweep" / "results.md").read_text() for d in "ab"]
+    assert md[0] == md[1]
+
+
+def test_model_size_plot_and_plot_command(tmp_path, tiny_cqa_dir, capsys):
+    cfg = make_cfg(tmp_path, tiny_cqa_dir, models=["tiny:d_model=32,heads=2", "tiny:d_model=64"], seeds=[0])
+    bench.run_sweep(cfg, train_fn=FakeTrain(), log=quiet)
+    sweep = tmp_path / "sweep"
+    assert (sweep / "model_size.png").read_bytes().startswith(PNG_MAGIC)
+    assert {r["params"] for r in bench.read_csv(sweep / "results.csv")} == {32_000, 64_000}
+
+    (sweep / "curves.png").unlink()
+    (sweep / "model_size.png").unlink()
+    assert main(["plot", str(sweep)]) == 0
+    assert (sweep / "curves.png").read_bytes().startswith(PNG_MAGIC)
+    assert (sweep / "model_size.png").is_file()
+    assert "student `tiny:d_model=64`" in capsys.readouterr().out
+    assert main(["plot", str(tmp_path / "nowhere")]) == 2
+
+
+def test_mean_and_standard_error():
+    assert bench.mean_se([0.5]) == (0.5, None)
+    mean, se = bench.mean_se([0.2, 0.4, 0.6])
+    assert mean == pytest.approx(0.4) and se == pytest.approx(0.2 / math.sqrt(3))
+
+
+def test_paper_figures_only_for_t5_base():
+    from dss.plot import is_t5_base
+    assert is_t5_base("google/t5-v1_1-base") and is_t5_base("t5-base") and is_t5_base("/models/flan-t5-base")
+    assert not is_t5_base("tiny") and not is_t5_base("google/t5-v1_1-large")
+
+
+def test_subprocess_and_accelerate_commands(tmp_path):
+    cfg = BenchConfig(launcher="accelerate", launch_args=["--num_processes", "8"])
+    cmd = bench.launch_command(cfg, tmp_path / "cell.yaml")
+    assert cmd[:4] == ["accelerate", "launch", "--num_processes", "8"]
+    assert cmd[4:] == ["-m", "dss", "train", "--config", str(tmp_path / "cell.yaml")]
+    assert bench.launch_command(BenchConfig(launcher="subprocess"), Path("c.yaml"))[1:4] == ["-m", "dss", "train"]
+
+
+def test_cli_overrides(tmp_path):
+    from dss.cli import build_parser
+    from dss.commands.bench import build_config
+    args = build_parser().parse_args(["bench", "--config", "configs/bench-svamp.yaml", "--seeds", "4,5",
+                                      "--models", "tiny:d_model=64,heads=2;tiny", "train.max_steps=9",
+                                      "fractions=[0.5]"])
+    cfg = build_config(args)
+    assert cfg.seeds == [4, 5] and cfg.fractions == [0.5] and cfg.name == "bench-svamp"
+    assert cfg.models == ["tiny:d_model=64,heads=2", "tiny"]
+    assert cfg.train["max_steps"] == "9" and "batch_size" in cfg.train  # YAML train values are kept
+
+
+# ------------------------------------------------------------------------------------------- configs
+CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))
+
+
+def test_there_are_configs():
+    names = {p.stem for p in CONFIGS}
+    assert {"demo", "bench-cqa", "bench-svamp", "bench-esnli", "bench-anli1", "bench-paper"} <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_every_config_loads(path, tmp_path):
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("# ") and " dss " in f" {first[2:]} ", f"{path}: first line must give its command"
+    if "dss bench" in first:
+        cfg = bench.load_bench_config(path)
+        for cell in bench.grid(cfg):  # every cell's dss train config is valid
+            bench.train_config(cfg, cell, tmp_path)
+    else:
+        from dss.config import load_config
+        from dss.train_config import TrainConfig
+        load_config(TrainConfig, path)
+
+
+# ------------------------------------------------------------------------------- a real miniature grid
+@pytest.mark.slow
+def test_real_miniature_grid(tmp_path, tiny_cqa_dir, capsys):
+    """2 fractions x 2 methods x 1 seed with the tiny student and the real trainer, through the CLI."""
+    pytest.importorskip("dss.train")
+    sweep = tmp_path / "real"
+    argv = ["bench", "--tasks", "cqa", "--methods", "standard,dss", "--fractions", "0.5,1", "--seeds", "0",
+            "--data-dir", str(tiny_cqa_dir), "--output-dir", str(sweep), "train.max_steps=3", "train.batch_size=8",
+            "train.eval_steps=3", "train.d_model=32", "train.heads=2", "train.d_ff=64", "train.vocab_size=200",
+            "train.layers=1", "train.tensorboard=false"]
+    assert main(argv) == 0
+    rows = bench.read_csv(sweep / "results.csv")
+    assert len(rows) == 4 and {r["method"] for r in rows} == {"standard", "dss"}
+    for r in rows:
+        assert 0.0 <= r["test_accuracy"] <= 1.0 and r["params"] > 0
+        assert r["train_examples"] == {0.5: 18, 1.0: 36}[r["fraction"]]  # 40 rows: 36 train, 4 valid carved
+    out = capsys.readouterr().out
+    assert "| standard fine-tuning |" in out and "| dss (gold labels) |" in out
+    assert (sweep / "curves.png").read_bytes().startswith(PNG_MAGIC)
+    mtimes = {r["run_dir"]: (Path(r["run_dir"]) / "results.json").stat().st_mtime_ns for r in rows}
+    assert main(argv) == 0  # a rerun trains nothing
+    assert mtimes == {r["run_dir"]: (Path(r["run_dir"]) / "results.json").stat().st_mtime_ns for r in rows}
+
+
+def test_custom_study_from_cli_flags(tmp_path):
+    """`make study DATA=my.jsonl`: --tasks custom --train-file reaches every cell as task_options."""
+    from dss.cli import build_parser
+    from dss.commands.bench import build_config
+    data = tmp_path / "my.jsonl"
+    data.write_text("".join(json.dumps({"id": f"r{i}", "input": f"is {i} even?", "label": "yes" if i % 2 == 0
+                                        else "no", "rationale": f"{i} mod 2 is {i % 2}."}) + "\n" for i in range(50)))
+    args = build_parser().parse_args(["bench", "--config", "configs/study.yaml", "--tasks", "custom", "--train-file",
+                                      str(data), "--output-dir", str(tmp_path / "study"), "--seeds", "0"])
+    cfg = build_config(args)
+    fake = FakeTrain()
+    bench.run_sweep(cfg, train_fn=fake, log=quiet)
+    cell_cfg = bench.train_config(cfg, bench.grid(cfg)[0], cfg.out_dir())
+    assert cell_cfg.task == "custom" and cell_cfg.task_options == {"train_file": str(data)}
+    rows = bench.read_csv(tmp_path / "study" / "results.csv")
+    assert len(rows) == 8 and rows[0]["chance"] is None and rows[0]["teacher_accuracy"] is None
+    assert "teacher: none" in (tmp_path / "study" / "results.md").read_text()

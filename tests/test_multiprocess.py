@@ -1,0 +1,43 @@
+"""`torchrun --nproc_per_node 2` on CPU (gloo): it completes, only the main process writes, and its losses
+match a 1-process run with the same global batch (the loss is normalised by the step's global token counts)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_train import read_jsonl, tiny_args
+
+from dss.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def test_two_cpu_processes_match_one(tiny_cqa_dir, tmp_path):
+    # dropout off: the two processes draw different dropout masks than one process would
+    args = ["--method", "dss", "--max-steps", "4", "--eval-steps", "4", "--dropout", "0", "--eval-max-new-tokens", "8"]
+    two, one = tmp_path / "two", tmp_path / "one"
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "dss",
+                           *tiny_args(tiny_cqa_dir, two, *args)], env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("run folder:") == 1  # the summary is printed by the main process only
+    assert main(tiny_args(tiny_cqa_dir, one, *args)) == 0
+
+    assert json.loads((two / "config.json").read_text())["num_processes"] == 2
+    assert json.loads((two / "results.json").read_text())["num_processes"] == 2
+    m1, m2 = read_jsonl(one / "metrics.jsonl"), read_jsonl(two / "metrics.jsonl")
+    assert [r["step"] for r in m2] == [r["step"] for r in m1]  # one line per event: nobody else wrote
+    for a, b in zip(m1, m2):
+        for k in ("loss", "label_loss", "rationale_loss"):
+            if k in a:
+                assert b[k] == pytest.approx(a[k], rel=1e-4), (a["step"], k)
+    assert len(read_jsonl(two / "predictions.jsonl")) == 10
+    # both processes saved their RNG state into the one checkpoint; nothing else was written twice
+    assert sorted(p.name for p in (two / "checkpoints" / "step_00000004").glob("random_states_*")) == \
+        ["random_states_0.pkl", "random_states_1.pkl"]
