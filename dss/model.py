@@ -1,6 +1,6 @@
 """The student and its tokenizer: a Hugging Face seq2seq checkpoint, or `tiny`, a small T5 built from a config.
 
-`tiny` trains a sentencepiece unigram tokenizer on the run's training text (inputs, labels, rationales) and adds
+`tiny` trains a sentencepiece (BPE) tokenizer on the run's training text (inputs, labels, rationales) and adds
 the task prefixes as single tokens. It is stored as a `T5Tokenizer`, so both kinds load the same way:
 
     AutoTokenizer.from_pretrained(run / "model"); AutoModelForSeq2SeqLM.from_pretrained(run / "model")
@@ -14,7 +14,7 @@ from dss.config import ConfigError
 
 
 def train_tokenizer(texts: list[str], prefixes: list[str], vocab_size: int, path: Path):
-    """Train a sentencepiece unigram model on texts; save it as a T5Tokenizer folder at path."""
+    """Train sentencepiece BPE pieces on texts; save them as a T5Tokenizer folder at path."""
     import sentencepiece as spm
     from transformers import T5Tokenizer
 
@@ -24,17 +24,21 @@ def train_tokenizer(texts: list[str], prefixes: list[str], vocab_size: int, path
     # as the student sees it. One thread keeps training deterministic.
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(t for t in texts if t), model_writer=proto, vocab_size=vocab_size,
-        model_type="unigram", pad_id=0, eos_id=1, unk_id=2, bos_id=-1, hard_vocab_limit=False,
+        model_type="bpe", pad_id=0, eos_id=1, unk_id=2, bos_id=-1, hard_vocab_limit=False,
         normalization_rule_name="identity", character_coverage=1.0, num_threads=1, minloglevel=2,
         max_sentence_length=1 << 16)
     sp = spm.SentencePieceProcessor(model_proto=proto.getvalue())
-    vocab = [(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())]
+    # The HF side reads (piece, score) as a unigram model (Viterbi over scores). sentencepiece's unigram
+    # trainer stalls near single characters on small, repetitive corpora (61 pieces on the demo text), so
+    # pieces come from BPE and each costs the same: Viterbi then picks the fewest pieces ("▁drill", not
+    # "▁dr i l l"); earlier merges break ties.
+    vocab = [(sp.id_to_piece(i), -1.0 + 1e-6 * sp.get_score(i)) for i in range(sp.get_piece_size())]
     tok = T5Tokenizer(vocab=vocab, extra_ids=0)
     # added tokens are matched before word splitting, so "[label] x" always starts with one "[label]" token
     tok.add_tokens([p.strip() for p in prefixes if p.strip()])
     path.mkdir(parents=True, exist_ok=True)
     tok.save_pretrained(str(path))
-    (path / "spiece.model").write_bytes(proto.getvalue())  # the raw sentencepiece model, for other tools
+    (path / "spiece.model").write_bytes(proto.getvalue())  # the raw sentencepiece BPE model, for reference
     return tok
 
 

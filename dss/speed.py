@@ -70,8 +70,7 @@ def run_ours(cfg, variant: str, steps: int, warmup: int) -> dict:
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision,
                               dataloader_config=DataLoaderConfiguration(split_batches=True))
     loader, _ = T.get_dataloader(features, cfg, tokenizer, split_tasks=variant != "dss-joint")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+    optimizer, scheduler = T.make_optimizer(model, cfg)  # exactly what `dss train` uses
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     alpha = cfg.alpha if cfg.method == "dss" else 1.0
     tokens = torch.zeros((), dtype=torch.long, device=accelerator.device)

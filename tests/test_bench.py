@@ -240,13 +240,14 @@ def test_every_config_loads(path, tmp_path):
 # ------------------------------------------------------------------------------- a real miniature grid
 @pytest.mark.slow
 def test_real_miniature_grid(tmp_path, tiny_cqa_dir, capsys):
-    """2 fractions x 2 methods x 1 seed with the tiny student and the real trainer, through the CLI."""
+    """2 fractions x 2 methods x 1 seed with the tiny student and the real trainer, through the CLI, two cells
+    at a time (worker processes), then a rerun that trains nothing."""
     pytest.importorskip("dss.train")
     sweep = tmp_path / "real"
     argv = ["bench", "--tasks", "cqa", "--methods", "standard,dss", "--fractions", "0.5,1", "--seeds", "0",
-            "--data-dir", str(tiny_cqa_dir), "--output-dir", str(sweep), "train.max_steps=3", "train.batch_size=8",
-            "train.eval_steps=3", "train.d_model=32", "train.heads=2", "train.d_ff=64", "train.vocab_size=200",
-            "train.layers=1", "train.tensorboard=false"]
+            "--data-dir", str(tiny_cqa_dir), "--output-dir", str(sweep), "--jobs", "2", "train.max_steps=3",
+            "train.batch_size=8", "train.eval_steps=3", "train.d_model=32", "train.heads=2", "train.d_ff=64",
+            "train.vocab_size=200", "train.layers=1", "train.tensorboard=false"]
     assert main(argv) == 0
     rows = bench.read_csv(sweep / "results.csv")
     assert len(rows) == 4 and {r["method"] for r in rows} == {"standard", "dss"}
