@@ -1,9 +1,8 @@
 """The benchmark harness: a grid of `dss train` cells (task x model x labels x seed x fraction x method),
-skipping finished cells, and the tables that summarize them.
+skipping finished cells; dss.report turns the finished cells into results.csv / results.md.
 
     cells = grid(cfg)                      # every cell of the sweep, in a fixed order
     run_sweep(cfg)                         # train this shard's unfinished cells, then write the report
-    write_report(out_dir, read_csv(...))   # results.md (+ curves.png via dss.plot) from the CSV
 
 A cell is finished when `<cell>/results.json` parses and holds the accuracies: rerunning a killed sweep
 trains only the cells that never finished. Cells are shards of one grid (`shard="i/n"`, 0 <= i < n): any
@@ -13,12 +12,9 @@ in-process (`launcher: inprocess`, fastest for tiny students), as `python -m dss
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
-import io
 import json
-import math
 import os
 import re
 import subprocess
@@ -39,19 +35,6 @@ LAUNCHERS = ("inprocess", "subprocess", "accelerate")
 GRID_KEYS = ("task", "method", "labels", "model", "train_fraction", "seed", "output_dir", "data_dir",
              "task_options")
 REQUIRED_RESULTS = ("valid_accuracy", "test_accuracy")
-
-CSV_COLUMNS = ["task", "method", "labels", "model", "fraction", "seed", "train_examples", "test_examples",
-               "valid_accuracy", "test_accuracy", "best_step", "params", "examples_per_second", "seconds",
-               "cpu_seconds", "chance", "teacher_accuracy", "run_dir"]
-
-# Table 1/2 of the paper: T5-base (220M) on 100 % of the training data, accuracy in % (paper-reference.md).
-# Marked on the curves where the student is T5-base; `distill` has no figure in the reference.
-PAPER_T5_BASE = {
-    "esnli": {"standard": 88.38, "single": 88.88, "dss": 89.51},
-    "anli1": {"standard": 43.58, "single": 43.50, "dss": 49.58},
-    "cqa": {"standard": 62.19, "single": 61.37, "dss": 63.29},
-    "svamp": {"standard": 62.63, "single": 63.00, "dss": 65.50},
-}
 
 
 @dataclass
@@ -207,23 +190,6 @@ def atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def count_params(run_dir: Path, results: dict) -> int | None:
-    """Parameter count from results.json, else from the saved model's safetensors headers (no torch needed)."""
-    for where in (results, results.get("data") or {}):  # the trainer keeps it in results["data"]["parameters"]
-        for k in ("params", "parameters", "num_parameters", "n_params"):
-            if isinstance(where.get(k), int):
-                return where[k]
-    files = sorted((Path(run_dir) / "model").glob("*.safetensors"))
-    if not files:
-        return None
-    total = 0
-    for f in files:
-        with open(f, "rb") as fh:
-            n = int.from_bytes(fh.read(8), "little")
-            header = json.loads(fh.read(n))
-        total += sum(math.prod(v["shape"]) for k, v in header.items() if k != "__metadata__")
-    return total
-
 
 # ------------------------------------------------------------------------------------------- launchers
 TrainFn = Callable[[object], dict]
@@ -268,24 +234,6 @@ def _has_checkpoints(run_dir: Path) -> bool:
     return ckpt.is_dir() and any(ckpt.iterdir())
 
 
-# ------------------------------------------------------------------------------------------ task facts
-def task_facts(task_name: str, data_dir=None, task_options=None, n_test: int | None = None) -> dict:
-    """Chance level and the teacher's test accuracy (its parsed labels against gold; unparsed = wrong), on the
-    first n_test test examples: the ones the students were scored on when evaluation was capped."""
-    from dss.tasks import get_task
-    task = get_task(task_name, **(task_options or {}) if task_name == "custom" else {})
-    teacher = None
-    if task_name == "custom" and not (task_options or {}).get("teacher_label_column"):
-        # a custom file's rationales stand in for teacher answers that equal the gold label: no teacher figure
-        return {"chance": task.chance(), "teacher_accuracy": None}
-    try:
-        test = task.load("test", data_dir)[:n_test]
-        if test and any(ex.llm_label is not None for ex in test):
-            teacher = task.accuracy([ex.llm_label for ex in test], [ex.label for ex in test])
-    except Exception as e:  # the table just omits the teacher; the cells will report data problems
-        print(f"dss bench: note: no teacher accuracy for {task_name}: {e}", file=sys.stderr)
-    return {"chance": task.chance(), "teacher_accuracy": teacher}
-
 
 def preflight(cfg: BenchConfig) -> None:
     """Fail before the first cell, with the loader's own message, when a train split or a student is missing
@@ -312,6 +260,7 @@ def run_sweep(cfg: BenchConfig, train_fn: TrainFn | None = None, argv: list[str]
               plot: bool = True, log=print, make_config=train_config) -> dict:
     """Train this shard's unfinished cells, then rewrite results.csv / results.md / curves.png from every
     finished cell of the grid. Returns {"trained": [...], "skipped": [...], "failed": [...], "rows": [...]}."""
+    from dss.report import collect, pct, write_report  # dss.report builds on this module: imported here
     out_dir = cfg.out_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     cells = grid(cfg)
@@ -338,8 +287,8 @@ def run_sweep(cfg: BenchConfig, train_fn: TrainFn | None = None, argv: list[str]
         # wall and CPU time per cell, for budgeting sweeps; beside results.json, which the trainer owns
         atomic_write(cell.run_dir(out_dir) / "bench_cell.json", json.dumps(timing))
         trained.append(cell)
-        log(f"dss bench: [{k}/{len(todo)}] {cell.key}: valid {_pct(res['valid_accuracy'])}  "
-            f"test {_pct(res['test_accuracy'])}  ({timing['seconds']:.0f} s, {timing['cpu_seconds']:.0f} CPU s)")
+        log(f"dss bench: [{k}/{len(todo)}] {cell.key}: valid {pct(res['valid_accuracy'])}  "
+            f"test {pct(res['test_accuracy'])}  ({timing['seconds']:.0f} s, {timing['cpu_seconds']:.0f} CPU s)")
     rows = collect(cfg, cells, out_dir)
     write_report(out_dir, rows, title=cfg.name or out_dir.name, plot=plot)
     return {"trained": trained, "skipped": skipped, "failed": failed, "rows": rows, "out_dir": out_dir}
@@ -394,149 +343,6 @@ def _run_cells(cfg, todo, out_dir, configs, train_fn, log):
             pool.shutdown(wait=False, cancel_futures=True)
             raise
 
-
-def collect(cfg: BenchConfig, cells: list[Cell], out_dir: Path) -> list[dict]:
-    """One CSV row per finished cell of the grid (all shards), with chance and teacher accuracy."""
-    facts: dict[str, dict] = {}
-    rows = []
-    for cell in cells:
-        run_dir = cell.run_dir(out_dir)
-        res = read_results(run_dir)
-        if res is None:
-            continue
-        n_test = res.get("test_examples")
-        if (cell.task, n_test) not in facts:
-            facts[cell.task, n_test] = task_facts(cell.task, cfg.data_dir, cfg.task_options, n_test)
-        try:
-            timing = json.loads((run_dir / "bench_cell.json").read_text())
-        except (OSError, ValueError):
-            timing = {}
-        rows.append({"task": cell.task, "method": cell.method, "labels": cell.labels, "model": cell.model,
-                     "fraction": cell.fraction, "seed": cell.seed, "train_examples": res.get("train_examples"),
-                     "valid_accuracy": res["valid_accuracy"], "test_accuracy": res["test_accuracy"],
-                     "best_step": res.get("best_step"), "params": count_params(run_dir, res),
-                     "examples_per_second": res.get("examples_per_second"), "seconds": timing.get("seconds"),
-                     "cpu_seconds": timing.get("cpu_seconds"),
-                     "test_examples": n_test, **facts[cell.task, n_test], "run_dir": str(run_dir)})
-    return rows
-
-
-# ------------------------------------------------------------------------------------- CSV and markdown
-def rows_to_csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: ("" if r.get(k) is None else r[k]) for k in CSV_COLUMNS})
-    return buf.getvalue()
-
-
-_INT_COLS = ("seed", "train_examples", "test_examples", "best_step", "params")
-_FLOAT_COLS = ("fraction", "valid_accuracy", "test_accuracy", "examples_per_second", "seconds", "cpu_seconds",
-               "chance", "teacher_accuracy")
-
-
-def read_csv(path) -> list[dict]:
-    """Rows of a results.csv with numbers as numbers and empty cells as None."""
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    for r in rows:
-        for k in _INT_COLS + _FLOAT_COLS:
-            v = r.get(k)
-            r[k] = None if v in (None, "") else (int(float(v)) if k in _INT_COLS else float(v))
-    return rows
-
-
-def mean_se(values: list[float]) -> tuple[float, float | None]:
-    """Mean and standard error of the mean (sample std / sqrt(n)); None for one value."""
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, None
-    var = sum((v - mean) ** 2 for v in values) / (n - 1)
-    return mean, math.sqrt(var / n)
-
-
-def summarize(rows: list[dict], metric: str = "test_accuracy") -> dict:
-    """{(task, model, method, labels): {fraction: (mean, se, n)}} over seeds."""
-    groups: dict = {}
-    for r in rows:
-        if r.get(metric) is None:
-            continue
-        key = (r["task"], r["model"], r["method"], r["labels"])
-        groups.setdefault(key, {}).setdefault(float(r["fraction"]), []).append(float(r[metric]))
-    return {k: {f: (*mean_se(v), len(v)) for f, v in sorted(fr.items())} for k, fr in groups.items()}
-
-
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.1f} %"
-
-
-def _fmt(mean: float, se: float | None, n: int, seeds: int) -> str:
-    text = f"{100 * mean:.1f}" + (f" ± {100 * se:.1f}" if se is not None else "")
-    return text + (f" (n={n})" if n != seeds else "")
-
-
-def method_label(method: str, labels: str) -> str:
-    return {"standard": "standard fine-tuning", "distill": "standard distillation"}.get(
-        method, f"{method} ({labels} labels)")
-
-
-def markdown(rows: list[dict], title: str = "") -> str:
-    """results.md: per task and student, test (and valid) accuracy in %, mean ± s.e. over seeds."""
-    lines = [f"# Sweep {title}".rstrip(), ""]
-    if not rows:
-        return "\n".join(lines + ["No finished cells yet.", ""])
-    seeds = len({r["seed"] for r in rows})
-    lines += [(f"Accuracy in %, mean ± standard error over {seeds} seed(s) (`n=` where fewer seeds finished). "
-               "Model selection on validation; test accuracy of the best validation checkpoint."), ""]
-    for task in dict.fromkeys(r["task"] for r in rows):
-        trows = [r for r in rows if r["task"] == task]
-        chance, teacher = trows[0].get("chance"), trows[0].get("teacher_accuracy")
-        facts = [f"chance {_pct(chance)}" if chance is not None else "chance: open label space (no closed set)",
-                 f"teacher (LLM) test accuracy {_pct(teacher)}" if teacher is not None else "teacher: none"]
-        n_test = trows[0].get("test_examples")
-        if n_test:
-            facts.append(f"{n_test} test examples")
-        paper = PAPER_T5_BASE.get(task)
-        if paper:
-            facts.append("paper T5-base at 100 %: " + ", ".join(f"{m} {v:.2f}" for m, v in paper.items()))
-        lines += [f"## {task}", "", "; ".join(facts) + ".", ""]
-        for model in dict.fromkeys(r["model"] for r in trows):
-            mrows = [r for r in trows if r["model"] == model]
-            params = next((r["params"] for r in mrows if r.get("params")), None)
-            n_train = {float(r["fraction"]): r["train_examples"] for r in mrows if r.get("train_examples")}
-            fractions = sorted({float(r["fraction"]) for r in mrows})
-            for metric in ("test_accuracy", "valid_accuracy"):
-                summ = summarize(mrows, metric)
-                head = f"**{metric.split('_')[0]}**, student `{model}`" + (
-                    f" ({params / 1e6:.2f}M parameters)" if params else "")
-                lines += [head, "", "| method | " + " | ".join(
-                    f"{100 * f:g} % ({n_train.get(f, '?')})" for f in fractions) + " |",
-                    "|---|" + "---|" * len(fractions)]
-                for (_, _, method, labels), by_f in summ.items():
-                    cells = [_fmt(*by_f[f], seeds) if f in by_f else "" for f in fractions]
-                    lines.append(f"| {method_label(method, labels)} | " + " | ".join(cells) + " |")
-                lines.append("")
-    lines.append("Column headers: fraction of the training split (training examples).")
-    wall = [r["seconds"] for r in rows if r.get("seconds") is not None]
-    cpu = [r["cpu_seconds"] for r in rows if r.get("cpu_seconds") is not None]
-    if wall:
-        lines.append(f"Training time: {len(wall)} cells, {sum(wall) / 60:.1f} min of cell wall time, "
-                     f"{sum(cpu) / 60:.1f} CPU min.")
-    return "\n".join(lines) + "\n"
-
-
-def write_report(out_dir: Path, rows: list[dict], title: str = "", plot: bool = True) -> list[Path]:
-    """results.csv, results.md and (unless plot=False) the figures, all written atomically."""
-    out_dir = Path(out_dir)
-    atomic_write(out_dir / "results.csv", rows_to_csv(rows))
-    atomic_write(out_dir / "results.md", markdown(rows, title))
-    written = [out_dir / "results.csv", out_dir / "results.md"]
-    if plot and rows:
-        from dss.plot import plot_sweep
-        written += plot_sweep(rows, out_dir)
-    return written
 
 
 def load_bench_config(yaml_path=None, overrides: dict | None = None) -> BenchConfig:

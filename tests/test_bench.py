@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dss import bench
+from dss import bench, report
 from dss.bench import BenchConfig
 from dss.cli import main
 from dss.config import ConfigError
@@ -110,9 +110,9 @@ def test_sweep_writes_csv_markdown_and_png(tmp_path, tiny_cqa_dir):
     sweep = tmp_path / "sweep"
     assert len(fake.calls) == len(out["trained"]) == 2 * 2 * 2
 
-    rows = bench.read_csv(sweep / "results.csv")
+    rows = report.read_csv(sweep / "results.csv")
     assert len(rows) == 8
-    assert set(bench.CSV_COLUMNS) <= set(rows[0])
+    assert set(report.CSV_COLUMNS) <= set(rows[0])
     for r in rows:
         assert r["test_accuracy"] == pytest.approx(fake_accuracy(r["method"], r["fraction"], r["seed"]) - 0.02)
         assert Path(r["run_dir"]).is_dir() and r["chance"] == pytest.approx(0.2)
@@ -146,7 +146,7 @@ def test_killed_sweep_reruns_only_unfinished_cells(tmp_path, tiny_cqa_dir):
     assert len(rerun.calls) == 6 and set(out["skipped"]) == finished
     assert not {str(c.run_dir(cfg.out_dir())) for c in finished} & set(rerun.calls)
     assert killer.calls[2] in rerun.calls  # the killed cell is trained again
-    assert len(bench.read_csv(tmp_path / "sweep" / "results.csv")) == 8
+    assert len(report.read_csv(tmp_path / "sweep" / "results.csv")) == 8
 
 
 def test_shards_share_one_folder(tmp_path, tiny_cqa_dir):
@@ -155,7 +155,7 @@ def test_shards_share_one_folder(tmp_path, tiny_cqa_dir):
         bench.run_sweep(make_cfg(tmp_path, tiny_cqa_dir, shard=f"{i}/3"), train_fn=fake, log=quiet)
     calls = [c for f in fakes for c in f.calls]
     assert len(calls) == len(set(calls)) == 8
-    assert len(bench.read_csv(tmp_path / "sweep" / "results.csv")) == 8  # the last shard sees every cell
+    assert len(report.read_csv(tmp_path / "sweep" / "results.csv")) == 8  # the last shard sees every cell
 
 
 def test_parallel_jobs_give_the_same_table(tmp_path, tiny_cqa_dir):
@@ -171,7 +171,7 @@ def test_model_size_plot_and_plot_command(tmp_path, tiny_cqa_dir, capsys):
     bench.run_sweep(cfg, train_fn=FakeTrain(), log=quiet)
     sweep = tmp_path / "sweep"
     assert (sweep / "model_size.png").read_bytes().startswith(PNG_MAGIC)
-    assert {r["params"] for r in bench.read_csv(sweep / "results.csv")} == {32_000, 64_000}
+    assert {r["params"] for r in report.read_csv(sweep / "results.csv")} == {32_000, 64_000}
 
     (sweep / "curves.png").unlink()
     (sweep / "model_size.png").unlink()
@@ -183,8 +183,8 @@ def test_model_size_plot_and_plot_command(tmp_path, tiny_cqa_dir, capsys):
 
 
 def test_mean_and_standard_error():
-    assert bench.mean_se([0.5]) == (0.5, None)
-    mean, se = bench.mean_se([0.2, 0.4, 0.6])
+    assert report.mean_se([0.5]) == (0.5, None)
+    mean, se = report.mean_se([0.2, 0.4, 0.6])
     assert mean == pytest.approx(0.4) and se == pytest.approx(0.2 / math.sqrt(3))
 
 
@@ -249,7 +249,7 @@ def test_real_miniature_grid(tmp_path, tiny_cqa_dir, capsys):
             "train.batch_size=8", "train.eval_steps=3", "train.d_model=32", "train.heads=2", "train.d_ff=64",
             "train.vocab_size=200", "train.layers=1", "train.tensorboard=false"]
     assert main(argv) == 0
-    rows = bench.read_csv(sweep / "results.csv")
+    rows = report.read_csv(sweep / "results.csv")
     assert len(rows) == 4 and {r["method"] for r in rows} == {"standard", "dss"}
     for r in rows:
         assert 0.0 <= r["test_accuracy"] <= 1.0 and r["params"] > 0
@@ -276,6 +276,6 @@ def test_custom_study_from_cli_flags(tmp_path):
     bench.run_sweep(cfg, train_fn=fake, log=quiet)
     cell_cfg = bench.train_config(cfg, bench.grid(cfg)[0], cfg.out_dir())
     assert cell_cfg.task == "custom" and cell_cfg.task_options == {"train_file": str(data)}
-    rows = bench.read_csv(tmp_path / "study" / "results.csv")
+    rows = report.read_csv(tmp_path / "study" / "results.csv")
     assert len(rows) == 8 and rows[0]["chance"] is None and rows[0]["teacher_accuracy"] is None
     assert "teacher: none" in (tmp_path / "study" / "results.md").read_text()

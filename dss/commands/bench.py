@@ -76,6 +76,7 @@ def build_config(args):
 
 def run(args) -> int:
     from dss import bench
+    from dss.report import collect, write_report
 
     cfg = build_config(args)
     out_dir = cfg.out_dir()
@@ -88,8 +89,8 @@ def run(args) -> int:
         print(f"{len(mine)} of {len(cells)} cells in shard {cfg.shard}")
         return 0
     if args.report_only:
-        rows = bench.collect(cfg, cells, out_dir)
-        bench.write_report(out_dir, rows, title=cfg.name or out_dir.name)
+        rows = collect(cfg, cells, out_dir)
+        write_report(out_dir, rows, title=cfg.name or out_dir.name)
         print((out_dir / "results.md").read_text())
         return 0
     result = bench.run_sweep(cfg, argv=["dss"] + sys.argv[1:] if sys.argv[1:2] == ["bench"] else None)

@@ -15,20 +15,21 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from dss import bench
+    from dss.bench import atomic_write
     from dss.plot import plot_sweep
+    from dss.report import markdown, read_csv
 
     path = Path(args.sweep)
     csv_path = path if path.suffix == ".csv" else path / "results.csv"
     if not csv_path.is_file():
         raise DataError(f"{csv_path}: no such file; run `dss bench` first (or pass a sweep folder)")
-    rows = bench.read_csv(csv_path)
+    rows = read_csv(csv_path)
     if not rows:
         raise DataError(f"{csv_path}: no finished cells to plot")
     out_dir = csv_path.parent
     written = plot_sweep(rows, out_dir)
     if not args.no_table:
-        bench.atomic_write(out_dir / "results.md", bench.markdown(rows, out_dir.name))
+        atomic_write(out_dir / "results.md", markdown(rows, out_dir.name))
         written.append(out_dir / "results.md")
         print((out_dir / "results.md").read_text())
     print("dss plot: wrote " + ", ".join(str(w) for w in written))

@@ -1,0 +1,224 @@
+"""The report of a sweep: one results.csv row per finished cell, mean ± standard error over seeds, and the
+results.md tables with chance, the teacher's accuracy and the paper's T5-base figures per task.
+
+    rows = collect(cfg, grid(cfg), out_dir)   # one row per finished cell (all shards)
+    write_report(out_dir, rows)               # results.csv, results.md (+ curves.png via dss.plot)
+    rows = read_csv(out_dir / "results.csv")  # back again, numbers as numbers
+
+Everything here reads finished cells or rows; training them is dss.bench's job.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+from pathlib import Path
+
+from dss.bench import BenchConfig, Cell, atomic_write, read_results
+
+CSV_COLUMNS = ["task", "method", "labels", "model", "fraction", "seed", "train_examples", "test_examples",
+               "valid_accuracy", "test_accuracy", "best_step", "params", "examples_per_second", "seconds",
+               "cpu_seconds", "chance", "teacher_accuracy", "run_dir"]
+
+# Table 1/2 of the paper: T5-base (220M) on 100 % of the training data, accuracy in % (paper-reference.md).
+# Marked on the curves where the student is T5-base; `distill` has no figure in the reference.
+PAPER_T5_BASE = {
+    "esnli": {"standard": 88.38, "single": 88.88, "dss": 89.51},
+    "anli1": {"standard": 43.58, "single": 43.50, "dss": 49.58},
+    "cqa": {"standard": 62.19, "single": 61.37, "dss": 63.29},
+    "svamp": {"standard": 62.63, "single": 63.00, "dss": 65.50},
+}
+
+
+# ------------------------------------------------------------------------------------------- the rows
+def count_params(run_dir: Path, results: dict) -> int | None:
+    """Parameter count from results.json, else from the saved model's safetensors headers (no torch needed)."""
+    for where in (results, results.get("data") or {}):  # the trainer keeps it in results["data"]["parameters"]
+        for k in ("params", "parameters", "num_parameters", "n_params"):
+            if isinstance(where.get(k), int):
+                return where[k]
+    files = sorted((Path(run_dir) / "model").glob("*.safetensors"))
+    if not files:
+        return None
+    total = 0
+    for f in files:
+        with open(f, "rb") as fh:
+            n = int.from_bytes(fh.read(8), "little")
+            header = json.loads(fh.read(n))
+        total += sum(math.prod(v["shape"]) for k, v in header.items() if k != "__metadata__")
+    return total
+
+
+def task_facts(task_name: str, data_dir=None, task_options=None, n_test: int | None = None) -> dict:
+    """Chance level and the teacher's test accuracy (its parsed labels against gold; unparsed = wrong), on the
+    first n_test test examples: the ones the students were scored on when evaluation was capped."""
+    from dss.tasks import get_task
+    task = get_task(task_name, **(task_options or {}) if task_name == "custom" else {})
+    teacher = None
+    if task_name == "custom" and not (task_options or {}).get("teacher_label_column"):
+        # a custom file's rationales stand in for teacher answers that equal the gold label: no teacher figure
+        return {"chance": task.chance(), "teacher_accuracy": None}
+    try:
+        test = task.load("test", data_dir)[:n_test]
+        if test and any(ex.llm_label is not None for ex in test):
+            teacher = task.accuracy([ex.llm_label for ex in test], [ex.label for ex in test])
+    except Exception as e:  # the table just omits the teacher; the cells will report data problems
+        print(f"dss bench: note: no teacher accuracy for {task_name}: {e}", file=sys.stderr)
+    return {"chance": task.chance(), "teacher_accuracy": teacher}
+
+
+def collect(cfg: BenchConfig, cells: list[Cell], out_dir: Path) -> list[dict]:
+    """One CSV row per finished cell of the grid (all shards), with chance and teacher accuracy."""
+    facts: dict[str, dict] = {}
+    rows = []
+    for cell in cells:
+        run_dir = cell.run_dir(out_dir)
+        res = read_results(run_dir)
+        if res is None:
+            continue
+        n_test = res.get("test_examples")
+        if (cell.task, n_test) not in facts:
+            facts[cell.task, n_test] = task_facts(cell.task, cfg.data_dir, cfg.task_options, n_test)
+        try:
+            timing = json.loads((run_dir / "bench_cell.json").read_text())
+        except (OSError, ValueError):
+            timing = {}
+        rows.append({"task": cell.task, "method": cell.method, "labels": cell.labels, "model": cell.model,
+                     "fraction": cell.fraction, "seed": cell.seed, "train_examples": res.get("train_examples"),
+                     "valid_accuracy": res["valid_accuracy"], "test_accuracy": res["test_accuracy"],
+                     "best_step": res.get("best_step"), "params": count_params(run_dir, res),
+                     "examples_per_second": res.get("examples_per_second"), "seconds": timing.get("seconds"),
+                     "cpu_seconds": timing.get("cpu_seconds"),
+                     "test_examples": n_test, **facts[cell.task, n_test], "run_dir": str(run_dir)})
+    return rows
+
+
+# ------------------------------------------------------------------------------------- CSV and markdown
+def rows_to_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if r.get(k) is None else r[k]) for k in CSV_COLUMNS})
+    return buf.getvalue()
+
+
+_INT_COLS = ("seed", "train_examples", "test_examples", "best_step", "params")
+_FLOAT_COLS = ("fraction", "valid_accuracy", "test_accuracy", "examples_per_second", "seconds", "cpu_seconds",
+               "chance", "teacher_accuracy")
+
+
+def read_csv(path) -> list[dict]:
+    """Rows of a results.csv with numbers as numbers and empty cells as None."""
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        for k in _INT_COLS + _FLOAT_COLS:
+            v = r.get(k)
+            r[k] = None if v in (None, "") else (int(float(v)) if k in _INT_COLS else float(v))
+    return rows
+
+
+def mean_se(values: list[float]) -> tuple[float, float | None]:
+    """Mean and standard error of the mean (sample std / sqrt(n)); None for one value."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, None
+    var = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, math.sqrt(var / n)
+
+
+def summarize(rows: list[dict], metric: str = "test_accuracy") -> dict:
+    """{(task, model, method, labels): {fraction: (mean, se, n)}} over seeds."""
+    groups: dict = {}
+    for r in rows:
+        if r.get(metric) is None:
+            continue
+        key = (r["task"], r["model"], r["method"], r["labels"])
+        groups.setdefault(key, {}).setdefault(float(r["fraction"]), []).append(float(r[metric]))
+    return {k: {f: (*mean_se(v), len(v)) for f, v in sorted(fr.items())} for k, fr in groups.items()}
+
+
+def pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f} %"
+
+
+def _fmt(mean: float, se: float | None, n: int, seeds: int) -> str:
+    text = f"{100 * mean:.1f}" + (f" ± {100 * se:.1f}" if se is not None else "")
+    return text + (f" (n={n})" if n != seeds else "")
+
+
+def method_label(method: str, labels: str) -> str:
+    return {"standard": "standard fine-tuning", "distill": "standard distillation"}.get(
+        method, f"{method} ({labels} labels)")
+
+
+def markdown(rows: list[dict], title: str = "") -> str:
+    """results.md: per task and student, test (and valid) accuracy in %, mean ± s.e. over seeds."""
+    lines = [f"# Sweep {title}".rstrip(), ""]
+    if not rows:
+        return "\n".join(lines + ["No finished cells yet.", ""])
+    seeds = len({r["seed"] for r in rows})
+    lines += [(f"Accuracy in %, mean ± standard error over {seeds} seed(s) (`n=` where fewer seeds finished). "
+               "Model selection on validation; test accuracy of the best validation checkpoint."), ""]
+    for task in dict.fromkeys(r["task"] for r in rows):
+        trows = [r for r in rows if r["task"] == task]
+        lines += [f"## {task}", "", _task_facts_line(task, trows), ""]
+        for model in dict.fromkeys(r["model"] for r in trows):
+            lines += _model_tables(model, [r for r in trows if r["model"] == model], seeds)
+    lines.append("Column headers: fraction of the training split (training examples).")
+    wall = [r["seconds"] for r in rows if r.get("seconds") is not None]
+    cpu = [r["cpu_seconds"] for r in rows if r.get("cpu_seconds") is not None]
+    if wall:
+        lines.append(f"Training time: {len(wall)} cells, {sum(wall) / 60:.1f} min of cell wall time, "
+                     f"{sum(cpu) / 60:.1f} CPU min.")
+    return "\n".join(lines) + "\n"
+
+
+def _task_facts_line(task: str, trows: list[dict]) -> str:
+    """Chance, teacher accuracy, test size and the paper's T5-base figures of one task, as one sentence."""
+    chance, teacher = trows[0].get("chance"), trows[0].get("teacher_accuracy")
+    facts = [f"chance {pct(chance)}" if chance is not None else "chance: open label space (no closed set)",
+             f"teacher (LLM) test accuracy {pct(teacher)}" if teacher is not None else "teacher: none"]
+    n_test = trows[0].get("test_examples")
+    if n_test:
+        facts.append(f"{n_test} test examples")
+    paper = PAPER_T5_BASE.get(task)
+    if paper:
+        facts.append("paper T5-base at 100 %: " + ", ".join(f"{m} {v:.2f}" for m, v in paper.items()))
+    return "; ".join(facts) + "."
+
+
+def _model_tables(model: str, mrows: list[dict], seeds: int) -> list[str]:
+    """The test and valid tables of one student on one task: a row per method, a column per fraction."""
+    lines: list[str] = []
+    params = next((r["params"] for r in mrows if r.get("params")), None)
+    n_train = {float(r["fraction"]): r["train_examples"] for r in mrows if r.get("train_examples")}
+    fractions = sorted({float(r["fraction"]) for r in mrows})
+    for metric in ("test_accuracy", "valid_accuracy"):
+        summ = summarize(mrows, metric)
+        head = f"**{metric.split('_')[0]}**, student `{model}`" + (
+            f" ({params / 1e6:.2f}M parameters)" if params else "")
+        lines += [head, "", "| method | " + " | ".join(
+            f"{100 * f:g} % ({n_train.get(f, '?')})" for f in fractions) + " |",
+            "|---|" + "---|" * len(fractions)]
+        for (_, _, method, labels), by_f in summ.items():
+            cells = [_fmt(*by_f[f], seeds) if f in by_f else "" for f in fractions]
+            lines.append(f"| {method_label(method, labels)} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
+def write_report(out_dir: Path, rows: list[dict], title: str = "", plot: bool = True) -> list[Path]:
+    """results.csv, results.md and (unless plot=False) the figures, all written atomically."""
+    out_dir = Path(out_dir)
+    atomic_write(out_dir / "results.csv", rows_to_csv(rows))
+    atomic_write(out_dir / "results.md", markdown(rows, title))
+    written = [out_dir / "results.csv", out_dir / "results.md"]
+    if plot and rows:
+        from dss.plot import plot_sweep
+        written += plot_sweep(rows, out_dir)
+    return written
