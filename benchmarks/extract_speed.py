@@ -29,16 +29,7 @@ sys.path.insert(0, str(ROOT))
 from dss.tasks import get_task  # noqa: E402
 from dss.teacher.extract import run  # noqa: E402
 from dss.teacher.extract_config import ExtractConfig  # noqa: E402
-
-
-def write_cqa(root: Path, n: int) -> None:
-    d = root / "cqa"
-    d.mkdir(parents=True)
-    with open(d / "cqa_train.json", "w") as fh:
-        for i in range(n):
-            choices = [f"a{i}", f"b{i}", f"c{i}", f"d{i}", f"e{i}"]
-            fh.write(json.dumps({"id": f"q{i}", "question": f"Question {i}?", "choices": choices,
-                                 "answer": choices[i % 5]}) + "\n")
+from dss.teacher.fake_server import write_fake_cqa  # noqa: E402
 
 
 def bare_client_seconds(port: int, n: int, concurrency: int) -> float:
@@ -85,7 +76,7 @@ def main() -> None:
             print(f"floor: a bare asyncio client takes {floor:.3f} s = {floor / ideal:.3f} x ideal on this machine now")
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
-            write_cqa(tmp, math.ceil(args.n / 0.9) + 2)  # the carved train split keeps 90 %
+            write_fake_cqa(tmp, math.ceil(args.n / 0.9) + 2)  # the carved train split keeps 90 %
             task = get_task("cqa")
             results = []
             for r in range(args.repeats):

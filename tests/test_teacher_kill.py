@@ -10,21 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from dss.teacher.fake_server import FakeTeacher
+from dss.teacher.fake_server import FakeTeacher, write_fake_cqa
 
 ROOT = Path(__file__).resolve().parent.parent
 N_ROWS = 334  # the carved train split of 334 cqa rows holds 300 examples
-
-
-def write_cqa(root: Path, n: int) -> Path:
-    d = root / "cqa"
-    d.mkdir(parents=True)
-    with open(d / "cqa_train.json", "w") as fh:
-        for i in range(n):
-            choices = [f"a{i}", f"b{i}", f"c{i}", f"d{i}", f"e{i}"]
-            fh.write(json.dumps({"id": f"q{i}", "question": f"Question {i}?", "choices": choices,
-                                 "answer": choices[i % 5]}) + "\n")
-    return root
 
 
 def extract_cmd(url, data_dir, out, limit=300):
@@ -45,7 +34,7 @@ def env():
 
 
 def test_kill_9_then_rerun_gives_exactly_one_record_per_example(tmp_path, env):
-    data = write_cqa(tmp_path / "data", N_ROWS)
+    data = write_fake_cqa(tmp_path / "data", N_ROWS)
     out = tmp_path / "r.jsonl"
     with FakeTeacher(latency=0.02) as srv:
         # three kills at different depths of progress, each followed by a resume that gets killed again

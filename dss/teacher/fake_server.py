@@ -31,6 +31,21 @@ import threading
 _CHOICE = re.compile(r"^\(([a-e])\)\s*(.+)$", re.M)
 
 
+def write_fake_cqa(root, n: int):
+    """n cqa train rows in the release layout under root (answers whose letters the default responder
+    follows), for runs against this server; returns root."""
+    from pathlib import Path
+
+    d = Path(root) / "cqa"
+    d.mkdir(parents=True)
+    with open(d / "cqa_train.json", "w") as fh:
+        for i in range(n):
+            choices = [f"a{i}", f"b{i}", f"c{i}", f"d{i}", f"e{i}"]
+            fh.write(json.dumps({"id": f"q{i}", "question": f"Question {i}?", "choices": choices,
+                                 "answer": choices[i % 5]}) + "\n")
+    return root
+
+
 def default_responder(user: str, system: str = "") -> str:
     """A well-formed chain-of-thought answer in the format the system message asks for."""
     if "Answer Choices:" in user:
