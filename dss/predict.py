@@ -42,8 +42,11 @@ def predict(model_dir, inputs: list[str], rationale: bool = False, batch_size: i
     import torch
     from accelerate import Accelerator
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     from dss.train import generate
+
+    hf_logging.disable_progress_bar()   # a "Loading weights" bar would mix into the predictions on the terminal
 
     info = student_info(model_dir)
     if rationale and info["method"] not in ("dss", "single"):

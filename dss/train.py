@@ -9,6 +9,7 @@ Runs the same under `python`, `accelerate launch` (DDP; FSDP/DeepSpeed via an Ac
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
@@ -162,6 +163,8 @@ def evaluate(model, tokenizer, task, examples, cfg: TrainConfig, accelerator) ->
 def save_checkpoint(accelerator, run: Path, step: int, state: dict) -> None:
     """Full training state for --resume; only the newest checkpoint is kept."""
     ckpt = run / "checkpoints" / f"step_{step:08d}"
+    # T5 ties its embeddings and lm_head; accelerate warns at every save that it stored the shared tensor once
+    logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
     accelerator.save_state(str(ckpt))
     if accelerator.is_main_process:
         write_json(ckpt / "trainer_state.json", {**state, "step": step})
@@ -296,8 +299,9 @@ def train(cfg: TrainConfig) -> dict:
     alpha = cfg.alpha if cfg.method == "dss" else 1.0  # the other methods have only the label task
     window = torch.zeros(3, device=accelerator.device)  # summed step losses since the last log line
     last_log, t0 = state["step"], time.perf_counter()
+    # TQDM_DISABLE is read here, not at import: `dss bench --jobs N` sets it in workers forked after tqdm loaded
     bar = tqdm(total=cfg.max_steps, initial=state["step"], desc="train",
-               disable=not accelerator.is_local_main_process)
+               disable=not accelerator.is_local_main_process or os.environ.get("TQDM_DISABLE") == "1")
     model.train()
     for micro in step_batches(loader, sampler, state["step"], cfg, accelerator):
         window += train_step(model, micro, alpha, accelerator, optimizer, scheduler, cfg.max_grad_norm)

@@ -72,7 +72,7 @@ def test_labels_balanced(demo):
 
 def test_rationale_states_the_deciding_facts_and_the_step(demo):
     """What makes the design work: the label depends on the hidden kind of the two things in the input; the
-    rationale names exactly those things with their kinds, and the kinds never appear in the input."""
+    rationale names the kinds of exactly those things, and the kinds never appear in the input."""
     _, data = demo
     for e in data["train"] + data["test"]:
         facts = _FACT.findall(e.input)
@@ -81,11 +81,11 @@ def test_rationale_states_the_deciding_facts_and_the_step(demo):
         kinds = [KIND_OF[t] for t in things]
         assert e.label == ("yes" if kinds[0] == kinds[1] else "no")          # label decided by the two facts
         assert not set(KINDS) & set(e.input.split())                        # the step is not in the input
-        for t, k in zip(things, kinds):
-            assert re.search(rf"\ban? {k} , the {t}\b", e.llm_rationale), e  # the rationale states it
-        # kinds in a fixed order: the explanation's first words depend on the set of kinds, as the label does
-        stated = re.findall(r"\ban? (\w+) , the", e.llm_rationale)
-        assert stated == sorted(kinds, key=list(KINDS).index)
+        # the rationale states the hidden step: both kinds, in a fixed order (so its first word depends on the
+        # set of kinds, as the label does), then the answer
+        m = re.fullmatch(r"(\w+) and (\w+) \. So the answer is (yes|no) \.", e.llm_rationale)
+        assert m, e
+        assert [m.group(1), m.group(2)] == sorted(kinds, key=list(KINDS).index) and m.group(3) == e.label
 
 
 def test_label_alone_cannot_be_read_off_one_fact(demo):

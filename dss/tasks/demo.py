@@ -2,18 +2,21 @@
 
     input     : "ben has a fig . cara has a plum . same kind ?"
     label     : "yes"
-    rationale : "a fruit , the fig , and a fruit , the plum . So the answer is yes ."
+    rationale : "fruit and fruit . So the answer is yes ."
 
-Why this shape (measured, not assumed): in a from-scratch probe (T5 d_model 128, 2+2 layers, word vocabulary,
-200 steps of 32, lr 3e-3, alpha 0.5, test accuracy, mean +- std over 3 seeds) labels only reached 0.65 +- 0.03
-with 200 train examples and 0.64 +- 0.13 with 400; learning to explain reached 0.77 +- 0.08 and 0.92 +- 0.05.
+Why this shape (measured, not assumed): a from-scratch probe with make demo's student (T5 d_model 128, 2+2
+layers, 300 steps of 32, lr 1e-3, alpha 0.5; test accuracy %, mean of 3 seeds), standard fine-tuning vs DSS:
+100 examples 58.1 vs 66.1, 200: 73.9 vs 82.8, 400: 97.4 vs 99.7, 800: 99.2 vs 99.8, 1,600: 98.6 vs 100.0.
 - The label is decided by two facts in the input (what each person has) through a hidden step: the kind of
   each thing (fruit, tool, animal, toy). The kinds are never written in the input.
 - The label alone is a hard, indirect signal: one bit per example about a *relation* between two things. To
   generalise to unseen pairs, a student trained on labels only must discover the kinds of 20 things from
-  same/different answers, which a tiny model cannot do from a few hundred examples.
-- The rationale carries that evidence directly: it states each deciding fact and its kind, and the step from
+  same/different answers, which a tiny model does poorly from 100-200 examples and well from 400 on.
+- The rationale carries that evidence directly: it states the kind of each deciding thing, and the step from
   them to the answer. A student that learns to explain learns the kinds from every example it sees.
+- How it is worded matters for a tiny student (see `rationale_for`): the gain comes from the explanation's
+  first word needing the same features as the label.
+- More things (4 kinds x 8, or 6 x 6) left both methods undertrained within make demo's 10-minute budget.
 - Retrieval-style designs ("A has red ... what kind does B have?") were tried first and rejected: a tiny T5
   trained from scratch for a few hundred steps on 2 CPU cores learns neither the matching nor, therefore,
   anything from its rationale.
@@ -66,20 +69,22 @@ def make_example(rng: random.Random) -> tuple[str, str, str, dict]:
 
 
 def rationale_for(t1: str, t2: str, label: str) -> str:
-    """The teacher's explanation: the kind of each deciding thing, then the answer (the generic CoT format).
+    """The teacher's explanation: the kinds of the two things, then the answer (the generic CoT format).
 
-    The kinds come in a fixed order (fruit, tool, animal, toy; input order within one kind), not in input
-    order. Measured: with kinds in a fixed order the first words of the explanation depend only on the *set*
-    of kinds in the input, which is exactly what the label needs, so learning to explain trains the features
-    the label task reads (+13 points at 200 examples in the first probe); with each thing's kind written after
-    the thing itself ("a fig is a fruit") the student can look the kind up from its own output instead, and the
-    gain nearly vanished (+2 to +4 points).
+        "fruit and toy . So the answer is no ."
+
+    Why this wording (measured at 200 examples, 300 steps, lr 1e-3, 3 seeds; standard fine-tuning 73.9 %):
+    - the kinds come first and in a fixed order (fruit, tool, animal, toy), so the explanation's first word is
+      computed from the *set* of kinds in the input, the very feature the label needs, at the same decoder
+      position where the label task writes its answer: DSS 82.8 %;
+    - "a fruit and a toy ." (an article first, whose choice says little about the pair): DSS 74.5 %;
+    - "a fruit , the melon , and a toy , the doll ." (the first wording, which also copies the things): 72.8 %,
+      although its own "So the answer is" was right on up to 93 % of test rows: the knowledge was learnt but
+      stayed in the explanation, not in the features the label is written from.
     """
     order = list(KINDS)
-    first, second = sorted([t1, t2], key=lambda t: order.index(KIND_OF[t]))   # stable: ties keep input order
-    k1, k2 = KIND_OF[first], KIND_OF[second]
-    return (f"{_article(k1)} {k1} , the {first} , and {_article(k2)} {k2} , the {second} . "
-            f"So the answer is {label} .")
+    k1, k2 = sorted([KIND_OF[t1], KIND_OF[t2]], key=order.index)
+    return f"{k1} and {k2} . So the answer is {label} ."
 
 
 def generate(seed: int = DEFAULT_SEED, sizes: dict[str, int] | None = None,
