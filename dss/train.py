@@ -163,8 +163,6 @@ def evaluate(model, tokenizer, task, examples, cfg: TrainConfig, accelerator) ->
 def save_checkpoint(accelerator, run: Path, step: int, state: dict) -> None:
     """Full training state for --resume; only the newest checkpoint is kept."""
     ckpt = run / "checkpoints" / f"step_{step:08d}"
-    # T5 ties its embeddings and lm_head; accelerate warns at every save that it stored the shared tensor once
-    logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
     accelerator.save_state(str(ckpt))
     if accelerator.is_main_process:
         write_json(ckpt / "trainer_state.json", {**state, "step": step})
@@ -221,6 +219,8 @@ def make_accelerator(cfg: TrainConfig, run: Path):
         project_config=ProjectConfiguration(project_dir=str(run), logging_dir=str(run / "tb")),
         # split_batches: each global micro-batch from the sampler is sliced over the processes
         dataloader_config=DataLoaderConfiguration(split_batches=True))
+    # T5 ties its embeddings and lm_head; accelerate would warn at every checkpoint that it stored them once
+    logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
     if cfg.batch_size % (cfg.grad_accum * accelerator.num_processes):
         from dss.config import ConfigError
         raise ConfigError(f"batch_size {cfg.batch_size} must divide by grad_accum x processes "
