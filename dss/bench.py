@@ -201,7 +201,7 @@ def run_cell(cfg: BenchConfig, cell: Cell, out_dir: Path, tcfg, train_fn: TrainF
     if (run_dir / "results.json").exists():  # unreadable or incomplete (cf. read_results): not a result
         (run_dir / "results.json").unlink()
     if _has_checkpoints(run_dir) and "resume" in {f.name for f in dataclasses.fields(tcfg)}:
-        tcfg.resume = True  # a killed cell continues from its last checkpoint
+        tcfg.resume = True  # a killed cell continues from its last checkpoint (or starts over if it had none)
     if cfg.launcher == "inprocess":
         if train_fn is None:
             from dss.train import train as train_fn
@@ -230,8 +230,9 @@ def launch_command(cfg: BenchConfig, cell_yaml: Path) -> list[str]:
 
 
 def _has_checkpoints(run_dir: Path) -> bool:
-    ckpt = Path(run_dir) / "checkpoints"
-    return ckpt.is_dir() and any(ckpt.iterdir())
+    """Whether a killed attempt left anything of a run (a checkpoint, or only its first files)."""
+    from dss.train import RUN_FILES
+    return any((Path(run_dir) / f).exists() for f in RUN_FILES)
 
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from pathlib import Path
@@ -80,6 +81,8 @@ def check(cfg) -> None:
             continue
         items = v if isinstance(v, list) else [v]
         for item in items:
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ConfigError(f"{f.name}: {item!r} is not a finite number")
             if m.get("choices") and item not in m["choices"]:
                 raise ConfigError(f"{f.name}: {item!r} is not one of {', '.join(map(str, m['choices']))}")
             if m.get("min") is not None and item < m["min"]:

@@ -47,6 +47,22 @@ def apply_rationale_file(examples: list, path: str, task) -> dict:
     return dict(apply_rationales(examples, path, metric=task.metric, task=task))
 
 
+def fingerprint(splits: dict, rationale_file=None) -> str:
+    """sha256 of every example's content in every split (and of a rationale file's bytes): two runs read the
+    same data exactly when their fingerprints agree, wherever the files were."""
+    h = hashlib.sha256()
+    for name, examples in sorted(splits.items()):
+        h.update(json.dumps([name, [[e.id, e.input, e.label, e.llm_label, e.llm_rationale] for e in examples]],
+                            ensure_ascii=False).encode())
+    if rationale_file:
+        try:
+            h.update(Path(rationale_file).read_bytes())
+        except OSError as e:
+            from dss.tasks.base import DataError
+            raise DataError(f"{rationale_file}: cannot read rationale file: {e.strerror or e}") from None
+    return h.hexdigest()
+
+
 def example_rows(ex, cfg) -> list[Row]:
     """The training rows of one example under cfg.method; [] when the example cannot be used."""
     label = ex.label if cfg.label_source == "gold" else ex.llm_label
@@ -125,32 +141,36 @@ def cached_tokenize(items: list[list[Row]], tokenizer, cfg, cache_dir: Path) -> 
 
 
 class LengthGroupedBatchSampler:
-    """Deterministic batches of item indices (a function of seed and epoch only, so resume can skip ahead).
+    """Deterministic batches of item indices: `epoch_batches(epoch)` is a pure function of (seed, epoch).
 
+    Nothing here has state that iteration advances, so an interrupted run resumed at any step asks for the
+    same epoch's batches and skips to the same place. (An earlier version relied on `set_epoch` before
+    iterating, which Accelerate's prepared loader overrode with its own counter: every epoch had one order.)
     Each epoch: a seeded permutation cut to a whole number of optimizer steps; with grouping, chunks of
     `mega` batches are sorted by length and cut into batches whose order is then shuffled, so a batch holds
     examples of similar length (little padding) while the batch order stays random.
-    `batch_size` is the micro-batch over all processes; Accelerate (split_batches=True) gives each process a slice.
+    `batch_size` is the micro-batch over all processes; each process takes a contiguous slice of it.
     """
 
     def __init__(self, lengths: list[int], batch_size: int, batches_per_step: int, seed: int,
                  group_by_length: bool = True, mega: int = 50):
         self.lengths, self.batch_size, self.batches_per_step = np.asarray(lengths), batch_size, batches_per_step
-        self.seed, self.group_by_length, self.mega, self.epoch = seed, group_by_length, mega, 0
-        self.drop_last = True
+        self.seed, self.group_by_length, self.mega = seed, group_by_length, mega
         if len(self) == 0:
             raise ValueError(f"{len(lengths)} training examples are fewer than one batch of "
                              f"{batch_size * batches_per_step}; lower batch_size")
 
     def __len__(self) -> int:
-        step = self.batch_size * self.batches_per_step
-        return len(self.lengths) // step * self.batches_per_step
+        """Micro-batches per epoch."""
+        return self.steps_per_epoch * self.batches_per_step
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.lengths) // (self.batch_size * self.batches_per_step)
 
-    def __iter__(self):
-        rng = np.random.default_rng([self.seed, self.epoch])
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        """The epoch's micro-batches, in order: [len(self)] lists of batch_size item indices."""
+        rng = np.random.default_rng([self.seed, epoch])
         perm = rng.permutation(len(self.lengths))[:len(self) * self.batch_size]
         if self.group_by_length:
             chunk = self.batch_size * self.mega
@@ -159,8 +179,7 @@ class LengthGroupedBatchSampler:
         batches = perm.reshape(-1, self.batch_size)
         if self.group_by_length:
             batches = batches[rng.permutation(len(batches))]
-        for b in batches:
-            yield [int(i) for i in b]
+        return [[int(i) for i in b] for b in batches]
 
 
 def pad_rows(ids: list[list[int]], tgt: list[list[int]], task: list[int], pad_id: int) -> dict:
@@ -177,6 +196,12 @@ def pad_rows(ids: list[list[int]], tgt: list[list[int]], task: list[int], pad_id
         labels[i, :len(t)] = torch.tensor(t)
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels,
             "is_rationale": torch.tensor(task, dtype=torch.bool)}
+
+
+def to_device(batch: dict, device) -> dict:
+    return {"parts": [{k: v.to(device) for k, v in p.items()} for p in batch["parts"]],
+            "n_label_tokens": batch["n_label_tokens"].to(device),
+            "n_rationale_tokens": batch["n_rationale_tokens"].to(device)}
 
 
 def collate(features: list[dict], pad_id: int, split_tasks: bool = True) -> dict:

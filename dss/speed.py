@@ -65,32 +65,27 @@ def run_ours(cfg, variant: str, steps: int, warmup: int) -> dict:
 
     from dss import train as T
 
-    cfg = dataclasses.replace(cfg, group_by_length=variant != "dss-nogroup")
+    cfg = dataclasses.replace(cfg, group_by_length=variant != "dss-nogroup", max_steps=warmup + steps)
     features, tokenizer, model = _setup(cfg)
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision,
                               dataloader_config=DataLoaderConfiguration(split_batches=True))
-    loader, _ = T.get_dataloader(features, cfg, tokenizer, split_tasks=variant != "dss-joint")
     optimizer, scheduler = T.make_optimizer(model, cfg)  # exactly what `dss train` uses
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     alpha = cfg.alpha if cfg.method == "dss" else 1.0
     tokens = torch.zeros((), dtype=torch.long, device=accelerator.device)
-    batches, done, t0 = iter(loader), 0, None
+    batches = T.step_batches(features, T.batch_order(features, cfg), 0, cfg, accelerator, tokenizer.pad_token_id,
+                             split_tasks=variant != "dss-joint")
+    t0 = None
     model.train()
-    while done < warmup + steps:
+    for done, micro in enumerate(batches):
         if done == warmup:
             if accelerator.device.type == "cuda":
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
-        try:
-            micro = [next(batches) for _ in range(cfg.grad_accum)]
-        except StopIteration:
-            batches = iter(loader)
-            continue
         if done >= warmup:  # real (non-pad) tokens, summed on the device: no host sync
             tokens = tokens + sum(p["attention_mask"].sum() + (p["labels"] != -100).sum()
                                   for b in micro for p in b["parts"])
         last = T.train_step(model, micro, alpha, accelerator, optimizer, scheduler, cfg.max_grad_norm)
-        done += 1
     final_loss = float(last[0])  # the one host sync of the timed run
     seconds = time.perf_counter() - t0
     return _report(variant, cfg, steps, seconds, int(tokens), accelerator.device, final_loss)

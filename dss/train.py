@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import time
 from contextlib import nullcontext
 from functools import partial
@@ -21,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from dss import data as D
+from dss import run_folder as RF
 from dss.runinfo import run_info, write_json
 from dss.train_config import TrainConfig
 
@@ -53,19 +55,28 @@ def lr_factor(step: int, warmup_steps: int, max_steps: int) -> float:
 
 
 def load_data(cfg: TrainConfig):
-    """(task, train items, valid examples, test examples, stats). The only place examples come from."""
+    """(task, train items, valid examples, test examples, stats). The only place examples come from.
+
+    stats["fingerprint"] hashes the content of every split read (and of the rationale file): a run, a resume
+    or a sweep cell counts as the same only when it trained on the same data.
+    """
     from dss.tasks import get_task
 
     task = get_task(cfg.task, **cfg.task_options)
-    train = D.nested_subset(task.load("train", cfg.data_dir), cfg.train_fraction, cfg.seed)
-    stats = {"train_subset": len(train)}
+    log(f"loading {cfg.task} data")
+    splits = {s: task.load(s, cfg.data_dir) for s in ("train", "valid", "test")}
+    stats = {"fingerprint": D.fingerprint(splits, cfg.rationales)}
+    train = D.nested_subset(splits["train"], cfg.train_fraction, cfg.seed)
+    stats["train_subset"] = len(train)
     if cfg.rationales:
         stats["rationale_file"] = D.apply_rationale_file(train, cfg.rationales, task)
     items, item_stats = D.training_items(train, cfg)
     stats.update(item_stats)
     cap = cfg.max_eval_examples
-    valid, test = (task.load(s, cfg.data_dir)[:cap] for s in ("valid", "test"))
+    valid, test = splits["valid"][:cap], splits["test"][:cap]
     stats.update(valid_examples=len(valid), test_examples=len(test))
+    log(f"{len(splits['train'])} train examples, {len(train)} in the {cfg.train_fraction:g} subset, "
+        f"{len(items)} used; {len(valid)} valid, {len(test)} test")
     return task, items, valid, test, stats
 
 
@@ -88,14 +99,33 @@ def build_student(cfg: TrainConfig, items, run: Path, accelerator):
     return M.tiny_model(cfg, tokenizer), tokenizer
 
 
-def get_dataloader(features, cfg: TrainConfig, tokenizer, split_tasks: bool = True):
-    sampler = D.LengthGroupedBatchSampler([f["length"] for f in features], cfg.batch_size // cfg.grad_accum,
-                                          cfg.grad_accum, cfg.seed, cfg.group_by_length)
-    # its own generator: creating an iterator must not draw from the global RNG (resume stays exact)
-    collate = partial(D.collate, pad_id=tokenizer.pad_token_id, split_tasks=split_tasks)
-    loader = torch.utils.data.DataLoader(features, batch_sampler=sampler, generator=torch.Generator(),
-                                         collate_fn=collate)
-    return loader, sampler
+def batch_order(features, cfg: TrainConfig) -> D.LengthGroupedBatchSampler:
+    return D.LengthGroupedBatchSampler([f["length"] for f in features], cfg.batch_size // cfg.grad_accum,
+                                       cfg.grad_accum, cfg.seed, cfg.group_by_length)
+
+
+def step_batches(features, order, start: int, cfg: TrainConfig, accelerator, pad_id: int,
+                 split_tasks: bool = True):
+    """The micro-batches of each optimizer step from `start` to max_steps, collated on this process's device.
+
+    Step s is batch s mod steps_per_epoch of epoch s // steps_per_epoch, and an epoch's batches are a pure
+    function of (seed, epoch): a run resumed at any step sees what the uninterrupted run saw. Each process
+    takes its contiguous slice of every global micro-batch.
+    """
+    per_epoch, k = order.steps_per_epoch, cfg.grad_accum
+    rank, world = accelerator.process_index, accelerator.num_processes
+    step = start
+    while step < cfg.max_steps:
+        epoch, done = divmod(step, per_epoch)
+        batches = order.epoch_batches(epoch)
+        for i in range(done, min(per_epoch, done + cfg.max_steps - step)):
+            micro = []
+            for b in batches[i * k:(i + 1) * k]:
+                n = len(b) // world
+                mine = [features[j] for j in b[rank * n:(rank + 1) * n]]
+                micro.append(D.to_device(D.collate(mine, pad_id, split_tasks), accelerator.device))
+            yield micro
+            step += 1
 
 
 def train_step(model, micro_batches, alpha, accelerator, optimizer, scheduler, max_grad_norm):
@@ -189,35 +219,69 @@ def save_student(model, tokenizer, cfg: TrainConfig, accelerator, path: Path, st
                                        "max_target_length": cfg.max_target_length})
 
 
-def prepare_run(cfg: TrainConfig) -> tuple[Path, dict | None]:
-    """The run folder, and the finished results if this run is already complete (resume is then a no-op)."""
-    run = Path(cfg.output_dir)
-    results = run / "results.json"
-    if results.is_file() and cfg.resume:
-        return run, json.loads(results.read_text())
-    if (results.is_file() or latest_checkpoint(run)) and not (cfg.resume or cfg.overwrite):
-        from dss.config import ConfigError
-        raise ConfigError(f"{run} already holds a run; pass resume=true to continue it or overwrite=true")
-    return run, None
+# what a started run leaves in its folder (the token cache is not listed: it is keyed by content)
+RUN_FILES = ("checkpoints", "model", "tokenizer", "tb", "metrics.jsonl", "results.json", "config.json",
+             "predictions.jsonl")
+
+
+def prepare_run(cfg: TrainConfig, run: Path, accelerator) -> str:
+    """What to do with the run folder: 'fresh', 'resume' (from its latest checkpoint) or 'finished'.
+
+    An existing run is never replaced silently: without resume or overwrite, a folder holding any of a run's
+    files is an error. resume on a folder with nothing to resume says so and starts at step 0.
+    """
+    from dss.config import ConfigError
+
+    has_results = RF.read_results(run) is not None
+    ckpt = latest_checkpoint(run)
+    started = any((run / f).exists() for f in RUN_FILES)
+    mode = "fresh"
+    if cfg.resume:
+        mode = "finished" if has_results else "resume" if ckpt else "fresh"
+        if mode == "fresh" and accelerator.is_main_process:
+            print(f"dss train: resume: {run} holds no checkpoint yet"
+                  f"{' (a run killed before its first one)' if started else ''}; starting at step 0",
+                  file=sys.stderr)
+    elif started and not cfg.overwrite:
+        what = "a finished run" if has_results else "a run with a checkpoint" if ckpt else "a started run"
+        raise ConfigError(f"{run} already holds {what}; pass resume=true to continue it or overwrite=true "
+                          "to replace it")
+    accelerator.wait_for_everyone()  # every process has decided before the main one changes anything
+    if mode == "fresh" and accelerator.is_main_process:
+        for stale in RUN_FILES:
+            p = run / stale
+            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+    accelerator.wait_for_everyone()
+    return mode
+
+
+def check_same_run(run: Path, cfg: TrainConfig, fingerprint: str) -> None:
+    """A resumed or finished run continues only with the settings and data it was started with."""
+    from dss.config import ConfigError, to_dict
+
+    changes = RF.identity_changes(RF.read_config(run), to_dict(cfg), fingerprint)
+    if changes:
+        raise ConfigError(f"{run} was trained with other settings or data ({'; '.join(changes)}); pass "
+                          "overwrite=true to start it over, or choose another output_dir")
 
 
 def log_metrics(accelerator, run: Path, record: dict) -> None:
     if accelerator.is_main_process:
-        with open(run / "metrics.jsonl", "a") as fh:
-            fh.write(json.dumps(record) + "\n")
+        RF.append_metrics(run, record)
     accelerator.log({k: v for k, v in record.items() if k != "step"}, step=record["step"])
 
 
-def make_accelerator(cfg: TrainConfig, run: Path):
+def make_accelerator(cfg: TrainConfig):
     from accelerate import Accelerator, DataLoaderConfiguration
     from accelerate.utils import ProjectConfiguration
 
+    run = Path(cfg.output_dir)
     accelerator = Accelerator(
         # several processes and no GPU (torchrun --nproc_per_node 2 on CPU): Accelerate's gloo backend
         cpu=int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available(),
         mixed_precision=cfg.mixed_precision, log_with="tensorboard" if cfg.tensorboard else None,
         project_config=ProjectConfiguration(project_dir=str(run), logging_dir=str(run / "tb")),
-        # split_batches: each global micro-batch from the sampler is sliced over the processes
+        # one scheduler step per optimizer step, however many processes (batches are ours: see step_batches)
         dataloader_config=DataLoaderConfiguration(split_batches=True))
     # T5 ties its embeddings and lm_head; accelerate would warn at every checkpoint that it stored them once
     logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
@@ -225,13 +289,6 @@ def make_accelerator(cfg: TrainConfig, run: Path):
         from dss.config import ConfigError
         raise ConfigError(f"batch_size {cfg.batch_size} must divide by grad_accum x processes "
                           f"({cfg.grad_accum} x {accelerator.num_processes})")
-    if accelerator.is_main_process:
-        run.mkdir(parents=True, exist_ok=True)
-        if cfg.overwrite and not cfg.resume:  # the token cache stays: it is keyed by content
-            for stale in ("checkpoints", "model", "tokenizer", "tb", "metrics.jsonl", "results.json"):
-                p = run / stale
-                shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
-    accelerator.wait_for_everyone()
     return accelerator
 
 
@@ -245,88 +302,130 @@ def make_optimizer(model, cfg: TrainConfig):
     return optimizer, scheduler
 
 
-def resume_state(cfg: TrainConfig, run: Path, accelerator) -> dict:
-    """Trainer state from the latest checkpoint (model, optimizer, scheduler, RNGs restored), or a fresh one."""
-    ckpt = latest_checkpoint(run) if cfg.resume else None
-    if ckpt is None:
-        return {"step": 0, "best_valid_accuracy": -1.0, "best_step": None, "train_seconds": 0.0,
-                "eval_history": []}
-    accelerator.load_state(str(ckpt))
-    state = json.loads((ckpt / "trainer_state.json").read_text())
-    truncate_metrics(run, state["step"], accelerator)
+def resume_state(run: Path, accelerator, mode: str) -> dict:
+    """Trainer state from the latest checkpoint (model, optimizer, scheduler, RNGs restored), or a fresh one.
+    metrics.jsonl keeps exactly the lines up to that step: later ones and torn ones are written again."""
+    state = {"step": 0, "best_valid_accuracy": -1.0, "best_step": None, "train_seconds": 0.0, "eval_history": []}
+    ckpt = latest_checkpoint(run) if mode == "resume" else None
+    if ckpt is not None:
+        accelerator.load_state(str(ckpt))
+        state = json.loads((ckpt / "trainer_state.json").read_text())
+        log(f"resuming {run} from step {state['step']}")
+    if accelerator.is_main_process:
+        RF.repair_metrics(run, state["step"])
     return state
 
 
-def step_batches(loader, sampler, start: int, cfg: TrainConfig, accelerator):
-    """The micro-batches of each optimizer step from `start` to max_steps; epochs follow each other, and a
-    resumed run skips what the interrupted one consumed (the batch order is a function of seed and epoch)."""
-    steps_per_epoch = len(loader) // cfg.grad_accum
-    step = start
-    while step < cfg.max_steps:
-        epoch, done = divmod(step, steps_per_epoch)
-        sampler.set_epoch(epoch)
-        batches = iter(accelerator.skip_first_batches(loader, done * cfg.grad_accum) if done else loader)
-        for _ in range(min(steps_per_epoch - done, cfg.max_steps - step)):
-            yield [next(batches) for _ in range(cfg.grad_accum)]
-            step += 1
+def log(message: str) -> None:
+    """A phase of training, on the main process's stderr (the progress line says how far it is)."""
+    from accelerate import PartialState
+    if PartialState().is_main_process and os.environ.get("DSS_QUIET") != "1":
+        print(f"dss train: {message}", file=sys.stderr, flush=True)
 
 
 def train(cfg: TrainConfig) -> dict:
     """Train, evaluate on valid every eval_steps (best model kept), test the best; returns results.json."""
     from accelerate.utils import set_seed
-    from tqdm.auto import tqdm
+    from transformers.utils import logging as hf_logging
 
-    run, finished = prepare_run(cfg)
-    if finished is not None:
-        return finished
-    accelerator = make_accelerator(cfg, run)
-    set_seed(cfg.seed)
-    task, items, valid, test, stats = load_data(cfg)
+    hf_logging.disable_progress_bar()  # no "Loading weights" / "Writing" bars at every checkpoint
+    accelerator = make_accelerator(cfg)
+    run = Path(cfg.output_dir)
+    with RF.run_lock(run, accelerator.is_main_process):
+        mode = prepare_run(cfg, run, accelerator)
+        set_seed(cfg.seed)
+        task, items, valid, test, stats = load_data(cfg)
+        if mode != "fresh":
+            check_same_run(run, cfg, stats["fingerprint"])
+        if mode == "finished":
+            return RF.read_results(run)
+        return fit(cfg, run, accelerator, mode, task, items, valid, test, stats)
+
+
+def fit(cfg: TrainConfig, run: Path, accelerator, mode: str, task, items, valid, test, stats) -> dict:
+    """The training loop, flat: batches, steps, logging, evaluation and checkpoints, then the test."""
     model, tokenizer = build_student(cfg, items, run, accelerator)
     with accelerator.main_process_first():  # main tokenizes and caches; the others read the cache
         features = D.cached_tokenize(items, tokenizer, cfg, run / "cache")
-    loader, sampler = get_dataloader(features, cfg, tokenizer)
+    order = batch_order(features, cfg)
     optimizer, scheduler = make_optimizer(model, cfg)
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
-    state = resume_state(cfg, run, accelerator)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    state = resume_state(run, accelerator, mode)
     stats["parameters"] = sum(p.numel() for p in model.parameters())
     if accelerator.is_main_process:
         write_json(run / "config.json", run_info(cfg, stats, accelerator.num_processes))
     if cfg.tensorboard:
         accelerator.init_trackers("tb", config={k: v for k, v in vars(cfg).items()
                                                 if isinstance(v, (int, float, str, bool))})
-
     alpha = cfg.alpha if cfg.method == "dss" else 1.0  # the other methods have only the label task
     window = torch.zeros(3, device=accelerator.device)  # summed step losses since the last log line
     last_log, t0 = state["step"], time.perf_counter()
-    # TQDM_DISABLE is read here, not at import: `dss bench --jobs N` sets it in workers forked after tqdm loaded
-    bar = tqdm(total=cfg.max_steps, initial=state["step"], desc="train",
-               disable=not accelerator.is_local_main_process or os.environ.get("TQDM_DISABLE") == "1")
+    progress = Progress(cfg.max_steps, state["step"], accelerator.is_local_main_process)
+    log(f"training {cfg.method} for {cfg.max_steps - state['step']} steps of {cfg.batch_size} examples "
+        f"({order.steps_per_epoch} steps an epoch)")
     model.train()
-    for micro in step_batches(loader, sampler, state["step"], cfg, accelerator):
+    for micro in step_batches(features, order, state["step"], cfg, accelerator, tokenizer.pad_token_id):
         window += train_step(model, micro, alpha, accelerator, optimizer, scheduler, cfg.max_grad_norm)
         step = state["step"] = state["step"] + 1
-        bar.update(1)
         is_eval = step % cfg.eval_steps == 0 or step == cfg.max_steps
         if step % cfg.log_steps == 0 or is_eval:
             state["train_seconds"] += time.perf_counter() - t0
-            loss = log_losses(accelerator, run, cfg, step, window, step - last_log, scheduler.get_last_lr()[0])
-            bar.set_postfix(loss=f"{loss:.4f}")
+            progress.loss = log_losses(accelerator, run, cfg, step, window, step - last_log,
+                                       scheduler.get_last_lr()[0])
             last_log = step
+        progress.update(step)
         if is_eval:
-            acc, _ = evaluate(model, tokenizer, task, valid, cfg, accelerator)
-            log_metrics(accelerator, run, {"step": step, "valid_accuracy": acc})
-            state["eval_history"].append([step, acc])
-            if acc > state["best_valid_accuracy"]:  # selection on valid only, never test
-                state["best_valid_accuracy"], state["best_step"] = acc, step
-                save_student(model, tokenizer, cfg, accelerator, run / "model", step)
-            save_checkpoint(accelerator, run, step, state)
+            evaluate_and_checkpoint(model, tokenizer, task, valid, cfg, accelerator, run, state)
         if step % cfg.log_steps == 0 or is_eval:
             t0 = time.perf_counter()  # evaluation and checkpoints do not count as training time
-    bar.close()
+    progress.close()
     results = finish(cfg, run, task, test, state, stats, accelerator)
     accelerator.end_training()
     return results
+
+
+def evaluate_and_checkpoint(model, tokenizer, task, valid, cfg: TrainConfig, accelerator, run: Path,
+                            state: dict) -> None:
+    """Valid accuracy now; the best model so far is kept (selection on valid only, never test)."""
+    step = state["step"]
+    acc, _ = evaluate(model, tokenizer, task, valid, cfg, accelerator)
+    log_metrics(accelerator, run, {"step": step, "valid_accuracy": acc})
+    state["eval_history"].append([step, acc])
+    if acc > state["best_valid_accuracy"]:
+        state["best_valid_accuracy"], state["best_step"] = acc, step
+        save_student(model, tokenizer, cfg, accelerator, run / "model", step)
+    log(f"step {step}/{cfg.max_steps}: valid accuracy {100 * acc:.1f} % "
+        f"(best {100 * state['best_valid_accuracy']:.1f} % at step {state['best_step']})")
+    save_checkpoint(accelerator, run, step, state)
+
+
+class Progress:
+    """A tqdm bar on a terminal; elsewhere (logs, CI, a sweep's workers) a plain line every 5 % of the steps.
+    TQDM_DISABLE=1 (set by `dss bench --jobs N` in its workers) silences both."""
+
+    def __init__(self, total: int, initial: int, enabled: bool):
+        self.total, self.loss, self.t0, self.first = total, None, time.perf_counter(), initial
+        self.enabled = enabled and os.environ.get("TQDM_DISABLE") != "1"
+        self.every = max(1, total // 20)
+        self.bar = None
+        if self.enabled and sys.stderr.isatty():
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=total, initial=initial, desc="train")
+
+    def update(self, step: int) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            if self.loss is not None:
+                self.bar.set_postfix(loss=f"{self.loss:.4f}", refresh=False)
+        elif self.enabled and (step % self.every == 0 or step == self.total):
+            rate = (step - self.first) / max(time.perf_counter() - self.t0, 1e-9)
+            loss = "" if self.loss is None else f", loss {self.loss:.4f}"
+            print(f"dss train: step {step}/{self.total} ({100 * step // self.total} %{loss}, {rate:.2f} steps/s)",
+                  file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def log_losses(accelerator, run: Path, cfg: TrainConfig, step: int, window, steps: int, lr: float) -> float:
@@ -341,29 +440,24 @@ def log_losses(accelerator, run: Path, cfg: TrainConfig, step: int, window, step
     return loss
 
 
-def truncate_metrics(run: Path, step: int, accelerator) -> None:
-    """Drop metric lines written after the checkpoint we resume from (they will be written again)."""
-    path = run / "metrics.jsonl"
-    if accelerator.is_main_process and path.is_file():
-        keep = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
-        path.write_text("".join(line + "\n" for line in keep))
-
-
 def finish(cfg: TrainConfig, run: Path, task, test, state: dict, stats: dict, accelerator) -> dict:
     """Test accuracy of the best checkpoint (chosen on valid), predictions.jsonl and results.json."""
     from transformers import AutoModelForSeq2SeqLM
 
+    from dss.model import load_tokenizer
+
     accelerator.wait_for_everyone()
     best = AutoModelForSeq2SeqLM.from_pretrained(str(run / "model")).to(accelerator.device)
-    from dss.model import load_tokenizer
     tokenizer = load_tokenizer(run / "model")
     test_acc, preds = evaluate(best, tokenizer, task, test, cfg, accelerator)
+    log(f"test accuracy {100 * test_acc:.1f} % (model of step {state['best_step']}, chosen on valid)")
     trained = cfg.max_steps * cfg.batch_size
     results = {"task": cfg.task, "method": cfg.method, "model": cfg.model, "train_fraction": cfg.train_fraction,
                "seed": cfg.seed, "valid_accuracy": state["best_valid_accuracy"], "test_accuracy": test_acc,
                "best_step": state["best_step"], "max_steps": cfg.max_steps,
                "train_examples": stats["train_examples"], "valid_examples": stats["valid_examples"],
                "test_examples": len(test), "chance": task.chance(), "data": stats,
+               "protocol": RF.PROTOCOL,
                "train_seconds": round(state["train_seconds"], 3),
                "examples_per_second": round(trained / max(state["train_seconds"], 1e-9), 2),
                "num_processes": accelerator.num_processes}

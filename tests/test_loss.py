@@ -103,15 +103,15 @@ def test_rows_per_method_and_drop_counts():
 def test_length_grouped_sampler_is_deterministic_full_and_grouped():
     lengths = [int(x) for x in torch.randint(5, 200, (103,), generator=torch.Generator().manual_seed(0))]
     s = D.LengthGroupedBatchSampler(lengths, batch_size=4, batches_per_step=2, seed=1)
-    batches = list(s)
-    assert len(batches) == len(s) == 12 * 2 and all(len(b) == 4 for b in batches)
+    batches = s.epoch_batches(0)
+    assert len(batches) == len(s) == 12 * 2 and s.steps_per_epoch == 12 and all(len(b) == 4 for b in batches)
     flat = [i for b in batches for i in b]
-    assert len(set(flat)) == len(flat) and batches == list(s)
-    s.set_epoch(1)
-    assert list(s) != batches
+    assert len(set(flat)) == len(flat) and batches == s.epoch_batches(0)
+    assert batches == D.LengthGroupedBatchSampler(lengths, 4, 2, seed=1).epoch_batches(0)  # (seed, epoch) only
+    assert s.epoch_batches(1)[0] != batches[0] and s.epoch_batches(2)[0] != s.epoch_batches(1)[0]
     pad = lambda bs: sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in bs)
     plain = D.LengthGroupedBatchSampler(lengths, 4, 2, seed=1, group_by_length=False)
-    assert pad(batches) < pad(list(plain)) / 3
+    assert pad(batches) < pad(plain.epoch_batches(0)) / 3
 
 
 def test_collate_pads_each_task_to_its_own_longest_row_and_counts_tokens():
