@@ -12,7 +12,6 @@ in-process (`launcher: inprocess`, fastest for tiny students), as `python -m dss
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -62,6 +61,8 @@ class BenchConfig:
     jobs: int = field_(1, "cells trained at once (worker processes sharing the cores; CPU sweeps: 2 on 2 cores "
                        "beats one 2-thread process for tiny students)", min=1)
     keep_going: bool = field_(False, "after a failed cell, go on with the others (exit status 1 at the end)")
+    retrain_changed: bool = field_(False, "retrain finished or started cells whose data or training settings "
+                                   "differ from this sweep's (default: refuse, naming what changed)")
 
     def __post_init__(self):
         check(self)
@@ -172,13 +173,53 @@ def train_config(cfg: BenchConfig, cell: Cell, out_dir: Path):
 # ------------------------------------------------------------------------------------------ cell status
 def read_results(run_dir: Path) -> dict | None:
     """results.json of a finished cell, or None (absent, half-written by a killed run, or incomplete)."""
-    try:
-        res = json.loads((Path(run_dir) / "results.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(res, dict) or any(res.get(k) is None for k in REQUIRED_RESULTS):
-        return None
-    return res
+    from dss.run_folder import read_results as read
+    return read(run_dir)
+
+
+class Fingerprints:
+    """Data fingerprints per distinct data source of the cells, computed once and only when a cell needs one."""
+
+    def __init__(self):
+        self.cache: dict[str, str] = {}
+
+    def __call__(self, tcfg) -> str:
+        key = json.dumps([tcfg.task, tcfg.data_dir, tcfg.task_options, tcfg.rationales], sort_keys=True,
+                         default=str)
+        if key not in self.cache:
+            from dss.train import data_fingerprint
+            self.cache[key] = data_fingerprint(tcfg)
+        return self.cache[key]
+
+
+def cell_status(cell: Cell, tcfg, out_dir: Path, fingerprint) -> tuple[str, list[str]]:
+    """("done" | "todo" | "changed", what changed). A cell is done only when it finished with this sweep's
+    resolved training settings on data with the same content; a started or finished cell made otherwise is
+    "changed" (never reused, never resumed)."""
+    from dss.run_folder import identity_changes, read_config
+    run_dir = cell.run_dir(out_dir)
+    finished = read_results(run_dir) is not None
+    if not finished and not list((run_dir / "checkpoints").glob("step_*")):
+        return "todo", []  # nothing of it is reused: training starts over
+    changes = identity_changes(read_config(run_dir), to_dict(tcfg), fingerprint(tcfg))
+    if changes:
+        return "changed", changes
+    return ("done" if finished else "todo"), []
+
+
+def sweep_status(cells: list[Cell], configs: dict, out_dir: Path) -> dict[Cell, tuple[str, list[str]]]:
+    fingerprint = Fingerprints()
+    return {c: cell_status(c, configs[c], out_dir, fingerprint) for c in cells}
+
+
+def refuse_changed(status: dict, retrain: bool) -> None:
+    changed = [(c, why) for c, (s, why) in status.items() if s == "changed"]
+    if changed and not retrain:
+        lines = [f"  {c.key}: {'; '.join(why[:3])}{' ...' if len(why) > 3 else ''}" for c, why in changed[:5]]
+        raise ConfigError(f"{len(changed)} cell(s) of this sweep were trained with other data or settings:\n"
+                          + "\n".join(lines) + ("\n  ..." if len(changed) > 5 else "") +
+                          "\nUse another sweep name (--name / NAME=) to keep them, or pass --retrain-changed "
+                          "to retrain them here.")
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -200,7 +241,7 @@ def run_cell(cfg: BenchConfig, cell: Cell, out_dir: Path, tcfg, train_fn: TrainF
     run_dir = cell.run_dir(out_dir)
     if (run_dir / "results.json").exists():  # unreadable or incomplete (cf. read_results): not a result
         (run_dir / "results.json").unlink()
-    if _has_checkpoints(run_dir) and "resume" in {f.name for f in dataclasses.fields(tcfg)}:
+    if _has_checkpoints(run_dir) and not getattr(tcfg, "overwrite", False):
         tcfg.resume = True  # a killed cell continues from its last checkpoint (or starts over if it had none)
     if cfg.launcher == "inprocess":
         if train_fn is None:
@@ -267,13 +308,20 @@ def run_sweep(cfg: BenchConfig, train_fn: TrainFn | None = None, argv: list[str]
     cells = grid(cfg)
     mine = shard_cells(cells, cfg.shard)
     # every cell's config is built first: a bad `train:` key fails now, not after an hour of training
-    configs = {cell: make_config(cfg, cell, out_dir) for cell in mine}
-    todo = [c for c in mine if read_results(c.run_dir(out_dir)) is None]
+    configs = {cell: make_config(cfg, cell, out_dir) for cell in cells}
+    status = sweep_status(mine, configs, out_dir)
+    refuse_changed(status, cfg.retrain_changed)
+    todo = [c for c in mine if status[c][0] != "done"]
     skipped = [c for c in mine if c not in todo]
+    for c in todo:
+        if status[c][0] == "changed":  # --retrain-changed: the old cell is replaced, never resumed
+            configs[c].overwrite = True
     atomic_write(out_dir / "bench.yaml", yaml.safe_dump(
         {"command": " ".join(argv) if argv else None, **to_dict(cfg)}, sort_keys=False))
+    n_changed = sum(status[c][0] == "changed" for c in todo)
     log(f"dss bench: {out_dir}: {len(cells)} cells in the grid, {len(mine)} in shard {cfg.shard}, "
-        f"{len(skipped)} already finished, {len(todo)} to train")
+        f"{len(skipped)} already finished, {len(todo)} to train" +
+        (f" ({n_changed} of them retrained: their data or settings changed)" if n_changed else ""))
     if todo and train_fn is None:
         preflight(cfg)
     trained, failed = [], []
@@ -290,9 +338,21 @@ def run_sweep(cfg: BenchConfig, train_fn: TrainFn | None = None, argv: list[str]
         trained.append(cell)
         log(f"dss bench: [{k}/{len(todo)}] {cell.key}: valid {pct(res['valid_accuracy'])}  "
             f"test {pct(res['test_accuracy'])}  ({timing['seconds']:.0f} s, {timing['cpu_seconds']:.0f} CPU s)")
-    rows = collect(cfg, cells, out_dir)
+    rows = report_rows(cfg, cells, configs, out_dir, log)
     write_report(out_dir, rows, title=cfg.name or out_dir.name, plot=plot)
     return {"trained": trained, "skipped": skipped, "failed": failed, "rows": rows, "out_dir": out_dir}
+
+
+def report_rows(cfg: BenchConfig, cells: list[Cell], configs: dict, out_dir: Path, log=print) -> list[dict]:
+    """The report's rows: every finished cell of the grid (all shards) made with this sweep's data and
+    settings; a finished cell made otherwise is left out, and said so."""
+    from dss.report import collect
+    status = sweep_status(cells, configs, out_dir)
+    stale = [c for c in cells if status[c][0] == "changed"]
+    if stale:
+        log(f"dss bench: {len(stale)} finished cell(s) left out of the report: trained with other data or "
+            f"settings (e.g. {stale[0].key}: {'; '.join(status[stale[0]][1][:2])})")
+    return collect(cfg, [c for c in cells if status[c][0] == "done"], out_dir)
 
 
 def _cpu_seconds() -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,10 +124,21 @@ def tokenize_items(items: list[list[Row]], tokenizer, cfg) -> list[dict]:
     return out
 
 
+def tokenizer_identity(tokenizer) -> str:
+    """What decides a tokenizer's ids: its serialized model, normalizer and added tokens, without the
+    truncation/padding settings that every call with truncation=True rewrites (they made the key change)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return json.dumps([type(tokenizer).__name__, tokenizer.name_or_path, len(tokenizer)])
+    spec = json.loads(backend.to_str())
+    spec.pop("truncation", None)
+    spec.pop("padding", None)
+    return json.dumps(spec, sort_keys=True)
+
+
 def cached_tokenize(items: list[list[Row]], tokenizer, cfg, cache_dir: Path) -> list[dict]:
     """tokenize_items, stored under a hash of the rows, tokenizer and lengths so reruns and resumes skip it."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    h = hashlib.sha256(backend.to_str().encode() if backend else tokenizer.name_or_path.encode())
+    h = hashlib.sha256(tokenizer_identity(tokenizer).encode())
     h.update(json.dumps([cfg.max_input_length, cfg.max_target_length,
                          [[(r.source, r.target, r.task) for r in it] for it in items]]).encode())
     path = Path(cache_dir) / f"tokens-{h.hexdigest()[:16]}.pt"
@@ -134,7 +146,7 @@ def cached_tokenize(items: list[list[Row]], tokenizer, cfg, cache_dir: Path) -> 
         return torch.load(path)
     features = tokenize_items(items, tokenizer, cfg)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     torch.save(features, tmp)
     tmp.replace(path)  # atomic: another process never reads half a file
     return features

@@ -54,17 +54,27 @@ def lr_factor(step: int, warmup_steps: int, max_steps: int) -> float:
     return max(0.0, (max_steps - step) / max(1, max_steps - warmup_steps))
 
 
+def load_splits(cfg: TrainConfig):
+    """(task, {split: examples}) as the task's loader gives them."""
+    from dss.tasks import get_task
+
+    task = get_task(cfg.task, **cfg.task_options)
+    return task, {s: task.load(s, cfg.data_dir) for s in ("train", "valid", "test")}
+
+
+def data_fingerprint(cfg: TrainConfig) -> str:
+    """The fingerprint a run with this config records for its data (see load_data)."""
+    return D.fingerprint(load_splits(cfg)[1], cfg.rationales)
+
+
 def load_data(cfg: TrainConfig):
     """(task, train items, valid examples, test examples, stats). The only place examples come from.
 
     stats["fingerprint"] hashes the content of every split read (and of the rationale file): a run, a resume
     or a sweep cell counts as the same only when it trained on the same data.
     """
-    from dss.tasks import get_task
-
-    task = get_task(cfg.task, **cfg.task_options)
     log(f"loading {cfg.task} data")
-    splits = {s: task.load(s, cfg.data_dir) for s in ("train", "valid", "test")}
+    task, splits = load_splits(cfg)
     stats = {"fingerprint": D.fingerprint(splits, cfg.rationales)}
     train = D.nested_subset(splits["train"], cfg.train_fraction, cfg.seed)
     stats["train_subset"] = len(train)

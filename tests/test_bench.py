@@ -5,6 +5,7 @@ harness itself in milliseconds; one test runs a real miniature grid with the tin
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -15,6 +16,8 @@ from dss import bench, report
 from dss.bench import BenchConfig
 from dss.cli import main
 from dss.config import ConfigError
+from dss.runinfo import run_info
+from dss.train import data_fingerprint
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -43,6 +46,9 @@ class FakeTrain:
                "train_examples": round(40 * cfg.train_fraction), "examples_per_second": 100.0,
                "params": 1000 * cfg.d_model}
         Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
+        # the trainer's record of how the run was made: what the sweep compares a finished cell with
+        info = run_info(cfg, {"fingerprint": data_fingerprint(cfg)}, 1)
+        (Path(cfg.output_dir) / "config.json").write_text(json.dumps(info))
         (Path(cfg.output_dir) / "results.json").write_text(json.dumps(res))
         return res
 
@@ -279,3 +285,59 @@ def test_custom_study_from_cli_flags(tmp_path):
     rows = report.read_csv(tmp_path / "study" / "results.csv")
     assert len(rows) == 8 and rows[0]["chance"] is None and rows[0]["teacher_accuracy"] is None
     assert "teacher: none" in (tmp_path / "study" / "results.md").read_text()
+
+
+# ------------------------------------------------------------------------------------------ cell identity
+def test_a_finished_cell_is_reused_only_with_the_same_settings(tmp_path, tiny_cqa_dir, capsys):
+    cfg = make_cfg(tmp_path, tiny_cqa_dir)
+    bench.run_sweep(cfg, train_fn=FakeTrain(), log=quiet)
+    changed = make_cfg(tmp_path, tiny_cqa_dir, train={"max_steps": 3, "lr": 0.01})
+    with pytest.raises(ConfigError, match=r"(?s)8 cell\(s\).*max_steps: 2 -> 3"):
+        bench.run_sweep(changed, train_fn=FakeTrain(), log=quiet)
+    argv = ["bench", "--tasks", "cqa", "--fractions", "0.5,1", "--seeds", "0,1", "--data-dir", str(tiny_cqa_dir),
+            "--output-dir", str(tmp_path / "sweep"), "train.max_steps=3", "train.lr=0.01", "--dry-run"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.count("changed  cqa/") == 8 and "lr: 0.001 -> 0.01" in out and "0 done, 0 todo, 8 changed" in out
+    fake = FakeTrain()
+    out = bench.run_sweep(dataclasses.replace(changed, retrain_changed=True), train_fn=fake, log=quiet)
+    assert len(fake.calls) == 8  # retrained, not reused
+    again = FakeTrain()
+    bench.run_sweep(changed, train_fn=again, log=quiet)
+    assert again.calls == []  # now they match
+
+
+def test_a_study_on_other_data_does_not_reuse_the_old_cells(tmp_path):
+    def write(path, flip):
+        path.write_text("".join(json.dumps({"input": f"is {i} even?", "label": ("no" if flip else "yes")
+                                            if i % 2 == 0 else "maybe", "rationale": f"{i} mod 2"}) + "\n"
+                                for i in range(50)))
+    data = tmp_path / "my.jsonl"
+    write(data, flip=False)
+    cfg = BenchConfig(tasks=["custom"], task_options={"train_file": str(data)}, fractions=[1.0], seeds=[0],
+                      output_dir=str(tmp_path / "study"), train={"max_steps": 2})
+    bench.run_sweep(cfg, train_fn=FakeTrain(), log=quiet)
+    assert len(bench.run_sweep(cfg, train_fn=FakeTrain(), log=quiet)["skipped"]) == 2
+    write(data, flip=True)  # same file name, other content
+    with pytest.raises(ConfigError, match="data: content changed"):
+        bench.run_sweep(cfg, train_fn=FakeTrain(), log=quiet)
+    other = tmp_path / "other.jsonl"
+    write(other, flip=False)
+    with pytest.raises(ConfigError, match="task_options"):
+        bench.run_sweep(dataclasses.replace(cfg, task_options={"train_file": str(other)}), train_fn=FakeTrain(),
+                        log=quiet)
+
+
+def test_token_cache_is_keyed_by_content(tmp_path):
+    from dss import data as D
+    from dss import model as M
+    from dss.train_config import TrainConfig
+    cfg = TrainConfig()
+    tok = M.train_tokenizer(["a b c d e f", "x y z"], ["[label] ", "[rationale] "], 64, tmp_path / "tok")
+    rows = [[D.Row("a b", "c", D.LABEL)], [D.Row("x", "y z", D.LABEL)]]
+    D.cached_tokenize(rows, tok, cfg, tmp_path / "cache")
+    D.cached_tokenize(rows, tok, cfg, tmp_path / "cache")
+    assert len(list((tmp_path / "cache").glob("tokens-*.pt"))) == 1
+    rows[1][0].target = "y"
+    assert D.cached_tokenize(rows, tok, cfg, tmp_path / "cache")[1]["labels"] == [tok(text_target="y")["input_ids"]]
+    assert len(list((tmp_path / "cache").glob("tokens-*.pt"))) == 2

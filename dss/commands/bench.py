@@ -40,7 +40,10 @@ def register(sub) -> None:
     p.add_argument("--jobs", help="cells trained at once, in worker processes that split the CPU cores (default 1)")
     p.add_argument("--launch-args", help="extra `accelerate launch` arguments, as one string")
     p.add_argument("--keep-going", action="store_true", help="after a failed cell, go on with the others")
-    p.add_argument("--dry-run", action="store_true", help="list this shard's cells and whether they are finished")
+    p.add_argument("--retrain-changed", action="store_true",
+                   help="retrain cells whose data or training settings changed (default: refuse, naming them)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list this shard's cells: done, todo, or changed (and what changed)")
     p.add_argument("--report-only", action="store_true",
                    help="train nothing: rewrite results.csv/.md and the figures from the finished cells")
     g = p.add_argument_group("custom task (--tasks custom)")
@@ -65,8 +68,9 @@ def build_config(args):
             else args.models.split(",")
     if args.launch_args is not None:
         over["launch_args"] = args.launch_args.split()
-    if args.keep_going:
-        over["keep_going"] = True
+    for flag in ("keep_going", "retrain_changed"):
+        if getattr(args, flag):
+            over[flag] = True
     custom = {o: getattr(args, o) for o in CUSTOM_OPTIONS if getattr(args, o, None) is not None}
     if custom:
         over["task_options"] = custom
@@ -76,20 +80,25 @@ def build_config(args):
 
 def run(args) -> int:
     from dss import bench
-    from dss.report import collect, write_report
+    from dss.report import write_report
 
     cfg = build_config(args)
     out_dir = cfg.out_dir()
     cells = bench.grid(cfg)
     mine = bench.shard_cells(cells, cfg.shard)
     if args.dry_run:
+        configs = {c: bench.train_config(cfg, c, out_dir) for c in mine}
+        status = bench.sweep_status(mine, configs, out_dir)
         for cell in mine:
-            done = bench.read_results(cell.run_dir(out_dir)) is not None
-            print(f"{'done' if done else 'todo'}  {cell.key}")
-        print(f"{len(mine)} of {len(cells)} cells in shard {cfg.shard}")
+            state, why = status[cell]
+            print(f"{state:<8} {cell.key}" + (f"  ({'; '.join(why)})" if why else ""))
+        counts = {s: sum(v[0] == s for v in status.values()) for s in ("done", "todo", "changed")}
+        print(f"{len(mine)} of {len(cells)} cells in shard {cfg.shard}: " +
+              ", ".join(f"{n} {s}" for s, n in counts.items()))
         return 0
     if args.report_only:
-        rows = collect(cfg, cells, out_dir)
+        configs = {c: bench.train_config(cfg, c, out_dir) for c in cells}
+        rows = bench.report_rows(cfg, cells, configs, out_dir)
         write_report(out_dir, rows, title=cfg.name or out_dir.name)
         print((out_dir / "results.md").read_text())
         return 0
