@@ -72,18 +72,26 @@ def example_rows(ex, cfg) -> list[Row]:
     if cfg.method in ("standard", "distill"):
         return [Row(ex.input, label, LABEL)]
     if cfg.method == "single":
-        return [Row(ex.input, ex.llm_rationale + SINGLE_SEP + label, LABEL)] if ex.llm_rationale else []
+        return [Row(ex.input, ex.llm_rationale + SINGLE_SEP + label, LABEL)] if usable_rationale(ex) else []
     rows = [Row(cfg.label_prefix + ex.input, label, LABEL)]
-    if ex.llm_rationale:
+    if usable_rationale(ex):
         rows.append(Row(cfg.rationale_prefix + ex.input, ex.llm_rationale, RATIONALE))
     return rows
+
+
+def usable_rationale(ex) -> bool:
+    """A rationale is trained on only when the teacher's answer it leads to was parsed: the text of an
+    answer whose label could not be read may argue for anything."""
+    return bool(ex.llm_rationale) and ex.llm_label is not None
 
 
 def training_items(examples: list, cfg) -> tuple[list[list[Row]], dict]:
     """Rows grouped per example, and counts of what was dropped and why."""
     items, stats = [], {"examples": len(examples), "dropped_no_label": 0, "dropped_no_rationale": 0,
-                        "missing_rationale": 0}
+                        "missing_rationale": 0, "teacher_unparsed": 0}
     for ex in examples:
+        # the teacher answered but its answer could not be read: no rationale row (and no teacher label)
+        stats["teacher_unparsed"] += ex.llm_label is None and ex.meta.get("teacher") == "unparsed"
         rows = example_rows(ex, cfg)
         if not rows:
             no_label = (ex.label if cfg.label_source == "gold" else ex.llm_label) is None

@@ -27,6 +27,18 @@ def test_safe_eval_rejects(expr):
         safe_eval(expr)
 
 
+@pytest.mark.parametrize("pred,gold,same", [
+    ("10001", "( 10000.0 )", False), ("( 10000.0 + 1.0 )", "10001", True), ("99999", "100000", False),
+    ("( 123456789.0 + 1.0 )", "123456789", False), ("( 1.0 / 3.0 )", "0.333333", False),
+    ("(0.1 + 0.2)", "0.3", True), ("( 84.0 / 2.0 )", "42", True), ("1e4", "10000", True),
+    ("( 7.0 / 3.0 ) * 3.0", "7", True), ("1000000.0001", "1000000", False),
+])
+def test_equation_match_is_exact(pred, gold, same):
+    # 6 of SVAMP's 200 test and 4 of its 80 valid gold values are >= 10,000: a relative tolerance of 1e-4
+    # scored 10001 right against 10000
+    assert metrics.equation_match(pred, gold) is same
+
+
 def test_hostile_predictions_score_wrong_promptly_and_run_nothing(tmp_path):
     marker = tmp_path / "pwned"
     hostile = [f"__import__('os').system('touch {marker}')", "(1e9 ** 1e9)", "9**9**9**9",

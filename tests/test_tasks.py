@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from dss.tasks import get_task, task_names
-from dss.tasks.base import DataError, carve_split
+from dss.tasks.base import DataError, Parsed, carve_split
 
 PAPER_TEACHER = {"anli1": 65.6, "esnli": 73.0, "cqa": 77.2}
 
@@ -29,7 +29,8 @@ def test_carve_split_matches_paper_sizes_and_is_deterministic():
     ("The premise says X. So the answer is contradiction.\n\nPremise: A\nHypothesis: B\nAnswer: Y. So the answer is "
      "entailment.", "contradiction", "The premise says X."),
     ("Nothing decides it. So the answer is neutral.", "neutral", "Nothing decides it."),
-    ("It rambles without an answer.\n\nPremise: So the answer is entailment.", None, "It rambles without an answer."),
+    # no answer: the text is no rationale (it used to be trained on whole)
+    ("It rambles without an answer.\n\nPremise: So the answer is entailment.", None, None),
 ])
 def test_anli_parser(text, label, rationale):
     p = get_task("anli1").parse_completion(text)
@@ -49,7 +50,24 @@ def test_cqa_parser_and_svamp_parser():
     assert (c.label, c.rationale) == ("train station", "Bums live near trains.")
     s = get_task("svamp").parse_completion("84 / 2 = 42. The answer is (84 / 2).\n\nQ: There are 15 trees.")
     assert (s.label, s.rationale) == ("(84 / 2)", "84 / 2 = 42.")
-    assert get_task("svamp").parse_completion("No answer here.\n\nQ: more").label is None
+    assert get_task("svamp").parse_completion("No answer here.\n\nQ: more") == Parsed(None, None)
+    loop = "Each has 3. Each has 3. Each has 3. Each has 3." * 20
+    assert get_task("svamp").parse_completion(loop) == Parsed(None, None)
+    assert get_task("cqa").parse_completion("Q: Where is a fish?\nAnswer Choices: (a) sea") == Parsed(None, None)
+
+
+def test_an_unparsed_teacher_answer_gives_no_rationale_row(shared_data):
+    """13 SVAMP completions have no answer (repetition loops, an echoed next question): none becomes a
+    rationale row; their label rows stay (gold labels) and the counts say so."""
+    from dss import data as D
+    from dss.train_config import TrainConfig
+    t = get_task("svamp")
+    unparsed = [e for s in ("train", "valid", "test") for e in t.load(s, shared_data) if e.meta["teacher"] == "unparsed"]
+    assert len(unparsed) == 13 and all(e.llm_rationale is None for e in unparsed)
+    train = t.load("train", shared_data)
+    items, stats = D.training_items(train, TrainConfig(method="dss"))
+    assert stats["teacher_unparsed"] == 10 and stats["missing_rationale"] == 10 and len(items) == 720
+    assert sum(len(it) == 2 for it in items) == 710
 
 
 def test_tiny_cqa_loads_with_carved_valid_and_teacher_outputs(tiny_cqa_dir):

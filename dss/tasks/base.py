@@ -37,7 +37,8 @@ class Example:
 @dataclass
 class Parsed:
     label: str | None      # None when the completion has no recognisable answer
-    rationale: str | None
+    rationale: str | None  # None as well when no answer was found: a repetition loop or an echoed next
+                           # question is not an explanation, and must never be trained on as one
 
 
 class Task:

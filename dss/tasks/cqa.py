@@ -46,7 +46,7 @@ class CQA(ReleaseTask):
         body = text.split("\n\nQ:")[0]  # drop the few-shot continuation
         m = _ANSWER.search(body)
         if not m:
-            return Parsed(None, body.strip() or None)
+            return Parsed(None, None)  # no answer found: the text is not a rationale
         rationale = m.group("r").strip() or None
         answer = m.group("text").strip().rstrip(".").strip()
         if not answer and m.group("letter") and example and len(example.meta.get("choices", [])) == 5:

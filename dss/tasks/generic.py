@@ -13,7 +13,7 @@ def parse_generic(text: str) -> Parsed:
     body = re.split(r"\n\s*\n", text.strip(), maxsplit=1)[0]  # drop any few-shot continuation
     m = _ANSWER.search(body)
     if not m:
-        return Parsed(None, body.strip() or None)
+        return Parsed(None, None)  # no answer found: the text is not a rationale
     label = m.group("l").strip()
     label = label[:-1].rstrip() if label.endswith(".") else label
     return Parsed(label or None, m.group("r").strip() or None)

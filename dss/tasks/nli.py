@@ -53,5 +53,5 @@ def parse_nli(text: str, pattern: re.Pattern) -> Parsed:
     body = text.split("\n\nPremise:")[0]  # drop the few-shot continuation
     m = pattern.search(body)
     if not m:
-        return Parsed(None, body.strip() or None)
+        return Parsed(None, None)  # no answer found: the text is not a rationale
     return Parsed(resolve_nli_word(m.group("l")), m.group("r").strip() or None)

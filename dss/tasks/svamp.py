@@ -49,5 +49,5 @@ class SVAMP(ReleaseTask):
         body = text.split("\n\nQ:")[0]
         m = _ANSWER.search(body)
         if not m:
-            return Parsed(None, body.strip() or None)
+            return Parsed(None, None)  # no answer found: the text is not a rationale
         return Parsed(answer_expression(m.group("e")) or None, m.group("r").strip() or None)

@@ -71,7 +71,7 @@ def latest(records: list[dict]) -> dict[tuple[str, int], dict]:
 def _vote_key(label: str, metric: str):
     if metric == "equation":
         try:
-            return round(metrics.safe_eval(label), 6)
+            return metrics.safe_eval(label)  # exact: equal values vote together
         except metrics.UnsafeExpression:
             pass
     return metrics.normalize(label)
