@@ -81,6 +81,26 @@ def test_transient_failures_are_retried(client, srv, action):
     assert attempts == 3 and comp.text.startswith("The answer")
 
 
+def test_timeout_bounds_the_whole_request_not_each_read(client, srv):
+    """A server that answers 200 and then sends its body a byte every 0.1 s never trips a per-read timeout
+    of 0.5 s; the request as a whole must still end at about the timeout."""
+    srv.script = [("trickle", 0.1)]
+    start = time.monotonic()
+    with pytest.raises(TransientError, match="no complete answer within --timeout 0.5 s"):
+        client.complete(MSGS, Sampling(0.0, 64))
+    assert time.monotonic() - start < 2.0
+    assert client.complete(MSGS, Sampling(0.0, 64)).text.startswith("The answer")  # the next one is fine
+
+
+def test_a_huge_answer_is_refused_not_stored(client, srv):
+    from dss.teacher.client import BadAnswer, body_limit
+    srv.script = [("huge", 3_000_000)]
+    with pytest.raises(BadAnswer, match="exceeds the 1,054,976-byte cap"):
+        call_with_retries(lambda: client.complete(MSGS, Sampling(0.0, 64)), FAST)
+    assert len(srv.generation_requests()) == 1 and body_limit(64) == 1_054_976  # not retried
+    assert client.complete(MSGS, Sampling(0.0, 64)).text.startswith("The answer")
+
+
 def test_attempts_run_out_with_the_last_error(client, srv):
     srv.script = [("status", 502)] * 4
     with pytest.raises(TransientError, match="502"):

@@ -99,6 +99,25 @@ def test_retries_on_429_and_hangs_within_a_run(srv, tiny_cqa_dir, tmp_path):
     assert s["done"] == 8 and s["this_run"]["retries"] == 4 and len(lines(out)) == 8
 
 
+def test_trickling_and_huge_answers_end_as_error_records_within_the_deadline(srv, tiny_cqa_dir, tmp_path):
+    out = tmp_path / "r.jsonl"
+    first = get_task("cqa").load("train", tiny_cqa_dir)[:4]
+    slow, huge = (f"item {ex.id[len('train'):]}?" for ex in first[:2])
+    srv.rule = lambda req: ("trickle", 0.05) if slow in json.dumps(req["body"]) else \
+        ("huge", 20_000_000) if huge in json.dumps(req["body"]) else None
+    start = time.monotonic()
+    run(cfg_for(srv, tiny_cqa_dir, out, timeout=1.0, max_attempts=2, limit=4), get_task("cqa"), log=quiet)
+    assert time.monotonic() - start < 8
+    recs = {r["id"]: r for r in lines(out)}
+    a, b = first[0].id, first[1].id
+    assert recs[a]["status"] == "error" and "within --timeout 1 s" in recs[a]["error"]
+    assert recs[b]["status"] == "error" and "cap" in recs[b]["error"]
+    assert recs[b]["attempts"] == 1 and out.stat().st_size < 50_000  # nothing of it stored
+    srv.rule = None
+    run(cfg_for(srv, tiny_cqa_dir, out, limit=4), get_task("cqa"), log=quiet)  # a rerun redoes both
+    assert {r["id"]: r["status"] for r in lines(out)} == {ex.id: "ok" for ex in first}
+
+
 def test_unparseable_answers_are_unparsed_records_with_raw_text(srv, tiny_cqa_dir, tmp_path):
     out = tmp_path / "r.jsonl"
     srv.script = [("text", "I am not sure about this one.")] * 2

@@ -4,6 +4,10 @@ A client makes ONE attempt per `complete()` call and classifies failures:
     FatalError       400/401/403/404 and other 4xx, missing key: the whole run stops at once
     TransientError   429, 408, 5xx, timeouts, dropped connections, malformed bodies: retried by
                      `call_with_retries` with exponential backoff and full jitter, honouring Retry-After
+    BadAnswer        the server answered, but the answer cannot be used (a body over the size cap): an error
+                     record at once, redone on a rerun; the same request would only get the same answer
+`timeout_s` bounds a whole request, connect to last byte (a server that trickles a byte at a time cannot
+stall a run), and a response body may be at most `body_limit(max_tokens)` bytes.
 API keys come from the environment only; every message that leaves this module passes through `redact`.
 """
 from __future__ import annotations
@@ -25,7 +29,7 @@ MAX_RETRY_AFTER_S = 600.0  # a server asking for longer than this is treated as 
 
 
 class TeacherError(Exception):
-    pass
+    attempts: int = 1  # set by call_with_retries on the error it gives up with
 
 
 class FatalError(TeacherError):
@@ -34,6 +38,10 @@ class FatalError(TeacherError):
 
 class Stopped(TeacherError):
     """The run is stopping (another request hit a FatalError, or the user interrupted): give up quietly."""
+
+
+class BadAnswer(TeacherError):
+    """An answer that arrived but cannot be used; retrying the same request would not help."""
 
 
 class TransientError(TeacherError):
@@ -74,6 +82,17 @@ class RetryPolicy:
         return backoff
 
 
+def body_limit(max_tokens: int, choices: int = 1) -> int:
+    """The most bytes a response body may have: 1 MiB of envelope, plus 100 bytes per asked-for token (a token
+    is ~4 characters; JSON escapes make a character at most 6 bytes) for each choice. 512 tokens: ~1.1 MB."""
+    return (1 << 20) + 100 * max_tokens * choices
+
+
+def too_long(size: int, limit: int) -> BadAnswer:
+    return BadAnswer(f"response body of {size:,}+ bytes exceeds the {limit:,}-byte cap for this max_tokens; "
+                     "not stored (raise --max-tokens if answers really are this long)")
+
+
 def parse_retry_after(value: str | None) -> float | None:
     """Retry-After as seconds: a number (fractions accepted) or an HTTP date."""
     if not value:
@@ -95,8 +114,12 @@ def call_with_retries(fn, policy: RetryPolicy, stop_event: threading.Event | Non
     for attempt in range(policy.max_attempts):
         try:
             return fn(), attempt + 1
+        except BadAnswer as e:
+            e.attempts = attempt + 1
+            raise
         except TransientError as e:
             if attempt + 1 >= policy.max_attempts:
+                e.attempts = attempt + 1
                 raise
             wait = policy.delay(attempt, e.retry_after)
             if on_retry:
@@ -184,38 +207,70 @@ class OpenAIClient:
             body["stop"] = list(sampling.stop)
         return body
 
-    def _post(self, payload: bytes, headers: dict) -> tuple[int, bytes, float | None]:
-        conn = self._conn()
+    def _post(self, payload: bytes, headers: dict, limit: int, held: dict) -> tuple[int, bytes, float | None]:
+        """One request on this thread's connection (put in `held` for the caller's watchdog)."""
+        conn = held["conn"] = self._conn()
         self._local.reused = getattr(self._local, "requests_on_socket", 0) > 0
         self._local.requests_on_socket = getattr(self._local, "requests_on_socket", 0) + 1
         conn.request("POST", self.path, body=payload, headers=headers)
         resp = conn.getresponse()
-        status, raw = resp.status, resp.read()
+        length = resp.getheader("Content-Length")
+        if length and length.isdigit() and int(length) > limit:
+            raise too_long(int(length), limit)
+        raw = resp.read(limit + 1)
+        if len(raw) > limit:
+            raise too_long(len(raw), limit)
+        if length and length.isdigit() and len(raw) < int(length):  # the socket was cut mid-body
+            raise http.client.IncompleteRead(raw, int(length) - len(raw))
         if resp.getheader("Connection", "").lower() == "close":
             self._drop_conn()
-        return status, raw, parse_retry_after(resp.getheader("Retry-After"))
+        return resp.status, raw, parse_retry_after(resp.getheader("Retry-After"))
+
+    def _send(self, payload: bytes, headers: dict, limit: int) -> tuple[int, bytes, float | None]:
+        """_post under a watchdog: at the deadline it shuts the socket down, which ends any blocked connect,
+        write or read. (A socket timeout bounds each operation only: a server sending a byte every 0.5 s never
+        trips it.)"""
+        held: dict = {}
+        fired = threading.Event()
+
+        def abort():
+            fired.set()
+            sock = getattr(held.get("conn"), "sock", None)
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        watchdog = threading.Timer(self.timeout_s, abort)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            try:
+                return self._post(payload, headers, limit, held)
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                if fired.is_set() or not self._local.reused:
+                    raise
+                # the server closed an idle keep-alive connection before reading the request: resend now
+                # on a fresh one, as HTTP clients do, rather than back off as if the server were failing
+                self._drop_conn()
+                return self._post(payload, headers, limit, held)
+        except BadAnswer:
+            self._drop_conn()  # the rest of the body is never read: the connection cannot be reused
+            raise
+        except (http.client.HTTPException, OSError) as e:  # refused, reset, timed out, cut by the watchdog
+            self._drop_conn()
+            if fired.is_set() or isinstance(e, (socket.timeout, TimeoutError)):
+                raise TransientError(f"no complete answer within --timeout {self.timeout_s:g} s") from None
+            raise TransientError(f"connection failed: {type(e).__name__}: {e}") from None
+        finally:
+            watchdog.cancel()
 
     def complete(self, messages: list[dict], sampling: Sampling) -> Completion:
         payload = json.dumps(self.request_body(messages, sampling)).encode("utf-8")
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self._key:
             headers["Authorization"] = f"Bearer {self._key}"
-        try:
-            try:
-                status, raw, retry_after = self._post(payload, headers)
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                if not self._local.reused:
-                    raise
-                # the server closed an idle keep-alive connection before reading the request: resend now
-                # on a fresh one, as HTTP clients do, rather than back off as if the server were failing
-                self._drop_conn()
-                status, raw, retry_after = self._post(payload, headers)
-        except (socket.timeout, TimeoutError) as e:
-            self._drop_conn()
-            raise TransientError(f"timed out after {self.timeout_s:g} s ({type(e).__name__})") from None
-        except (http.client.HTTPException, OSError) as e:  # refused, reset, remote closed mid-response
-            self._drop_conn()
-            raise TransientError(f"connection failed: {type(e).__name__}: {e}") from None
+        status, raw, retry_after = self._send(payload, headers, body_limit(sampling.max_tokens))
         if status != 200:
             raise _http_error(status, raw, retry_after, f"{self.base_url} (openai:{self.model})",
                               "OPENAI_API_KEY", self._key)
@@ -286,7 +341,10 @@ class GeminiClient:
                 raise FatalError("gemini teacher: set GEMINI_API_KEY (or GOOGLE_API_KEY)")
             self._key = "unset"  # a self-hosted --base-url endpoint may not check keys; the SDK wants one
         self._types = types
-        opts = types.HttpOptions(base_url=base_url, timeout=int(timeout_s * 1000), retry_options=None)
+        from dss.teacher.gemini_transport import Limits, limited_transport
+        self.limits = Limits()
+        opts = types.HttpOptions(base_url=base_url, timeout=int(timeout_s * 1000), retry_options=None,
+                                 client_args={"transport": limited_transport(timeout_s, self.limits)})
         self.client = genai.Client(api_key=self._key, http_options=opts)
 
     def config(self, system: str | None, sampling: Sampling):
@@ -297,15 +355,25 @@ class GeminiClient:
 
     def complete(self, messages: list[dict], sampling: Sampling) -> Completion:
         system, contents = gemini_contents(messages)
-        resp = self.call(lambda: self.client.models.generate_content(
-            model=self.model, contents=contents, config=self.config(system, sampling)))
+        self.limits.max_bytes = body_limit(sampling.max_tokens)
+        try:
+            resp = self.call(lambda: self.client.models.generate_content(
+                model=self.model, contents=contents, config=self.config(system, sampling)))
+        finally:
+            self.limits.max_bytes = None
         return gemini_completion(resp)
 
     def call(self, fn):
         """fn() (any google-genai call) with its failures classified as FatalError / TransientError."""
         from google.genai import errors
+
+        from dss.teacher.gemini_transport import BodyTooLarge, DeadlineExceeded
         try:
             return fn()
+        except DeadlineExceeded:
+            raise TransientError(f"no complete answer within --timeout {self.timeout_s:g} s") from None
+        except BodyTooLarge as e:
+            raise too_long(e.size, e.limit) from None
         except errors.APIError as e:
             headers = getattr(getattr(e, "response", None), "headers", None) or {}
             raw = json.dumps({"error": {"message": e.message or str(e.details)[:300]}}).encode()

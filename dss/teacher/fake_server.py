@@ -16,6 +16,8 @@ Actions (the script is consumed one per generation request, then answers are nor
     ("malformed",)               status 200 with a body that is not the protocol's JSON
     ("hang", seconds)            say nothing for that long, then close the connection
     ("drop",)                    close the connection without a response
+    ("trickle", seconds)         a normal answer, its body sent one byte every `seconds`
+    ("huge", n)                  a normal answer whose text is n bytes long
 
 Command line (prints "READY <base url>" once listening):  python -m dss.teacher.fake_server --latency 0.05
 """
@@ -170,11 +172,16 @@ class FakeTeacher:
                 if reply is None:  # hang or drop: the connection closes without an answer
                     return
                 code, payload, extra = reply
+                trickle = (extra or {}).pop("x-trickle", None)
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 head_out = [f"HTTP/1.1 {code} {_REASONS.get(code, 'Status')}", "Content-Type: application/json",
                             f"Content-Length: {len(data)}"] + [f"{k}: {v}" for k, v in (extra or {}).items()]
-                writer.write(("\r\n".join(head_out) + "\r\n\r\n").encode("latin-1") + data)
+                writer.write(("\r\n".join(head_out) + "\r\n\r\n").encode("latin-1") + (b"" if trickle else data))
                 await writer.drain()
+                for k in range(len(data) if trickle else 0):  # one byte at a time: every read returns quickly
+                    await asyncio.sleep(trickle)
+                    writer.write(data[k:k + 1])
+                    await writer.drain()
                 if headers.get("connection", "").lower() == "close":
                     return
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -209,8 +216,11 @@ class FakeTeacher:
             return code, body, headers
         system, user = _texts(req["body"], openai)
         text = action[1] if kind == "text" else self.responder(user, system)
+        if kind == "huge":
+            text = (text + " ") * (action[1] // (len(text) + 1) + 1)
         n_in, n_out = (len(system) + len(user)) // 4 + 1, len(text) // 4 + 1
-        return 200, (_openai_body(text, n_in, n_out) if openai else _gemini_body(text, n_in, n_out)), None
+        extra = {"x-trickle": action[1]} if kind == "trickle" else None
+        return 200, (_openai_body(text, n_in, n_out) if openai else _gemini_body(text, n_in, n_out)), extra
 
     def _batch_create(self, req: dict):
         model = re.search(r"models/([^:/]+):", req["path"]).group(1)

@@ -10,6 +10,7 @@ from collections import deque
 
 from dss.tasks.base import Task
 from dss.teacher.client import (
+    BadAnswer,
     FatalError,
     RetryPolicy,
     Stopped,
@@ -125,9 +126,10 @@ class LiveRun:
                 return
             except FatalError as e:
                 return self.fail(e)
-            except TransientError as e:  # attempts exhausted: an error record, redone on a rerun
+            except (TransientError, BadAnswer) as e:  # attempts exhausted, or an answer that cannot be
+                # used: an error record, redone on a rerun
                 self.emit(make_record(it, self.cfg, self.task, None, latency=time.monotonic() - t0, error=str(e),
-                                      attempts=self.policy.max_attempts))
+                                      attempts=e.attempts))
                 continue
             if comp.usage:
                 self.limiter.record(comp.usage["input_tokens"] + comp.usage["output_tokens"])
