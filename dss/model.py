@@ -8,6 +8,7 @@ the task prefixes as single tokens. It is stored as a `T5Tokenizer`, so both kin
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 from dss.config import ConfigError
@@ -59,6 +60,9 @@ def tiny_model(cfg, tokenizer):
         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
         decoder_start_token_id=tokenizer.pad_token_id)
     return T5ForConditionalGeneration(config)
+
+
+HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")  # "t5-small", "google/flan-t5-base": what may be a hub id
 
 
 def load_pretrained(name: str, what: str = "model"):

@@ -27,13 +27,19 @@ def student_info(model_dir) -> dict:
 
 def read_inputs(path) -> list[dict]:
     """Records with at least `input` (and optionally `id`, `label`) from a JSONL file."""
-    from dss.sources import read_jsonl
-    rows = read_jsonl(Path(path))
-    for i, r in enumerate(rows, 1):
-        if not isinstance(r.get("input"), str) or not r["input"].strip():
-            raise DataError(f"{path}:{i}: field 'input' is missing or empty")
-        r.setdefault("id", f"{Path(path).stem}-{i}")
-    return rows
+    from dss.sources import read_jsonl_numbered
+    numbered = read_jsonl_numbered(Path(path))
+    if not numbered:
+        raise DataError(f"{path}: no rows (expected JSON lines with an 'input' field)")
+    for lineno, r in numbered:
+        if "input" not in r or r["input"] is None or r["input"] == "":
+            raise DataError(f"{path}:{lineno}: field 'input' is missing or empty")
+        if not isinstance(r["input"], str):
+            raise DataError(f"{path}:{lineno}: field 'input' must be text, got {type(r['input']).__name__}")
+        if not r["input"].strip():
+            raise DataError(f"{path}:{lineno}: field 'input' is empty")
+        r.setdefault("id", f"{Path(path).stem}-{lineno}")
+    return [r for _, r in numbered]
 
 
 def predict(model_dir, inputs: list[str], rationale: bool = False, batch_size: int = 32,
@@ -41,22 +47,20 @@ def predict(model_dir, inputs: list[str], rationale: bool = False, batch_size: i
     """[{"prediction": label, "rationale": text (when asked)}] for each input, by greedy decoding."""
     import torch
     from accelerate import Accelerator
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     from dss.train import generate
 
     hf_logging.disable_progress_bar()   # a "Loading weights" bar would mix into the predictions on the terminal
 
+    from dss.model import HUB_ID, load_pretrained
+    if not Path(model_dir).is_dir() and not HUB_ID.fullmatch(str(model_dir)):
+        raise ConfigError(f"--model {model_dir}: no such folder (a run's model folder is runs/NAME/model)")
     info = student_info(model_dir)
     if rationale and info["method"] not in ("dss", "single"):
         raise ConfigError(f"this student was trained with method {info['method']!r}: it has no rationale "
                           "task (train with --method dss or single)")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-        model = AutoModelForSeq2SeqLM.from_pretrained(str(model_dir))
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"cannot load a model from {model_dir}: {e}") from None
+    model, tokenizer = load_pretrained(str(model_dir), what="student")
     accelerator = Accelerator()  # picks the GPU when there is one
     model = model.to(accelerator.device)
     cfg = SimpleNamespace(method=info["method"], label_prefix=info["label_prefix"])

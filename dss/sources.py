@@ -8,6 +8,7 @@ Tests swap tiny data in by pointing `data_dir` (or DSS_DATA_DIR) at a folder of 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import re
@@ -36,25 +37,33 @@ def split_file(data_dir: Path, task: str, split: str) -> Path:
     return data_dir / task / f"{task}_{split}.json"
 
 
+def read_text(path) -> str:
+    """A file's text as UTF-8, with or without a byte-order mark; bad bytes are an error naming the line."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x}: {e.reason}); save the "
+                        "file as UTF-8") from None
+
+
 def read_jsonl_numbered(path) -> list[tuple[int, dict]]:
     """(line number, row) pairs of a JSON-lines file; a bad line is an error naming file and line."""
     rows = []
-    try:
-        with open(path, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-                if not isinstance(row, dict):
-                    raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-                rows.append((lineno, row))
-    except OSError as e:
-        raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text ({e.reason})") from None
+    for lineno, line in enumerate(read_text(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+        rows.append((lineno, row))
     return rows
 
 
@@ -69,18 +78,22 @@ def read_records(path: Path) -> list[tuple[int, dict]]:
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     if path.suffix.lower() == ".csv":
-        try:
-            with open(path, newline="", encoding="utf-8") as fh:
-                reader = csv.DictReader(fh)
-                out = []
-                for row in reader:
-                    if None in row:
-                        raise DataError(f"{path}:{reader.line_num}: more values than the header's columns")
-                    out.append((reader.line_num, row))
-                return out
-        except (OSError, UnicodeDecodeError, csv.Error) as e:
-            raise DataError(f"{path}: cannot read as CSV: {e}") from None
+        return read_csv_numbered(path)
     return read_jsonl_numbered(path)
+
+
+def read_csv_numbered(path: Path) -> list[tuple[int, dict]]:
+    """(line number, row) pairs of a CSV file with a header (a byte-order mark is not part of the first name)."""
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
+    out = []
+    try:
+        for row in reader:
+            if None in row:
+                raise DataError(f"{path}:{reader.line_num}: more values than the header's columns")
+            out.append((reader.line_num, row))
+    except csv.Error as e:
+        raise DataError(f"{path}:{reader.line_num}: cannot read as CSV: {e}") from None
+    return out
 
 
 def read_hf_folder(path: Path) -> list[tuple[int, dict]]:

@@ -50,6 +50,13 @@ def test_stats_counts_unparsed_teacher_answers(tiny_cqa_dir, capsys):
     assert stats == {"rows": 10, "teacher_parsed": 9, "teacher_unparsed": 1, "teacher_accuracy": 0.9}
 
 
+def test_stats_exit_status_is_an_error_when_a_split_fails(tmp_path, capsys):
+    (tmp_path / "cqa").mkdir()  # a data dir without the files: every split fails
+    assert main(["data", "stats", "--task", "cqa", "--data-dir", str(tmp_path), "--json"]) == 1
+    assert all("error" in v for v in json.loads(capsys.readouterr().out)["splits"].values())
+    assert main(["data", "stats", "--task", "cqa", "--data-dir", str(tmp_path)]) == 1
+
+
 def test_download_from_local_archive(tiny_cqa_dir, tmp_path):
     archive = tmp_path / "datasets.zip"
     with zipfile.ZipFile(archive, "w") as z:

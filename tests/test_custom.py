@@ -97,3 +97,35 @@ def test_cli_reports_bad_line_cleanly(tmp_path):
     assert out.returncode == 2
     assert f"{f}:3: field 'label' is missing or empty" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_a_byte_order_mark_is_not_part_of_the_data(tmp_path):
+    """Excel and Notepad write UTF-8 with a BOM: the CSV's first column must still be `id`, the JSONL valid."""
+    csv_file = tmp_path / "bom.csv"
+    csv_file.write_bytes("\ufeffid,input,label\nq1,hello,pos\nq2,bye,neg\n".encode())
+    exs = get_task("custom", train_file=str(csv_file), valid_file=str(csv_file), test_file=str(csv_file)).load("train")
+    assert [e.id for e in exs] == ["q1", "q2"]
+    jsonl = tmp_path / "bom.jsonl"
+    jsonl.write_bytes(b"\xef\xbb\xbf" + "".join(json.dumps(r) + "\n" for r in rows(3)).encode())
+    assert len(get_task("custom", train_file=str(jsonl), valid_file=str(jsonl), test_file=str(jsonl))
+               .load("train")) == 3
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "csv"])
+def test_invalid_utf8_names_the_line(tmp_path, suffix):
+    f = tmp_path / f"latin1.{suffix}"
+    good = [json.dumps(r) for r in rows(4)] if suffix == "jsonl" else ["input,label", "a,b", "c,d", "e,f"]
+    lines = [x.encode() for x in good]
+    lines[2] = lines[2].replace(b"c" if suffix == "csv" else b"question", "caf\u00e9".encode("latin-1"))
+    f.write_bytes(b"\n".join(lines) + b"\n")
+    with pytest.raises(DataError, match=rf"latin1\.{suffix}:3: not UTF-8 text \(byte 0xe9"):
+        get_task("custom", train_file=str(f)).load("train")
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
+def test_a_nan_label_is_not_the_label_nan(tmp_path, value):
+    data = [json.dumps(r) for r in rows(5)]
+    data[2] = '{"input": "q", "label": %s}' % value
+    f = write_jsonl(tmp_path / "nan.jsonl", data)
+    with pytest.raises(DataError, match=r"nan\.jsonl:3: field 'label' must be text"):
+        get_task("custom", train_file=str(f)).load("train")

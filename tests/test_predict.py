@@ -48,3 +48,22 @@ def test_predict_refuses_rationales_from_a_standard_student(tiny_cqa_dir, tmp_pa
                           "--max-eval-examples", "2", "--eval-max-new-tokens", "4")) == 0
     assert main(["predict", "--model", str(run / "model"), "--input", "x", "--rationale"]) == 2
     assert "no rationale task" in capsys.readouterr().err
+
+
+def test_predict_bad_inputs_say_what_is_wrong(tiny_cqa_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(tiny_args(tiny_cqa_dir, run, "--method", "standard", "--max-steps", "2", "--eval-steps", "2",
+                          "--max-eval-examples", "2", "--eval-max-new-tokens", "4")) == 0
+    model = str(run / "model")
+    capsys.readouterr()
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert main(["predict", "--model", model, "--file", str(empty)]) == 2
+    assert f"{empty}: no rows" in capsys.readouterr().err
+    number = tmp_path / "n.jsonl"
+    number.write_text('{"input": "fine"}\n{"input": 5}\n')
+    assert main(["predict", "--model", model, "--file", str(number)]) == 2
+    assert f"{number}:2: field 'input' must be text, got int" in capsys.readouterr().err
+    assert main(["predict", "--model", str(tmp_path / "runs" / "nope" / "model"), "--input", "x"]) == 2
+    err = capsys.readouterr().err
+    assert "no such folder" in err and "Repo id" not in err

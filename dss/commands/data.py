@@ -60,9 +60,11 @@ def run_stats(args) -> int:
         except DataError as e:  # e.g. anli1 train offline: report it, keep the other splits
             out["splits"][split] = {"rows": None, "teacher_parsed": None, "teacher_accuracy": None,
                                     "error": str(e)}
+    # any split that failed is an error for the exit status (scripts must not read a failure as success)
+    status = 1 if any(v.get("error") for v in out["splits"].values()) else 0
     if args.json:
         print(json.dumps(out))
-        return 0
+        return status
     print(f"{args.task}  (chance {task.chance():.1%})" if task.chance() else args.task)
     for split, s in out["splits"].items():
         if s.get("error"):
@@ -72,7 +74,7 @@ def run_stats(args) -> int:
             f"teacher accuracy {s['teacher_accuracy'] * 100:.1f} %"
         print(f"  {split:5s}  {s['rows']:6d} rows  {s['teacher_parsed']:6d} teacher answers parsed  "
               f"{s['teacher_unparsed']:4d} unparsed  {acc}")
-    return 0
+    return status
 
 
 def run_show(args) -> int:

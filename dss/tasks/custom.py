@@ -8,6 +8,7 @@ Bad rows stop with an error naming the file, the line and the field.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from dss import sources
@@ -23,6 +24,8 @@ def _text(rec: dict, col: str, where: str, required: bool) -> str | None:
     value = rec[col]
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise DataError(f"{where}: field {col!r} must be text, got {type(value).__name__}")
+    if isinstance(value, float) and not math.isfinite(value):  # JSON's NaN/Infinity are numbers, not text
+        raise DataError(f"{where}: field {col!r} must be text, got {value}")
     value = str(value).strip()
     if required and not value:
         raise DataError(f"{where}: field {col!r} is empty")
