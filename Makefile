@@ -41,19 +41,29 @@ test: install
 # so the YAML config under configs/ holds the defaults and these only override.
 DSS_DATA_DIR ?= ../shared/dss-data
 PAPER_DATA_DIR ?= data
+# Every documented variable means one thing wherever a target reads it; a variable given on the command line
+# that the target does not read is an error naming it (make train STEPS=200 used to be silently ignored).
+USER_VARS = DATA VALID TEST METHOD MODEL OUT TASK TEACHER BASE_URL RATIONALES SWEEP SEEDS FRACTIONS METHODS \
+  LABELS MODELS STEPS SHARD JOBS LAUNCHER NAME ARGS
+given = $(foreach v,$(USER_VARS),$(if $(filter command line,$(origin $(v))),$(v)))
+only = $(if $(filter-out $(1),$(given)),$(error make $@ does not read $(filter-out $(1),$(given)); it reads: $(1)))
+SWEEP_VARS = SEEDS FRACTIONS METHODS LABELS MODELS STEPS SHARD JOBS LAUNCHER NAME ARGS
 SWEEP_FLAGS = $(strip $(if $(SEEDS),--seeds $(SEEDS)) $(if $(FRACTIONS),--fractions $(FRACTIONS)) \
   $(if $(METHODS),--methods $(METHODS)) $(if $(LABELS),--labels $(LABELS)) $(if $(MODELS),--models '$(MODELS)') \
   $(if $(SHARD),--shard $(SHARD)) $(if $(JOBS),--jobs $(JOBS)) $(if $(LAUNCHER),--launcher $(LAUNCHER)) $(if $(NAME),--name $(NAME)) \
   $(if $(STEPS),train.max_steps=$(STEPS)) $(ARGS))
 
 demo: $(VENV)/.installed
+	$(call only,$(SWEEP_VARS))
 	$(DSS) bench --config configs/demo.yaml $(SWEEP_FLAGS)
 
 bench-cqa bench-svamp bench-esnli bench-anli1: $(VENV)/.installed
+	$(call only,$(SWEEP_VARS))
 	$(DSS) bench --config configs/$@.yaml --data-dir $(DSS_DATA_DIR) $(SWEEP_FLAGS)
 
 # needs the full release (`dss data download` fills ./data; e-SNLI's 549k train rows with rationales) and the hub
 bench-paper: $(VENV)/.installed
+	$(call only,$(SWEEP_VARS))
 	$(DSS) bench --config configs/bench-paper.yaml --data-dir $(PAPER_DATA_DIR) $(SWEEP_FLAGS)
 
 # ------------------------------------------------------------------------------------------ your own data
@@ -63,23 +73,32 @@ TASK ?= custom
 RATIONALES ?=
 CUSTOM_FILES = $(strip $(if $(DATA),--train-file $(DATA)) $(if $(VALID),--valid-file $(VALID)) $(if $(TEST),--test-file $(TEST)))
 
-TRAIN_VALUES = $(strip method=$(METHOD) model=$(MODEL) output_dir=$(or $(OUT),runs/train-$(basename $(notdir $(DATA)))-$(METHOD)) \
-  $(if $(RATIONALES),rationales=$(RATIONALES)) $(ARGS))
+DATA_STEM = $(basename $(notdir $(DATA)))
+TRAIN_VALUES = $(strip method=$(METHOD) model=$(MODEL) output_dir=$(or $(OUT),runs/train-$(DATA_STEM)-$(METHOD)) \
+  $(if $(STEPS),max_steps=$(STEPS)) $(if $(RATIONALES),rationales=$(RATIONALES)) $(ARGS))
 train: $(VENV)/.installed
+	$(call only,DATA VALID TEST METHOD MODEL OUT STEPS RATIONALES ARGS)
 	$(if $(DATA),,$(error make train: set DATA=my.jsonl (rows with input, label and optionally rationale)))
 	$(DSS) train --task custom $(CUSTOM_FILES) $(TRAIN_VALUES)
 
 extract: $(VENV)/.installed
+	$(call only,TASK DATA VALID TEST TEACHER BASE_URL RATIONALES ARGS)
 	$(if $(TEACHER),,$(error make extract: set TEACHER=..., e.g. TEACHER=gemini:gemini-2.5-flash))
 	$(DSS) extract --task $(TASK) --teacher $(TEACHER) $(CUSTOM_FILES) $(if $(BASE_URL),--base-url $(BASE_URL)) $(if $(RATIONALES),--out $(RATIONALES)) $(ARGS)
 
-# with TEACHER set, rationales are extracted first (into RATIONALES) and every cell trains on them
-STUDY_RATIONALES = $(or $(RATIONALES),runs/study-rationales.jsonl)
-STUDY_FLAGS = $(strip $(if $(or $(TEACHER),$(RATIONALES)),train.rationales=$(STUDY_RATIONALES)) $(SWEEP_FLAGS))
+# One sweep folder per data file (runs/study-<file>; NAME= to choose): a study on other data never finds the
+# old study's cells. With TEACHER set, rationales are extracted first (into RATIONALES) and every cell trains
+# on them.
+STUDY_NAME = $(or $(NAME),study-$(DATA_STEM))
+STUDY_RATIONALES = $(or $(RATIONALES),runs/$(STUDY_NAME)-rationales.jsonl)
+STUDY_FLAGS = $(strip $(if $(or $(TEACHER),$(RATIONALES)),train.rationales=$(STUDY_RATIONALES)) \
+  $(filter-out --name $(NAME),$(SWEEP_FLAGS)) --name $(STUDY_NAME))
 study: $(VENV)/.installed
+	$(call only,DATA VALID TEST TEACHER BASE_URL RATIONALES $(SWEEP_VARS))
 	$(if $(DATA),,$(error make study: set DATA=my.jsonl))
 	$(if $(TEACHER),$(DSS) extract --task custom --teacher $(TEACHER) $(CUSTOM_FILES) --out $(STUDY_RATIONALES) $(if $(BASE_URL),--base-url $(BASE_URL)))
 	$(DSS) bench --config configs/study.yaml --tasks custom $(CUSTOM_FILES) $(STUDY_FLAGS)
 
 plot: $(VENV)/.installed
+	$(call only,SWEEP)
 	$(DSS) plot $(or $(SWEEP),runs/demo)

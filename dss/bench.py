@@ -304,6 +304,8 @@ def run_sweep(cfg: BenchConfig, train_fn: TrainFn | None = None, argv: list[str]
     finished cell of the grid. Returns {"trained": [...], "skipped": [...], "failed": [...], "rows": [...]}."""
     from dss.report import collect, pct, write_report  # dss.report builds on this module: imported here
     out_dir = cfg.out_dir()
+    if (out_dir / "config.json").is_file() and not (out_dir / "bench.yaml").is_file():
+        raise ConfigError(f"{out_dir} holds a single `dss train` run; give the sweep another name or output_dir")
     out_dir.mkdir(parents=True, exist_ok=True)
     cells = grid(cfg)
     mine = shard_cells(cells, cfg.shard)

@@ -2,10 +2,12 @@
 
 A config class is a dataclass whose fields carry `metadata={"help": ..., "choices": ..., "min": ..., "max": ...}`
 (use `field_(default, help, ...)`). `load_config(Cls, yaml_path, overrides)` reads YAML, applies overrides,
-rejects unknown keys, coerces types and checks ranges. `to_dict` gives the resolved config for the run folder.
+rejects unknown keys, coerces types and checks ranges. `add_flags(parser, Cls)` is the one way a config becomes
+command-line flags. `to_dict` gives the resolved config for the run folder.
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import math
@@ -20,21 +22,26 @@ class ConfigError(ValueError):
     pass
 
 
-def field_(default, help: str, choices=None, min=None, max=None):
-    """A dataclass field with help text and checks (mutable defaults are copied per instance)."""
-    meta = {"help": help, "choices": choices, "min": min, "max": max}
+def field_(default, help: str, choices=None, min=None, max=None, repeat: bool = False):
+    """A dataclass field with help text and checks (mutable defaults are copied per instance). A list field's
+    flag takes comma-separated values, or with repeat=True one whole value per use of the flag."""
+    meta = {"help": help, "choices": choices, "min": min, "max": max, "repeat": repeat}
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
 
 
+def _strip_optional(tp):
+    """`int | None` -> int; other annotations unchanged."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return next(a for a in typing.get_args(tp) if a is not type(None))
+    return tp
+
+
 def _base_type(tp):
     """(python type, optional?) for a field annotation such as `int | None` or `list[float]`."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _base_type(args[0])[0], True
-    return (origin or tp), False
+    inner = _strip_optional(tp)
+    return (typing.get_origin(inner) or inner), inner is not tp
 
 
 def coerce(name: str, value, tp):
@@ -66,11 +73,6 @@ def coerce(name: str, value, tp):
         return base(value)
     except (TypeError, ValueError, yaml.YAMLError):
         raise ConfigError(f"{name}: expected {getattr(base, '__name__', base)}, got {value!r}") from None
-
-
-def _strip_optional(tp):
-    args = [a for a in typing.get_args(tp) if a is not type(None)]
-    return args[0] if typing.get_origin(tp) in (typing.Union, types.UnionType) else tp
 
 
 def check(cfg) -> None:
@@ -129,9 +131,49 @@ def to_dict(cfg) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
 
 
-def help_text(cls) -> str:
-    lines = []
+def add_flags(parser, cls, skip=(), flags: dict | None = None) -> list[str]:
+    """One flag per field of config class `cls`: help, default and choices from the field; bools get --x and
+    --no-x; a list takes comma-separated values (or one value per use, for fields with repeat=True). Values
+    stay as typed until `load_config` coerces and checks them, so a flag not given is None and the config
+    file's value stands. Returns the field names that got a flag."""
+    hints = typing.get_type_hints(cls)
+    names = []
     for f in dataclasses.fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        lines.append(f"  {f.name}={default!r}: {f.metadata.get('help', '')}")
-    return "\n".join(lines)
+        if f.name in skip:
+            continue
+        flag = (flags or {}).get(f.name, "--" + f.name.replace("_", "-"))
+        flag = (flag,) if isinstance(flag, str) else tuple(flag)
+        base, _ = _base_type(hints[f.name])
+        meta, help_ = f.metadata, _flag_help(f, base)
+        if base is bool:
+            parser.add_argument(*flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
+                                help=help_)
+        elif base is list and meta.get("repeat"):
+            parser.add_argument(*flag, dest=f.name, action="append", default=None, metavar="VALUE",
+                                help=help_ + "; repeat the flag for several")
+        else:
+            choices = meta.get("choices") if base is not list else None
+            parser.add_argument(*flag, dest=f.name, default=None, choices=choices,
+                                metavar=None if choices else f.name.upper(), help=help_)
+        names.append(f.name)
+    return names
+
+
+def _flag_help(f, base) -> str:
+    """The field's help with its default (unless the help already says what the default is)."""
+    text = f.metadata["help"]
+    if "default" in text.lower():
+        return text
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    if base is bool:
+        shown = "on" if default else "off"
+    elif isinstance(default, (list, tuple)):
+        shown = ",".join(map(str, default)) or "none"
+    else:
+        shown = "none" if default in (None, "") else default
+    return f"{text} (default: {shown})"
+
+
+def flag_values(args, names: list[str]) -> dict:
+    """The values of the flags the user gave (see add_flags)."""
+    return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}

@@ -242,6 +242,8 @@ def prepare_run(cfg: TrainConfig, run: Path, accelerator) -> str:
     """
     from dss.config import ConfigError
 
+    if (run / "bench.yaml").is_file():
+        raise ConfigError(f"{run} is the folder of a `dss bench` sweep; give this run its own output_dir")
     has_results = RF.read_results(run) is not None
     ckpt = latest_checkpoint(run)
     started = any((run / f).exists() for f in RUN_FILES)

@@ -72,12 +72,16 @@ class TrainConfig:
     eval_max_new_tokens: int = field_(32, "generated tokens for a label (single: max_target_length)", min=1)
     log_steps: int = field_(10, "log loss/lr to metrics.jsonl and TensorBoard every N steps", min=1)
     tensorboard: bool = field_(True, "TensorBoard logs through Accelerate's trackers in <output_dir>/tb")
-    output_dir: str = field_("runs/demo", "the run folder")
+    output_dir: str | None = field_(None, "the run folder (default runs/<task>-<method>, with -teacher for "
+                                    "teacher labels)")
     resume: bool = field_(False, "continue from the latest checkpoint in output_dir/checkpoints")
     overwrite: bool = field_(False, "allow training into an output_dir that already holds results")
 
     def __post_init__(self):
         check(self)
+        if not self.output_dir:  # never a sweep's folder: sweeps are runs/<name>/<task>/... (see dss.bench)
+            teacher = "-teacher" if self.label_source == "teacher" and self.method in ("dss", "single") else ""
+            self.output_dir = f"runs/{self.task}-{self.method}{teacher}"
         if self.lr is None:
             self.lr = 1e-3 if self.model == "tiny" else 5e-5
         if self.warmup_steps is None:

@@ -139,3 +139,14 @@ def test_train_configs_load():
     for path in configs:
         assert path.read_text().startswith("# dss train --config "), path
         load_config(TrainConfig, path)
+
+
+def test_a_single_run_never_lands_in_a_sweep_folder(tmp_path, capsys):
+    from dss.train_config import TrainConfig
+    assert TrainConfig(task="demo", method="dss").output_dir == "runs/demo-dss"  # `make demo` is runs/demo
+    assert TrainConfig(task="cqa", method="single", labels="teacher").output_dir == "runs/cqa-single-teacher"
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "bench.yaml").write_text("name: sweep\n")
+    assert main(["train", "--task", "demo", "--output-dir", str(sweep), "--max-steps", "1"]) == 2
+    assert "folder of a `dss bench` sweep" in capsys.readouterr().err

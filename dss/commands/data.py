@@ -1,6 +1,14 @@
-"""`dss data`: inspect, export and download benchmark data."""
+"""`dss data`: inspect, export and download benchmark data.
+
+    dss data stats --task cqa
+    dss data stats --task custom --train-file my.jsonl --json
+    dss data show --task cqa --split train --n 2
+    dss data export --task cqa --split test --out cqa_test.jsonl
+    dss data download --archive datasets.zip --dest data
+"""
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -10,7 +18,8 @@ from dss.tasks.base import DataError, Task
 
 
 def register(sub) -> None:
-    p = sub.add_parser("data", help="inspect, export and download data", description=__doc__)
+    p = sub.add_parser("data", help="inspect, export and download data", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
     s = dsub.add_parser("stats", help="rows per split, parsed teacher outputs, teacher accuracy")
@@ -22,9 +31,9 @@ def register(sub) -> None:
                            ("export", "write normalized examples to a JSONL file")):
         e = dsub.add_parser(name, help=helptext)
         add_task_args(e)
-        e.add_argument("--split", required=True, choices=("train", "valid", "test"))
+        e.add_argument("--split", required=True, choices=("train", "valid", "test"), help="which split")
         if name == "show":
-            e.add_argument("--n", type=int, default=5, help="how many examples (default 5)")
+            e.add_argument("--n", type=int, default=5, help="how many examples (default: 5)")
             e.set_defaults(func=run_show)
         else:
             e.add_argument("--out", required=True, help="output JSONL path")
@@ -33,7 +42,7 @@ def register(sub) -> None:
     d = dsub.add_parser("download", help="fetch the original release datasets.zip and unpack it into data/")
     d.add_argument("--archive", default=sources.RELEASE_URL,
                    help="URL or local path of datasets.zip (default: the google-research release)")
-    d.add_argument("--dest", default=str(sources.REPO_DATA), help="where to unpack (default data/)")
+    d.add_argument("--dest", default=str(sources.REPO_DATA), help="where to unpack (default: data/)")
     d.set_defaults(func=run_download)
 
 

@@ -1,6 +1,11 @@
-"""`dss plot runs/<sweep>`: redraw a sweep's figures and results.md from its results.csv (no training)."""
+"""`dss plot runs/<sweep>`: redraw a sweep's figures and results.md from its results.csv (no training).
+
+    dss plot runs/demo
+    dss plot runs/demo/results.csv --no-table
+"""
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from dss.tasks.base import DataError
@@ -8,7 +13,7 @@ from dss.tasks.base import DataError
 
 def register(sub) -> None:
     p = sub.add_parser("plot", help="redraw a sweep's curves.png (and model_size.png) from its results.csv",
-                       description=__doc__)
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sweep", help="sweep folder holding results.csv (e.g. runs/demo), or the CSV itself")
     p.add_argument("--no-table", action="store_true", help="do not rewrite results.md")
     p.set_defaults(func=run)

@@ -1,8 +1,9 @@
 """`dss predict`: labels (and rationales) from a trained student.
 
-    dss predict --model runs/demo/model --input "TEXT" [--rationale]
-    dss predict --model runs/demo/model --file inputs.jsonl [--rationale] [--output preds.jsonl]
-    dss predict --model runs/cqa/model --task cqa --split test --data-dir ../shared/dss-data
+    dss predict --model runs/demo-dss/model --input "ben has a fig . cara has a plum . same kind ?"
+    dss predict --model runs/demo-dss/model --input "ben has a fig . cara has a saw . same kind ?" --rationale
+    dss predict --model runs/demo-dss/model --file inputs.jsonl --output demo_preds.jsonl
+    dss predict --model runs/cqa-dss/model --task cqa --split test --limit 5
 
 --file holds JSON lines with an `input` field (the student's input text, as `dss data show` prints it) and
 optionally `id` and `label`; with labels and a task, accuracy is printed too.
@@ -23,10 +24,11 @@ def register(subparsers) -> None:
     src.add_argument("--file", help="JSONL with an `input` field per line (optional `id`, `label`)")
     src.add_argument("--split", choices=("train", "valid", "test"), help="a split of --task")
     p.add_argument("--task", help="task name: scores labels with its metric (default: the run's task)")
-    p.add_argument("--data-dir", default=None, help="data folder for --split (default $DSS_DATA_DIR)")
+    p.add_argument("--data-dir", default=None, help="data folder for --split (default: $DSS_DATA_DIR)")
     p.add_argument("--rationale", action="store_true", help="also generate the rationale (dss/single students)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--max-new-tokens", type=int, default=None, help="default: what training used")
+    p.add_argument("--batch-size", type=int, default=32, help="inputs per generation batch (default: 32)")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="tokens to generate (default: what "
+                   "training used)")
     p.add_argument("--limit", type=int, default=None, help="predict only the first N inputs")
     p.add_argument("--output", help="write JSONL here instead of stdout")
     p.set_defaults(func=run)

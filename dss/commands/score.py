@@ -1,6 +1,10 @@
-"""`dss score`: score a JSONL of {"prediction": ..., "label": ...} with a task's metric."""
+"""`dss score`: score a JSONL of {"prediction": ..., "label": ...} with a task's metric.
+
+    dss score --task svamp --predictions preds.jsonl --json
+"""
 from __future__ import annotations
 
+import argparse
 import json
 
 from dss import sources
@@ -9,7 +13,8 @@ from dss.tasks.base import DataError
 
 
 def register(sub) -> None:
-    p = sub.add_parser("score", help="score predictions with a task's metric", description=__doc__)
+    p = sub.add_parser("score", help="score predictions with a task's metric", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", required=True, help=f"task whose metric to use: {', '.join(task_names())}")
     p.add_argument("--predictions", required=True, help="JSONL with fields prediction and label")
     p.add_argument("--json", action="store_true", help='print {"accuracy": x, "n": N}')

@@ -2,7 +2,7 @@
 (a Seq2SeqTrainer subclass with two forward passes per batch), same model, data and global batch.
 
     dss speed --task demo --method dss --model tiny --batch-size 32 --steps 20
-    dss speed --task cqa --data-dir ../shared/dss-data train_fraction=0.1 --variants dss,dss-nogroup,dss-2pass,baseline
+    dss speed --task cqa train_fraction=0.5 --variants dss,dss-joint,dss-nogroup,baseline
 """
 from __future__ import annotations
 
@@ -12,20 +12,22 @@ import tempfile
 
 def register(subparsers) -> None:
     from dss.commands.common import add_task_args
-    from dss.commands.train import add_config_flags
+    from dss.config import add_flags
     from dss.speed import VARIANTS
     from dss.train_config import TrainConfig
 
     p = subparsers.add_parser("speed", help="training throughput: dss vs the reference code's trainer",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, default=20, help="timed optimizer steps per variant (default 20)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
-    p.add_argument("--repeats", type=int, default=1, help="runs per variant, interleaved; the median is shown")
-    p.add_argument("--variants", default="dss,baseline", help=f"comma-separated, of {', '.join(VARIANTS)}")
+    p.add_argument("--steps", type=int, default=20, help="timed optimizer steps per variant (default: 20)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default: 3)")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="runs per variant, interleaved; the median is shown (default: 1)")
+    p.add_argument("--variants", default="dss,baseline",
+                   help=f"comma-separated, of {', '.join(VARIANTS)} (default: dss,baseline)")
     p.add_argument("--config", help="YAML file of TrainConfig keys")
     add_task_args(p, required=False)
     skip = ("task", "data_dir", "task_options", "max_steps", "eval_steps", "resume", "overwrite", "tensorboard")
-    p.set_defaults(config_fields=add_config_flags(p.add_argument_group("model and data"), TrainConfig, skip))
+    p.set_defaults(config_fields=add_flags(p.add_argument_group("model and data"), TrainConfig, skip))
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="TrainConfig overrides")
     p.set_defaults(func=run)
 

@@ -1,11 +1,17 @@
-"""`dss tasks`: the registered tasks with their splits, label sets, metric and data source."""
+"""`dss tasks`: the registered tasks with their splits, label sets, metric and data source.
+
+    dss tasks
+"""
 from __future__ import annotations
+
+import argparse
 
 from dss.tasks import get_task, task_names
 
 
 def register(sub) -> None:
-    p = sub.add_parser("tasks", help="list the registered tasks", description=__doc__)
+    p = sub.add_parser("tasks", help="list the registered tasks", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.set_defaults(func=run)
 
 

@@ -42,6 +42,9 @@ def run(cfg: ExtractConfig, task: Task, log=print) -> dict:
         items = [Item(ex, 0, [], "released") for ex in examples]
     else:
         items = build_items(task, cfg, examples)
+    if cfg.dry_run and cfg.import_released:  # nothing to estimate: the answers are on disk
+        log(f"dry run: {len(items)} released PaLM answers of {task.name}/{cfg.split} would be written to {out}")
+        return {"dry_run": True, "examples": len(examples), "out": str(out), "requests": 0}
     if cfg.dry_run:
         summary = {"dry_run": True, "examples": len(examples), "out": str(out), **estimate(items, cfg)}
         log(format_dry_run(summary, cfg))
