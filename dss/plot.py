@@ -27,6 +27,11 @@ def is_t5_base(model: str) -> bool:
     return bool(re.search(r"t5[^/]*base", str(model), re.IGNORECASE))
 
 
+def teacher_label(row: dict, accuracy: float) -> str:
+    who = (row.get("teacher") or "teacher").split(" (")[0]  # "code-written rationales", "teacher"
+    return f"{who} {100 * accuracy:.1f} %"
+
+
 def _panels(n: int):
     cols = min(n, 3)
     rows = (n + cols - 1) // cols
@@ -56,7 +61,7 @@ def plot_curves(rows: list[dict], path: Path) -> Path:
                         label=name)
         teacher, chance = trows[0].get("teacher_accuracy"), trows[0].get("chance")
         if teacher is not None:
-            ax.axhline(100 * teacher, color="black", ls="--", lw=1, label=f"teacher {100 * teacher:.1f} %")
+            ax.axhline(100 * teacher, color="black", ls="--", lw=1, label=teacher_label(trows[0], teacher))
         if chance is not None:
             ax.axhline(100 * chance, color="gray", ls=":", lw=1, label=f"chance {100 * chance:.0f} %")
         if any(is_t5_base(m) for m in {r["model"] for r in trows}) and task in PAPER_T5_BASE:
@@ -101,7 +106,7 @@ def plot_model_size(rows: list[dict], path: Path) -> Path | None:
                         color=COLORS.get(method), marker=DASHES.get(labels, "o"), label=method_label(method, labels))
         teacher = trows[0].get("teacher_accuracy")
         if teacher is not None:
-            ax.axhline(100 * teacher, color="black", ls="--", lw=1, label=f"teacher {100 * teacher:.1f} %")
+            ax.axhline(100 * teacher, color="black", ls="--", lw=1, label=teacher_label(trows[0], teacher))
         ax.set_xscale("log")
         ax.set_title(f"{task} ({100 * top:g} % of train)")
         ax.set_xlabel("student parameters")

@@ -20,7 +20,7 @@ from dss.bench import BenchConfig, Cell, atomic_write, read_results
 
 CSV_COLUMNS = ["task", "method", "labels", "model", "fraction", "seed", "train_examples", "test_examples",
                "valid_accuracy", "test_accuracy", "best_step", "params", "examples_per_second", "seconds",
-               "cpu_seconds", "chance", "teacher_accuracy", "run_dir"]
+               "cpu_seconds", "chance", "teacher_accuracy", "teacher", "run_dir"]
 
 # Table 1/2 of the paper: T5-base (220M) on 100 % of the training data, accuracy in % (paper-reference.md).
 # Marked on the curves where the student is T5-base; `distill` has no figure in the reference.
@@ -51,22 +51,25 @@ def count_params(run_dir: Path, results: dict) -> int | None:
     return total
 
 
-def task_facts(task_name: str, data_dir=None, task_options=None, n_test: int | None = None) -> dict:
+def task_facts(task_name: str, data_dir=None, task_options=None, n_test: int | None = None,
+               rationales: str | None = None) -> dict:
     """Chance level and the teacher's test accuracy (its parsed labels against gold; unparsed = wrong), on the
     first n_test test examples: the ones the students were scored on when evaluation was capped."""
     from dss.tasks import get_task
     task = get_task(task_name, **(task_options or {}) if task_name == "custom" else {})
     teacher = None
+    if rationales:  # the students' rationales came from an extraction: the task's own teacher answers are not
+        return {"chance": task.chance(), "teacher_accuracy": None, "teacher": f"rationales from {rationales}"}
     if task_name == "custom" and not (task_options or {}).get("teacher_label_column"):
         # a custom file's rationales stand in for teacher answers that equal the gold label: no teacher figure
-        return {"chance": task.chance(), "teacher_accuracy": None}
+        return {"chance": task.chance(), "teacher_accuracy": None, "teacher": "the file's rationales"}
     try:
         test = task.load("test", data_dir)[:n_test]
         if test and any(ex.llm_label is not None for ex in test):
             teacher = task.accuracy([ex.llm_label for ex in test], [ex.label for ex in test])
     except Exception as e:  # the table just omits the teacher; the cells will report data problems
         print(f"dss bench: note: no teacher accuracy for {task_name}: {e}", file=sys.stderr)
-    return {"chance": task.chance(), "teacher_accuracy": teacher}
+    return {"chance": task.chance(), "teacher_accuracy": teacher, "teacher": task.teacher}
 
 
 def collect(cfg: BenchConfig, cells: list[Cell], out_dir: Path) -> list[dict]:
@@ -80,7 +83,8 @@ def collect(cfg: BenchConfig, cells: list[Cell], out_dir: Path) -> list[dict]:
             continue
         n_test = res.get("test_examples")
         if (cell.task, n_test) not in facts:
-            facts[cell.task, n_test] = task_facts(cell.task, cfg.data_dir, cfg.task_options, n_test)
+            facts[cell.task, n_test] = task_facts(cell.task, cfg.data_dir, cfg.task_options, n_test,
+                                                  cfg.train.get("rationales"))
         try:
             timing = json.loads((run_dir / "bench_cell.json").read_text())
         except (OSError, ValueError):
@@ -182,7 +186,8 @@ def _task_facts_line(task: str, trows: list[dict]) -> str:
     """Chance, teacher accuracy, test size and the paper's T5-base figures of one task, as one sentence."""
     chance, teacher = trows[0].get("chance"), trows[0].get("teacher_accuracy")
     facts = [f"chance {pct(chance)}" if chance is not None else "chance: open label space (no closed set)",
-             f"teacher (LLM) test accuracy {pct(teacher)}" if teacher is not None else "teacher: none"]
+             f"{trows[0].get('teacher') or 'teacher'}: test accuracy {pct(teacher)}" if teacher is not None
+             else f"{trows[0].get('teacher') or 'teacher'}: no test accuracy"]
     n_test = trows[0].get("test_examples")
     if n_test:
         facts.append(f"{n_test} test examples")

@@ -85,7 +85,7 @@ def load_data(cfg: TrainConfig):
     cap = cfg.max_eval_examples
     valid, test = splits["valid"][:cap], splits["test"][:cap]
     stats.update(valid_examples=len(valid), test_examples=len(test))
-    log(f"{len(splits['train'])} train examples, {len(train)} in the {cfg.train_fraction:g} subset, "
+    log(f"{len(splits['train'])} train examples, {len(train)} in the {100 * cfg.train_fraction:g} % subset, "
         f"{len(items)} used; {len(valid)} valid, {len(test)} test")
     return task, items, valid, test, stats
 
@@ -103,6 +103,7 @@ def build_student(cfg: TrainConfig, items, run: Path, accelerator):
         if not (tok_dir / "tokenizer.json").is_file():
             texts = [t for it in items for r in it for t in (r.source, r.target)]
             texts = [t.removeprefix(cfg.label_prefix).removeprefix(cfg.rationale_prefix) for t in texts]
+            log(f"training a tokenizer of at most {cfg.vocab_size} pieces on {len(texts)} texts")
             M.train_tokenizer(texts, [cfg.label_prefix, cfg.rationale_prefix], cfg.vocab_size, tok_dir)
         tokenizer = M.load_tokenizer(tok_dir)
     set_seed(cfg.seed)  # initialisation depends on the seed only
@@ -357,6 +358,7 @@ def train(cfg: TrainConfig) -> dict:
 def fit(cfg: TrainConfig, run: Path, accelerator, mode: str, task, items, valid, test, stats) -> dict:
     """The training loop, flat: batches, steps, logging, evaluation and checkpoints, then the test."""
     model, tokenizer = build_student(cfg, items, run, accelerator)
+    log(f"tokenizing {sum(map(len, items))} rows of {len(items)} examples")
     with accelerator.main_process_first():  # main tokenizes and caches; the others read the cache
         features = D.cached_tokenize(items, tokenizer, cfg, run / "cache")
     order = batch_order(features, cfg)

@@ -129,7 +129,7 @@ def test_sweep_writes_csv_markdown_and_png(tmp_path, tiny_cqa_dir):
     # dss at 50 %: test = 0.3 + 0.2 + 0.1 - 0.02 + 0.01 * seed -> 58.0 and 59.0: mean 58.5, s.e. 0.5
     assert "| dss (gold labels) | 58.5 ± 0.5 | 78.5 ± 0.5 |" in md
     assert "| standard fine-tuning | 48.5 ± 0.5 | 68.5 ± 0.5 |" in md
-    assert "chance 20.0 %" in md and "teacher (LLM) test accuracy 100.0 %" in md
+    assert "chance 20.0 %" in md and "teacher (PaLM 540B): test accuracy 100.0 %" in md
     assert "50 % (20)" in md  # fraction header names the number of training examples
     png = (sweep / "curves.png").read_bytes()
     assert png.startswith(PNG_MAGIC) and len(png) > 10_000
@@ -283,8 +283,8 @@ def test_custom_study_from_cli_flags(tmp_path):
     cell_cfg = bench.train_config(cfg, bench.grid(cfg)[0], cfg.out_dir())
     assert cell_cfg.task == "custom" and cell_cfg.task_options == {"train_file": str(data)}
     rows = report.read_csv(tmp_path / "study" / "results.csv")
-    assert len(rows) == 8 and rows[0]["chance"] is None and rows[0]["teacher_accuracy"] is None
-    assert "teacher: none" in (tmp_path / "study" / "results.md").read_text()
+    assert len(rows) == 8 and rows[0]["chance"] == 0.5 and rows[0]["teacher_accuracy"] is None  # yes/no: closed
+    assert "the file's rationales: no test accuracy" in (tmp_path / "study" / "results.md").read_text()
 
 
 # ------------------------------------------------------------------------------------------ cell identity

@@ -150,3 +150,17 @@ def test_a_single_run_never_lands_in_a_sweep_folder(tmp_path, capsys):
     (sweep / "bench.yaml").write_text("name: sweep\n")
     assert main(["train", "--task", "demo", "--output-dir", str(sweep), "--max-steps", "1"]) == 2
     assert "folder of a `dss bench` sweep" in capsys.readouterr().err
+
+
+def test_training_says_what_it_does_in_a_few_plain_lines(tiny_cqa_dir, tmp_path, capsys):
+    """stderr is not a terminal here: progress is a plain line every 5 %, no carriage-return redraws, and no
+    "Loading weights" / "Writing" bars at the checkpoints."""
+    assert main(tiny_args(tiny_cqa_dir, tmp_path / "run", "--max-steps", "40", "--eval-steps", "20",
+                          "--log-steps", "10", "--eval-max-new-tokens", "4")) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err and "Loading weights" not in err and "Writing" not in err
+    for phase in ("loading cqa data", "36 train examples", "training a tokenizer", "tokenizing 72 rows",
+                  "step 20/40: valid accuracy", "step 40/40 (100 %, loss", "test accuracy"):
+        assert phase in err, phase
+    assert sum(line.startswith("dss train: step ") for line in err.splitlines()) == 20 + 2
+    assert len(err) < 4000

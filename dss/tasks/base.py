@@ -49,6 +49,7 @@ class Task:
     metric: str = "accuracy"              # "accuracy" (normalized exact match) or "equation" (SVAMP)
     labels: tuple[str, ...] | None = None  # closed label set, None when answers are open text
     source: str = ""                       # where the data comes from, for `dss tasks`
+    teacher: str = "teacher (PaLM 540B)"   # who wrote llm_label/llm_rationale, as tables and plots name it
 
     def splits(self) -> tuple[str, ...]:
         return SPLITS

@@ -32,11 +32,15 @@ def _text(rec: dict, col: str, where: str, required: bool) -> str | None:
     return value or None
 
 
+MAX_CLOSED_LABELS = 20
+
+
 @register
 class Custom(Task):
     name = "custom"
     description = "your dataset: a JSONL/CSV file or saved HF dataset with input, label and optional rationale"
     source = "--train-file (and optional --valid-file, --test-file)"
+    teacher = "teacher"
 
     def __init__(self, train_file=None, valid_file=None, test_file=None, input_column="input",
                  label_column="label", rationale_column="rationale", teacher_label_column=None,
@@ -46,9 +50,20 @@ class Custom(Task):
         self.rationale_column, self.teacher_label_column = rationale_column, teacher_label_column
         self.id_column, self.metric = id_column, metric
         self.valid_fraction, self.test_fraction = valid_fraction, test_fraction
-        self.labels = tuple(labels) if labels else None
+        self._labels = tuple(labels) if labels else None
         if metric not in ("accuracy", "equation"):
             raise DataError(f"custom task: metric must be 'accuracy' or 'equation', got {metric!r}")
+
+    @property
+    def labels(self) -> tuple[str, ...] | None:
+        """The closed label set: given (labels=...), else inferred from the train split when its labels take
+        at most MAX_CLOSED_LABELS values, each seen twice on average (else the answers are open text)."""
+        if self._labels is None and self.files["train"]:
+            values = [e.label for e in self.load("train")]
+            distinct = sorted(set(values))
+            closed = len(distinct) <= MAX_CLOSED_LABELS and len(values) >= 2 * len(distinct)
+            self._labels = tuple(distinct) if closed else ()
+        return self._labels or None
 
     def load(self, split: str, data_dir=None) -> list[Example]:
         self.check_split(split)
