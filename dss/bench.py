@@ -377,6 +377,7 @@ def _timed_cell(cfg, cell, out_dir, tcfg, train_fn):
 def _worker_init(threads: int) -> None:
     os.environ["OMP_NUM_THREADS"] = str(threads)  # for subprocess launchers
     os.environ.setdefault("TQDM_DISABLE", "1")   # parallel progress bars garble each other; cells log when done
+    os.environ.setdefault("DSS_QUIET", "1")      # and so do their phase lines
     try:
         import torch
         torch.set_num_threads(threads)

@@ -58,6 +58,8 @@ def rerun_command(cfg, command: str = "dss train") -> str:
 
 def run_info(cfg, stats: dict, num_processes: int) -> dict:
     from dss.run_folder import PROTOCOL
-    return {"config": to_dict(cfg), "seed": cfg.seed, "protocol": PROTOCOL, "git": git_commit(), "versions": versions(),
+    import torch
+    return {"config": to_dict(cfg), "seed": cfg.seed, "protocol": PROTOCOL, "git": git_commit(),
+            "torch_threads": torch.get_num_threads(), "versions": versions(),
             "num_processes": num_processes, "data": stats, "argv": sys.argv,
             "rerun": rerun_command(cfg) + " overwrite=true"}

@@ -342,6 +342,8 @@ def train(cfg: TrainConfig) -> dict:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # no "Loading weights" / "Writing" bars at every checkpoint
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     accelerator = make_accelerator(cfg)
     run = Path(cfg.output_dir)
     with RF.run_lock(run, accelerator.is_main_process):

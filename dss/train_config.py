@@ -63,6 +63,8 @@ class TrainConfig:
     max_input_length: int = field_(512, "input tokens kept (longer inputs are truncated)", min=4)
     max_target_length: int = field_(256, "target tokens kept (rationales are long)", min=2)
     group_by_length: bool = field_(True, "batch examples of similar length together (less padding)")
+    threads: int | None = field_(None, "torch CPU threads for this run (default: torch's own choice). On CPU the "
+                                 "numbers depend on it: float sums are grouped per thread", min=1)
     mixed_precision: str = field_("no", "no | bf16 | fp16 (fp16 overflows in T5; prefer bf16)",
                                   choices=("no", "bf16", "fp16"))
     # evaluation, logging, checkpoints
