@@ -25,7 +25,9 @@ from pathlib import Path
 
 import yaml
 
-from dss.config import ConfigError, check, coerce, field_, load_config, to_dict
+from dss.core.config import check, coerce, field_, load_config, to_dict
+from dss.core.errors import ConfigError
+from dss.core.io import atomic_write
 
 METHODS = ("standard", "distill", "dss", "single")
 LABELS = ("gold", "teacher")
@@ -222,16 +224,6 @@ def refuse_changed(status: dict, retrain: bool) -> None:
                           "to retrain them here.")
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write via a temporary file and rename: readers (and killed sweeps) never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-
 # ------------------------------------------------------------------------------------------- launchers
 TrainFn = Callable[[object], dict]
 
@@ -302,7 +294,7 @@ def run_sweep(cfg: BenchConfig, train_fn: TrainFn | None = None, argv: list[str]
               plot: bool = True, log=print, make_config=train_config) -> dict:
     """Train this shard's unfinished cells, then rewrite results.csv / results.md / curves.png from every
     finished cell of the grid. Returns {"trained": [...], "skipped": [...], "failed": [...], "rows": [...]}."""
-    from dss.report import collect, pct, write_report  # dss.report builds on this module: imported here
+    from dss.report import pct, write_report  # dss.report builds on this module: imported here
     out_dir = cfg.out_dir()
     if (out_dir / "config.json").is_file() and not (out_dir / "bench.yaml").is_file():
         raise ConfigError(f"{out_dir} holds a single `dss train` run; give the sweep another name or output_dir")

@@ -10,8 +10,7 @@ import importlib
 import os
 import sys
 
-from dss.config import ConfigError
-from dss.tasks.base import DataError
+from dss.core.errors import ConfigError, DataError
 
 # subcommand modules, in the order `dss --help` lists them
 COMMAND_MODULES = ["tasks", "data", "score", "extract", "train", "predict", "speed", "bench", "plot"]

@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from dss.core.io import atomic_path
 
 SINGLE_SEP = " So the answer is "  # `single`: target = rationale + SINGLE_SEP + label (the teacher's own format)
 LABEL, RATIONALE = 0, 1
@@ -40,14 +41,6 @@ def nested_subset(examples: list, fraction: float, seed: int) -> list:
     return [examples[i] for i in sorted(keep)]
 
 
-def apply_rationale_file(examples: list, path: str, task) -> dict:
-    """Replace teacher labels/rationales with those of a `dss extract` file (by example id)."""
-    from dss.teacher.store import (
-        apply_rationales,  # lazy: only runs that pass --rationales need it
-    )
-    return dict(apply_rationales(examples, path, metric=task.metric, task=task))
-
-
 def fingerprint(splits: dict, rationale_file=None) -> str:
     """sha256 of every example's content in every split (and of a rationale file's bytes): two runs read the
     same data exactly when their fingerprints agree, wherever the files were."""
@@ -59,7 +52,7 @@ def fingerprint(splits: dict, rationale_file=None) -> str:
         try:
             h.update(Path(rationale_file).read_bytes())
         except OSError as e:
-            from dss.tasks.base import DataError
+            from dss.core.errors import DataError
             raise DataError(f"{rationale_file}: cannot read rationale file: {e.strerror or e}") from None
     return h.hexdigest()
 
@@ -153,10 +146,8 @@ def cached_tokenize(items: list[list[Row]], tokenizer, cfg, cache_dir: Path) -> 
     if path.is_file():
         return torch.load(path)
     features = tokenize_items(items, tokenizer, cfg)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(features, tmp)
-    tmp.replace(path)  # atomic: another process never reads half a file
+    with atomic_path(path) as tmp:  # another process never reads half a file
+        torch.save(features, tmp)
     return features
 
 

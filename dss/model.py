@@ -11,7 +11,7 @@ import io
 import re
 from pathlib import Path
 
-from dss.config import ConfigError
+from dss.core.errors import ConfigError
 
 
 def train_tokenizer(texts: list[str], prefixes: list[str], vocab_size: int, path: Path):

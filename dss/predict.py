@@ -12,8 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from dss import data as D
-from dss.config import ConfigError
-from dss.tasks.base import DataError
+from dss.core.errors import ConfigError, DataError
 
 
 def student_info(model_dir) -> dict:
@@ -27,7 +26,7 @@ def student_info(model_dir) -> dict:
 
 def read_inputs(path) -> list[dict]:
     """Records with at least `input` (and optionally `id`, `label`) from a JSONL file."""
-    from dss.sources import read_jsonl_numbered
+    from dss.core.io import read_jsonl_numbered
     numbered = read_jsonl_numbered(Path(path))
     if not numbered:
         raise DataError(f"{path}: no rows (expected JSON lines with an 'input' field)")

@@ -16,7 +16,8 @@ import math
 import sys
 from pathlib import Path
 
-from dss.bench import BenchConfig, Cell, atomic_write, read_results
+from dss.bench import BenchConfig, Cell, read_results
+from dss.core.io import atomic_write
 
 CSV_COLUMNS = ["task", "method", "labels", "model", "fraction", "seed", "train_examples", "test_examples",
                "valid_accuracy", "test_accuracy", "best_step", "params", "examples_per_second", "seconds",
@@ -64,9 +65,7 @@ def task_facts(task_name: str, data_dir=None, task_options=None, n_test: int | N
         # a custom file's rationales stand in for teacher answers that equal the gold label: no teacher figure
         return {"chance": task.chance(), "teacher_accuracy": None, "teacher": "the file's rationales"}
     try:
-        test = task.load("test", data_dir)[:n_test]
-        if test and any(ex.llm_label is not None for ex in test):
-            teacher = task.accuracy([ex.llm_label for ex in test], [ex.label for ex in test])
+        teacher = task.teacher_stats(task.load("test", data_dir)[:n_test])["teacher_accuracy"]
     except Exception as e:  # the table just omits the teacher; the cells will report data problems
         print(f"dss bench: note: no teacher accuracy for {task_name}: {e}", file=sys.stderr)
     return {"chance": task.chance(), "teacher_accuracy": teacher, "teacher": task.teacher}

@@ -14,7 +14,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from dss.config import ConfigError
+from dss.core.errors import ConfigError
+from dss.core.io import append_line, atomic_write, read_json
 
 try:
     import fcntl  # POSIX advisory locks: the kernel drops them when the holder dies, so none is ever stale
@@ -29,14 +30,6 @@ PROTOCOL = 2
 # config keys that cannot change what is trained or measured (data_dir: the data's content is fingerprinted)
 VOLATILE = ("output_dir", "resume", "overwrite", "data_dir", "tensorboard", "log_steps")
 REQUIRED_RESULTS = ("valid_accuracy", "test_accuracy")
-
-
-def read_json(path: Path):
-    """A JSON file's content, or None when it is absent or half-written."""
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def read_results(run: Path) -> dict | None:
@@ -125,13 +118,9 @@ def repair_metrics(run: Path, step: int) -> int:
         return 0
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     keep = [r for r in read_metrics(run) if r["step"] <= step]
-    tmp = path.with_name(f".{METRICS}.{os.getpid()}.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
-    os.replace(tmp, path)
+    atomic_write(path, "".join(json.dumps(r) + "\n" for r in keep))
     return len(lines) - len(keep)
 
 
 def append_metrics(run: Path, record: dict) -> None:
-    """One whole line per record, flushed: a kill leaves at most one torn last line, which repair drops."""
-    with open(Path(run) / METRICS, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record) + "\n")
+    append_line(Path(run) / METRICS, json.dumps(record))

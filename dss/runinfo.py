@@ -8,18 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dss.config import to_dict
+from dss.core.config import to_dict
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def write_json(path: Path, obj) -> None:
-    """Write atomically, so a reader (or a resumed run) never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    tmp.replace(path)
 
 
 def git_commit() -> dict:
@@ -57,8 +48,9 @@ def rerun_command(cfg, command: str = "dss train") -> str:
 
 
 def run_info(cfg, stats: dict, num_processes: int) -> dict:
-    from dss.run_folder import PROTOCOL
     import torch
+
+    from dss.run_folder import PROTOCOL
     return {"config": to_dict(cfg), "seed": cfg.seed, "protocol": PROTOCOL, "git": git_commit(),
             "torch_threads": torch.get_num_threads(), "versions": versions(),
             "num_processes": num_processes, "data": stats, "argv": sys.argv,

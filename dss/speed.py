@@ -168,11 +168,11 @@ def _child(cfg_dict: dict, variant: str, steps: int, warmup: int) -> dict:
 
 def speed(cfg, variants=("dss", "baseline"), steps: int = 20, warmup: int = 3, repeats: int = 1) -> list[dict]:
     """Run each variant in its own process (repeats interleaved, so background load hits all alike)."""
-    from dss.config import to_dict
+    from dss.core.config import to_dict
 
     unknown = set(variants) - set(VARIANTS)
     if unknown:
-        from dss.config import ConfigError
+        from dss.core.errors import ConfigError
         raise ConfigError(f"unknown variant(s) {', '.join(sorted(unknown))}; known: {', '.join(VARIANTS)}")
     _setup(cfg)  # tokenizer and token cache once, in the parent; children reuse them
     ctx = multiprocessing.get_context("spawn")

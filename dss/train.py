@@ -23,7 +23,9 @@ import torch.nn.functional as F
 
 from dss import data as D
 from dss import run_folder as RF
-from dss.runinfo import run_info, write_json
+from dss.core.io import atomic_write_json
+from dss.runinfo import run_info
+from dss.tasks.rationales import apply_rationales
 from dss.train_config import TrainConfig
 
 
@@ -79,7 +81,7 @@ def load_data(cfg: TrainConfig):
     train = D.nested_subset(splits["train"], cfg.train_fraction, cfg.seed)
     stats["train_subset"] = len(train)
     if cfg.rationales:
-        stats["rationale_file"] = D.apply_rationale_file(train, cfg.rationales, task)
+        stats["rationale_file"] = apply_rationales(train, cfg.rationales, task)
     items, item_stats = D.training_items(train, cfg)
     stats.update(item_stats)
     cap = cfg.max_eval_examples
@@ -206,7 +208,7 @@ def save_checkpoint(accelerator, run: Path, step: int, state: dict) -> None:
     ckpt = run / "checkpoints" / f"step_{step:08d}"
     accelerator.save_state(str(ckpt))
     if accelerator.is_main_process:
-        write_json(ckpt / "trainer_state.json", {**state, "step": step})
+        atomic_write_json(ckpt / "trainer_state.json", {**state, "step": step})
         for old in (run / "checkpoints").glob("step_*"):
             if old != ckpt:
                 shutil.rmtree(old, ignore_errors=True)
@@ -223,7 +225,7 @@ def save_student(model, tokenizer, cfg: TrainConfig, accelerator, path: Path, st
         accelerator.unwrap_model(model).save_pretrained(str(path), safe_serialization=True)
         tokenizer.save_pretrained(str(path))
         # what `dss predict` needs to build inputs the way training did
-        write_json(path / "dss.json", {"task": cfg.task, "method": cfg.method, "step": step,
+        atomic_write_json(path / "dss.json", {"task": cfg.task, "method": cfg.method, "step": step,
                                        "label_prefix": cfg.label_prefix, "rationale_prefix": cfg.rationale_prefix,
                                        "max_input_length": cfg.max_input_length,
                                        "eval_max_new_tokens": cfg.eval_max_new_tokens,
@@ -241,7 +243,7 @@ def prepare_run(cfg: TrainConfig, run: Path, accelerator) -> str:
     An existing run is never replaced silently: without resume or overwrite, a folder holding any of a run's
     files is an error. resume on a folder with nothing to resume says so and starts at step 0.
     """
-    from dss.config import ConfigError
+    from dss.core.errors import ConfigError
 
     if (run / "bench.yaml").is_file():
         raise ConfigError(f"{run} is the folder of a `dss bench` sweep; give this run its own output_dir")
@@ -270,7 +272,8 @@ def prepare_run(cfg: TrainConfig, run: Path, accelerator) -> str:
 
 def check_same_run(run: Path, cfg: TrainConfig, fingerprint: str) -> None:
     """A resumed or finished run continues only with the settings and data it was started with."""
-    from dss.config import ConfigError, to_dict
+    from dss.core.config import to_dict
+    from dss.core.errors import ConfigError
 
     changes = RF.identity_changes(RF.read_config(run), to_dict(cfg), fingerprint)
     if changes:
@@ -299,7 +302,7 @@ def make_accelerator(cfg: TrainConfig):
     # T5 ties its embeddings and lm_head; accelerate would warn at every checkpoint that it stored them once
     logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
     if cfg.batch_size % (cfg.grad_accum * accelerator.num_processes):
-        from dss.config import ConfigError
+        from dss.core.errors import ConfigError
         raise ConfigError(f"batch_size {cfg.batch_size} must divide by grad_accum x processes "
                           f"({cfg.grad_accum} x {accelerator.num_processes})")
     return accelerator
@@ -369,7 +372,7 @@ def fit(cfg: TrainConfig, run: Path, accelerator, mode: str, task, items, valid,
     state = resume_state(run, accelerator, mode)
     stats["parameters"] = sum(p.numel() for p in model.parameters())
     if accelerator.is_main_process:
-        write_json(run / "config.json", run_info(cfg, stats, accelerator.num_processes))
+        atomic_write_json(run / "config.json", run_info(cfg, stats, accelerator.num_processes))
     if cfg.tensorboard:
         accelerator.init_trackers("tb", config={k: v for k, v in vars(cfg).items()
                                                 if isinstance(v, (int, float, str, bool))})
@@ -481,6 +484,6 @@ def finish(cfg: TrainConfig, run: Path, task, test, state: dict, stats: dict, ac
         with open(run / "predictions.jsonl", "w") as fh:
             fh.writelines(json.dumps({"id": ex.id, "input": ex.input, "prediction": p, "label": ex.label,
                                      "correct": task.is_correct(p, ex.label)}) + "\n" for ex, p in zip(test, preds))
-        write_json(run / "results.json", results)
+        atomic_write_json(run / "results.json", results)
     accelerator.wait_for_everyone()
     return results

@@ -1,6 +1,6 @@
 """TrainConfig: every knob of `dss train`, with its default, help text and range in one place.
 
-Load it from flags, a YAML file (`--config F.yaml`) and `key=value` overrides through `dss.config.load_config`;
+Load it from flags, a YAML file (`--config F.yaml`) and `key=value` overrides through `dss.core.config.load_config`;
 unknown keys are errors. The resolved config is saved as `config.json` in the run folder.
 
 Batch arithmetic: `batch_size` is the GLOBAL number of training examples per optimizer step. It is split over
@@ -14,7 +14,8 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
-from dss.config import ConfigError, check, field_
+from dss.core.config import check, field_
+from dss.core.errors import ConfigError
 
 METHODS = ("standard", "distill", "dss", "single")
 

@@ -15,7 +15,7 @@ import pytest
 from dss import bench, report
 from dss.bench import BenchConfig
 from dss.cli import main
-from dss.config import ConfigError
+from dss.core.errors import ConfigError
 from dss.runinfo import run_info
 from dss.train import data_fingerprint
 
@@ -238,7 +238,7 @@ def test_every_config_loads(path, tmp_path):
         for cell in bench.grid(cfg):  # every cell's dss train config is valid
             bench.train_config(cfg, cell, tmp_path)
     else:
-        from dss.config import load_config
+        from dss.core.config import load_config
         from dss.train_config import TrainConfig
         load_config(TrainConfig, path)
 

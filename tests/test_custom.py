@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
+from dss.core.errors import DataError
 from dss.tasks import get_task
-from dss.tasks.base import DataError
 
 
 def write_jsonl(path, rows):

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from dss import metrics
-from dss.metrics import UnsafeExpression, safe_eval
+from dss.core import metrics
+from dss.core.metrics import UnsafeExpression, safe_eval
 
 
 @pytest.mark.parametrize("expr,value", [

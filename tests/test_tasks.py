@@ -5,8 +5,9 @@ import sys
 
 import pytest
 
+from dss.core.errors import DataError
 from dss.tasks import get_task, task_names
-from dss.tasks.base import DataError, Parsed, carve_split
+from dss.tasks.base import Parsed, carve_split
 
 PAPER_TEACHER = {"anli1": 65.6, "esnli": 73.0, "cqa": 77.2}
 

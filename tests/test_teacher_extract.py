@@ -8,8 +8,8 @@ import time
 import pytest
 
 from dss.cli import main
-from dss.tasks import get_task
-from dss.tasks.base import DataError
+from dss.core.errors import DataError
+from dss.tasks import get_task, rationales
 from dss.teacher import prompts, store
 from dss.teacher.extract import run
 from dss.teacher.extract_config import ExtractConfig, default_out
@@ -167,7 +167,7 @@ def test_samples_majority_vote_and_consistent_filter(srv, tiny_cqa_dir, tmp_path
     assert len(recs) == 18 and sorted({r["sample"] for r in recs}) == [0, 1, 2]
     assert recs[0]["sampling"]["temperature"] == 0.7
     # the voted label is choice (b) everywhere; it is gold only where the gold answer is choice (b)
-    voted = {ex.id: store.vote([r for r in recs if r["id"] == ex.id]) for ex in examples}
+    voted = {ex.id: rationales.vote([r for r in recs if r["id"] == ex.id]) for ex in examples}
     assert all(lab == ex.meta["choices"][1] for ex in examples for lab in [voted[ex.id][0]])
     n_consistent = sum(ex.label == ex.meta["choices"][1] for ex in examples)
     assert s["filters"]["inconsistent"] == 6 - n_consistent and s["kept"] == n_consistent
@@ -264,7 +264,7 @@ def test_import_released_records(tiny_cqa_dir, tmp_path):
     fresh = task.load("train", tiny_cqa_dir)
     for ex in fresh:
         ex.llm_label = ex.llm_rationale = None
-    counts = store.apply_rationales(fresh, out)
+    counts = rationales.apply_rationales(fresh, out)
     assert counts == {"matched": len(fresh), "missing": 0, "unparsed": 0}
     assert [(e.llm_label, e.llm_rationale) for e in fresh] == [(e.llm_label, e.llm_rationale) for e in examples]
 
@@ -326,11 +326,11 @@ def test_apply_rationales_contract(tmp_path):
                                rec("b", 0, "unparsed", None), rec("c", 0, "error", None), rec("d", 0, "ok", "z")])
     exs = [Example(i, "in", gold, llm_label="old", llm_rationale="old") for i, gold in
            [("a", "y"), ("b", "q"), ("c", "q"), ("d", "q"), ("e", "q")]]
-    counts = store.apply_rationales(exs, path)
+    counts = rationales.apply_rationales(exs, path)
     assert counts == {"matched": 2, "missing": 1, "unparsed": 2}
     assert [(e.llm_label, e.llm_rationale) for e in exs] == [("y", "why y"), (None, None), (None, None),
                                                            ("z", "why z"), (None, None)]
-    counts = store.apply_rationales(exs, path, filter="consistent")
+    counts = rationales.apply_rationales(exs, path, filter="consistent")
     assert counts["inconsistent"] == 1 and exs[3].llm_label is None and exs[0].llm_label == "y"
 
 
@@ -386,5 +386,5 @@ def test_svamp_votes_compare_equations_by_value(tmp_path):
         {"id": "a", "task": "svamp", "sample": 1, "status": "ok", "label": "10 - 3", "rationale": "r1"},
         {"id": "a", "task": "svamp", "sample": 2, "status": "ok", "label": "(2 * 4)", "rationale": "r2"}])
     ex = Example("a", "q", "( 7.0 )")
-    assert store.apply_rationales([ex], path) == {"matched": 1, "missing": 0, "unparsed": 0}
+    assert rationales.apply_rationales([ex], path) == {"matched": 1, "missing": 0, "unparsed": 0}
     assert (ex.llm_label, ex.llm_rationale) == ("(3 + 4)", "r0")  # 7 twice beats 8 once

@@ -2,8 +2,9 @@
 fresh teachers and the released PaLM text alike); custom exemplars; the request hash is the cache key."""
 import pytest
 
+from dss.core.errors import DataError
 from dss.tasks import get_task
-from dss.tasks.base import DataError, Example
+from dss.tasks.base import Example
 from dss.teacher import prompts
 
 
@@ -35,7 +36,7 @@ def test_nli_exemplars_cover_every_label():
 
 
 def test_svamp_exemplar_expressions_are_right():
-    from dss.metrics import safe_eval
+    from dss.core.metrics import safe_eval
     task = get_task("svamp")
     for _user, answer in prompts.SVAMP.exemplars:
         label = task.parse_completion(answer).label

@@ -132,7 +132,7 @@ def test_rationales_file_replaces_released_teacher_outputs(tiny_cqa_dir, tmp_pat
 
 
 def test_train_configs_load():
-    from dss.config import load_config
+    from dss.core.config import load_config
     from dss.train_config import TrainConfig
     configs = sorted((Path(__file__).resolve().parent.parent / "configs").glob("train_*.yaml"))
     assert configs

@@ -19,7 +19,7 @@ import argparse
 import sys
 
 from dss.commands.common import CUSTOM_OPTIONS
-from dss.config import parse_overrides
+from dss.core.config import parse_overrides
 
 # BenchConfig fields with a flag of their own below: a tiny spec holds commas (several are split on ';'),
 # launch arguments are one shell-like string; the train values come as train.KEY=VALUE
@@ -28,7 +28,7 @@ _OWN_FLAGS = ("models", "launch_args", "train", "task_options")
 
 def register(sub) -> None:
     from dss.bench import BenchConfig
-    from dss.config import add_flags
+    from dss.core.config import add_flags
     p = sub.add_parser("bench", help="run a data-fraction / model-size sweep and tabulate and plot it",
                        description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -51,7 +51,7 @@ def register(sub) -> None:
 
 def build_config(args):
     from dss.bench import load_bench_config
-    from dss.config import flag_values
+    from dss.core.config import flag_values
 
     over = flag_values(args, args.config_fields)
     if args.models is not None:

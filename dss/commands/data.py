@@ -12,9 +12,10 @@ import argparse
 import json
 from pathlib import Path
 
-from dss import sources
 from dss.commands.common import add_task_args, task_from_args
-from dss.tasks.base import DataError, Task
+from dss.core.errors import DataError
+from dss.tasks import sources
+from dss.tasks.base import Task
 
 
 def register(sub) -> None:
@@ -47,17 +48,8 @@ def register(sub) -> None:
 
 
 def split_stats(task: Task, split: str, data_dir) -> dict:
-    """{"rows", "teacher_parsed", "teacher_unparsed", "teacher_accuracy"}; accuracy over all rows, None
-    when the split has no teacher outputs."""
     examples = task.load(split, data_dir)
-    with_teacher = [e for e in examples if "teacher" in e.meta or e.llm_label is not None]
-    parsed = sum(e.llm_label is not None for e in examples)
-    stats = {"rows": len(examples), "teacher_parsed": parsed,
-             "teacher_unparsed": len(with_teacher) - parsed, "teacher_accuracy": None}
-    if with_teacher:
-        correct = sum(task.is_correct(e.llm_label, e.label) for e in examples)
-        stats["teacher_accuracy"] = round(correct / len(examples), 4)
-    return stats
+    return {"rows": len(examples), **task.teacher_stats(examples)}
 
 
 def run_stats(args) -> int:

@@ -24,7 +24,7 @@ _FLAGS = {"ids_file": "--ids"}  # flag names that differ from the field name
 
 
 def register(sub) -> None:
-    from dss.config import add_flags
+    from dss.core.config import add_flags
     from dss.teacher.extract_config import ExtractConfig
     p = sub.add_parser("extract", help="ask a teacher LLM for rationales (resumable)", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -36,7 +36,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from dss.config import flag_values, load_config
+    from dss.core.config import flag_values, load_config
     from dss.teacher.client import TeacherError
     from dss.teacher.extract import run as extract
     from dss.teacher.extract import show_prompt
@@ -59,5 +59,5 @@ def run(args) -> int:
 
 
 def _as_data_error(e):
-    from dss.tasks.base import DataError
+    from dss.core.errors import DataError
     return DataError(str(e))

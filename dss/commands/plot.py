@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dss.tasks.base import DataError
+from dss.core.errors import DataError
 
 
 def register(sub) -> None:
@@ -20,7 +20,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from dss.bench import atomic_write
+    from dss.core.io import atomic_write
     from dss.plot import plot_sweep
     from dss.report import markdown, read_csv
 

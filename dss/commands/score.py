@@ -7,9 +7,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from dss import sources
+from dss.core.errors import DataError
+from dss.core.io import read_jsonl_numbered
 from dss.tasks import get_task, task_names
-from dss.tasks.base import DataError
 
 
 def register(sub) -> None:
@@ -24,7 +24,7 @@ def register(sub) -> None:
 def score_file(task_name: str, path: str) -> dict:
     task = get_task(task_name)
     preds, labels = [], []
-    for lineno, row in sources.read_jsonl_numbered(path):
+    for lineno, row in read_jsonl_numbered(path):
         for field in ("prediction", "label"):
             if field not in row:
                 raise DataError(f"{path}:{lineno}: field {field!r} is missing")

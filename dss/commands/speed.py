@@ -12,7 +12,7 @@ import tempfile
 
 def register(subparsers) -> None:
     from dss.commands.common import add_task_args
-    from dss.config import add_flags
+    from dss.core.config import add_flags
     from dss.speed import VARIANTS
     from dss.train_config import TrainConfig
 

@@ -20,7 +20,7 @@ TASK_FIELDS = ("task", "data_dir", "task_options")  # handled by add_task_args
 
 
 def register(subparsers) -> None:
-    from dss.config import add_flags
+    from dss.core.config import add_flags
     from dss.train_config import TrainConfig
 
     p = subparsers.add_parser("train", help="train a student (standard, distill, dss, single) into a run folder",
@@ -33,7 +33,7 @@ def register(subparsers) -> None:
 
 
 def config_from_args(args):
-    from dss.config import flag_values, load_config, parse_overrides
+    from dss.core.config import flag_values, load_config, parse_overrides
     from dss.train_config import TrainConfig
 
     values = flag_values(args, args.config_fields)

@@ -1,7 +1,8 @@
 """Task registry: a benchmark is one small module that registers a `Task` subclass by name."""
 from __future__ import annotations
 
-from dss.tasks.base import SPLITS, DataError, Example, Parsed, Task  # noqa: F401
+from dss.core.errors import DataError  # noqa: F401
+from dss.tasks.base import SPLITS, Example, Parsed, Task
 
 _REGISTRY: dict[str, type[Task]] = {}
 

@@ -11,13 +11,10 @@ from typing import Callable
 
 import numpy as np
 
-from dss import metrics
+from dss.core import metrics
+from dss.core.errors import DataError  # noqa: F401  (re-exported for the task modules)
 
 SPLITS = ("train", "valid", "test")
-
-
-class DataError(ValueError):
-    """Bad or missing input data; the message names the file, line and field where it can."""
 
 
 @dataclass
@@ -65,12 +62,30 @@ class Task:
         """Split a teacher completion into label and rationale (tolerating the few-shot continuation)."""
         raise NotImplementedError
 
-    def is_correct(self, prediction: str | None, label: str) -> bool:
-        if prediction is None:
-            return False
+    def answer_key(self, text: str | None):
+        """What two answers share exactly when they are the same answer (a correct prediction, one vote):
+        the normalized text, or for equations the exact value; None for an answer that cannot be read."""
+        if text is None:
+            return None
         if self.metric == "equation":
-            return metrics.equation_match(prediction, label)
-        return metrics.normalize(prediction) == metrics.normalize(label)
+            try:
+                return metrics.safe_eval(text)
+            except metrics.UnsafeExpression:
+                return None
+        return metrics.normalize(text)
+
+    def is_correct(self, prediction: str | None, label: str) -> bool:
+        key = self.answer_key(prediction)
+        return key is not None and key == self.answer_key(label)
+
+    def teacher_stats(self, examples: list) -> dict:
+        """{"teacher_parsed", "teacher_unparsed", "teacher_accuracy"} over examples: accuracy of the teacher's
+        parsed labels against gold, an unparsed answer counting as wrong; None without teacher outputs."""
+        answered = [e for e in examples if "teacher" in e.meta or e.llm_label is not None]
+        parsed = sum(e.llm_label is not None for e in examples)
+        correct = sum(self.is_correct(e.llm_label, e.label) for e in examples)
+        return {"teacher_parsed": parsed, "teacher_unparsed": len(answered) - parsed,
+                "teacher_accuracy": round(correct / len(examples), 4) if answered else None}
 
     def accuracy(self, predictions, labels) -> float:
         scores = [self.is_correct(p, y) for p, y in zip(predictions, labels, strict=True)]

@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from dss import sources
-from dss.tasks import register
-from dss.tasks.base import DataError, Example, Parsed, Task, carve_split
+from dss.core.errors import DataError
+from dss.tasks import register, sources
+from dss.tasks.base import Example, Parsed, Task, carve_split
 
 
 def _text(rec: dict, col: str, where: str, required: bool) -> str | None:
@@ -84,7 +84,7 @@ class Custom(Task):
         return examples
 
     def _examples(self, path: Path) -> list[Example]:
-        records = sources.read_records(path)
+        records = sources.read_table(path)
         if not records:
             raise DataError(f"{path}: no rows")
         out, seen = [], set()

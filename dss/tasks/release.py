@@ -1,8 +1,9 @@
 """Shared loading for the four benchmarks: release-layout folder first, then the hub."""
 from __future__ import annotations
 
-from dss import sources
-from dss.tasks.base import DataError, Example, Task, attach_completions, carve_split
+from dss.core.errors import DataError
+from dss.tasks import sources
+from dss.tasks.base import Example, Task, attach_completions, carve_split
 
 
 class ReleaseTask(Task):
@@ -14,9 +15,23 @@ class ReleaseTask(Task):
     def row_to_example(self, row: dict, split: str, index: int) -> Example:
         raise NotImplementedError
 
+    def source_split(self, split: str) -> str:
+        """The file a split is read from (a carved valid split comes from train)."""
+        return "train" if (self.carve_valid and split in ("train", "valid")) else split
+
+    def released_completions(self, split: str, data_dir=None) -> dict[str, str]:
+        """{example id: the release's raw teacher completion} for a split, aligned through its source file."""
+        data_dir = sources.resolve_data_dir(data_dir)
+        source = self.source_split(split)
+        completions = sources.read_release_completions(data_dir, self.name, source)
+        if completions is None:
+            raise DataError(f"no released completions {self.name}/llm/{source}_CoT_*.json under {data_dir}")
+        examples = self._load_source_split(source, data_dir)
+        return {ex.id: text for ex, text in zip(examples, completions, strict=True)}
+
     def load(self, split: str, data_dir=None) -> list[Example]:
         self.check_split(split)
-        source_split = "train" if (self.carve_valid and split in ("train", "valid")) else split
+        source_split = self.source_split(split)
         examples = self._load_source_split(source_split, sources.resolve_data_dir(data_dir))
         if source_split != split or (self.carve_valid and split == "train"):
             train_idx, valid_idx = carve_split(len(examples))

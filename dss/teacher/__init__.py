@@ -1,4 +1,2 @@
-"""Teacher rationales: few-shot CoT prompts (`prompts`), the HTTP clients (`client`, the one network seam),
-the resumable extractor (`extract`, with `extract_config`, `items`, `live`, `batch`, `cost`, `summary`) and
-the record store the trainer reads and the extractor appends to (`store`)."""
-from dss.teacher.store import apply_rationales, read_records  # noqa: F401
+"""The extraction stage: teacher clients (the one network seam), prompts, the resumable extractor, its record
+files, batch jobs and costs. May import dss.core and dss.tasks; never dss.student, dss.bench or dss.commands."""

@@ -7,7 +7,8 @@ import json
 import time
 from pathlib import Path
 
-from dss.tasks.base import DataError, Task
+from dss.core.errors import DataError
+from dss.tasks.base import Task
 from dss.teacher.client import RetryPolicy, call_with_retries
 from dss.teacher.cost import Stats
 from dss.teacher.extract_config import ExtractConfig

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from dss.config import ConfigError
+from dss.core.errors import ConfigError
 from dss.teacher.client import parse_teacher
 from dss.teacher.extract_config import ExtractConfig
 from dss.teacher.items import Item

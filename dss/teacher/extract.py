@@ -12,9 +12,8 @@ import json
 import time
 from pathlib import Path
 
-from dss import sources
-from dss.config import ConfigError
-from dss.tasks.base import DataError, Example, Task
+from dss.core.errors import ConfigError, DataError
+from dss.tasks.base import Example, Task
 from dss.teacher import prompts
 from dss.teacher.batch import run_batch
 from dss.teacher.client import FatalError, make_client, parse_teacher
@@ -95,22 +94,11 @@ def _answer(items: list[Item], out: Path, task: Task, cfg: ExtractConfig,
 
 
 def import_released(task: Task, cfg: ExtractConfig, examples: list[Example]) -> list[dict]:
-    """Records from the release's PaLM completions (teacher 'palm:540b'), aligned through the source file."""
-    from dss.tasks.release import ReleaseTask
-    if not isinstance(task, ReleaseTask):
+    """Records from the release's PaLM completions (teacher 'palm:540b')."""
+    if not hasattr(task, "released_completions"):
         raise DataError(f"task {task.name!r} has no released teacher completions")
-    data_dir = sources.resolve_data_dir(cfg.data_dir)
-    source_split = "train" if (task.carve_valid and cfg.split in ("train", "valid")) else cfg.split
-    completions = sources.read_release_completions(data_dir, task.name, source_split)
-    if completions is None:
-        raise DataError(f"no released completions {task.name}/llm/{source_split}_CoT_*.json under {data_dir}")
-    source = task._load_source_split(source_split, data_dir)  # aligned by index with the completions
-    raw = {ex.id: text for ex, text in zip(source, completions, strict=True)}
-    out = []
-    for ex in examples:
-        it = Item(ex, 0, [], "released")
-        out.append(make_record(it, cfg, task, raw[ex.id]))
-    return out
+    raw = task.released_completions(cfg.split, cfg.data_dir)
+    return [make_record(Item(ex, 0, [], "released"), cfg, task, raw[ex.id]) for ex in examples]
 
 
 def show_prompt(cfg: ExtractConfig, task: Task) -> str:

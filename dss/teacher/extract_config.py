@@ -6,7 +6,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from dss.config import ConfigError, check, field_
+from dss.core.config import check, field_
+from dss.core.errors import ConfigError
 from dss.tasks.base import SPLITS
 from dss.teacher.client import Sampling
 

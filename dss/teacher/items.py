@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from dss.tasks.base import DataError, Example, Task
+from dss.core.errors import DataError
+from dss.tasks.base import Example, Task
 from dss.teacher import prompts
 from dss.teacher.extract_config import ExtractConfig
 from dss.teacher.store import RecordFile

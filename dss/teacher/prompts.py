@@ -24,7 +24,8 @@ from typing import Callable
 
 import yaml
 
-from dss.tasks.base import DataError, Example
+from dss.core.errors import DataError
+from dss.tasks.base import Example
 
 Messages = list[dict]  # [{"role": ..., "content": ...}]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dss.tasks.base import Example, Task
+from dss.tasks.rationales import STATUSES, by_example, vote
 from dss.teacher import store
 from dss.teacher.cost import CHARS_PER_TOKEN, Stats, cost_of, price_for
 from dss.teacher.extract_config import ExtractConfig
@@ -13,9 +14,9 @@ from dss.teacher.extract_config import ExtractConfig
 def summarize(records, items, examples, task, cfg, stats: Stats, wall, out: Path, model) -> dict:
     keys = {it.key for it in items}
     mine = [r for r in records if (str(r["id"]), int(r["sample"])) in keys]
-    status = {s: sum(r["status"] == s for r in mine) for s in store.STATUSES}
-    groups = store.by_example(mine)
-    voted = {ex.id: store.vote(groups.get(ex.id, []), task.metric) for ex in examples}
+    status = {s: sum(r["status"] == s for r in mine) for s in STATUSES}
+    groups = by_example(mine)
+    voted = {ex.id: vote(groups.get(ex.id, []), task) for ex in examples}
     answered = [ex for ex in examples if any(r["status"] != "error" for r in groups.get(ex.id, []))]
     no_label = sum(1 for ex in answered if voted[ex.id][0] is None)
     inconsistent = sum(1 for ex in answered if voted[ex.id][0] is not None
@@ -53,8 +54,7 @@ def consistent_records(examples: list[Example], groups: dict[str, list[dict]], v
         if label is not None and task.is_correct(label, ex.label):
             recs = sorted(groups[ex.id], key=lambda r: int(r["sample"]))
             keep.append(next(r for r in recs if r["status"] == "ok" and
-                             store._vote_key(r["label"], task.metric) ==
-                             store._vote_key(label, task.metric)))
+                             task.answer_key(r["label"]) == task.answer_key(label)))
     return keep
 
 

@@ -16,7 +16,8 @@ import shutil
 import zipfile
 from pathlib import Path
 
-from dss.tasks.base import DataError
+from dss.core.errors import DataError
+from dss.core.io import read_jsonl, read_jsonl_numbered, read_text
 
 REPO_DATA = Path(__file__).resolve().parent.parent / "data"
 RELEASE_URL = ("https://github.com/google-research/distilling-step-by-step/raw/main/datasets.zip")
@@ -37,41 +38,7 @@ def split_file(data_dir: Path, task: str, split: str) -> Path:
     return data_dir / task / f"{task}_{split}.json"
 
 
-def read_text(path) -> str:
-    """A file's text as UTF-8, with or without a byte-order mark; bad bytes are an error naming the line."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise DataError(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x}: {e.reason}); save the "
-                        "file as UTF-8") from None
-
-
-def read_jsonl_numbered(path) -> list[tuple[int, dict]]:
-    """(line number, row) pairs of a JSON-lines file; a bad line is an error naming file and line."""
-    rows = []
-    for lineno, line in enumerate(read_text(path).splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-        rows.append((lineno, row))
-    return rows
-
-
-def read_jsonl(path) -> list[dict]:
-    return [row for _, row in read_jsonl_numbered(path)]
-
-
-def read_records(path: Path) -> list[tuple[int, dict]]:
+def read_table(path: Path) -> list[tuple[int, dict]]:
     """(line number, record) pairs from .jsonl/.json lines, .csv, or a `save_to_disk` folder."""
     if path.is_dir():
         return read_hf_folder(path)

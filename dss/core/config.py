@@ -17,9 +17,7 @@ from pathlib import Path
 
 import yaml
 
-
-class ConfigError(ValueError):
-    pass
+from dss.core.errors import ConfigError
 
 
 def field_(default, help: str, choices=None, min=None, max=None, repeat: bool = False):

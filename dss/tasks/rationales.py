@@ -1,0 +1,122 @@
+"""Rationale files, as every stage reads them: one JSON record a line, one line per (example, sample).
+
+    {"id", "task", "split", "teacher", "prompt_sha", "sample", "status": "ok"|"unparsed"|"error",
+     "label", "rationale", "raw", "usage", "latency_s", ...}
+
+`dss extract` writes them (dss.teacher.store); `dss train --rationales F` attaches them to examples here
+(`apply_rationales`), the same way a task attaches the release's completions. A last line without its newline
+is a write that a kill interrupted: it is not a record.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from dss.core.errors import DataError
+from dss.tasks.base import Example, Task
+
+STATUSES = ("ok", "unparsed", "error")
+REQUIRED = ("id", "sample", "status")
+
+
+def scan(path) -> tuple[list[dict], int, int]:
+    """(records, byte length of the complete prefix, number of torn lines).
+
+    A complete line that is not a record is an error naming the line (the file was edited or is not a
+    rationale file); a torn last line is skipped (the writer truncates the file to `good_len`).
+    """
+    path = Path(path)
+    data = path.read_bytes() if path.exists() else b""
+    records, pos, torn = [], 0, 0
+    for lineno, line in enumerate(data.splitlines(keepends=True), 1):
+        if not line.endswith(b"\n"):
+            torn += 1  # only ever the last line
+            break
+        pos += len(line)
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise DataError(f"{path}:{lineno}: not a JSON record ({e})") from None
+        if not isinstance(rec, dict) or any(k not in rec for k in REQUIRED) or rec["status"] not in STATUSES:
+            raise DataError(f"{path}:{lineno}: not a rationale record (needs {', '.join(REQUIRED)}; "
+                            f"status one of {', '.join(STATUSES)})")
+        records.append(rec)
+    return records, pos, torn
+
+
+def read_rationale_file(path) -> list[dict]:
+    """All complete records of a rationale file (a torn last line is skipped)."""
+    if not Path(path).is_file():
+        raise DataError(f"{path}: no such rationale file")
+    return scan(path)[0]
+
+
+def latest(records: list[dict]) -> dict[tuple[str, int], dict]:
+    """(id, sample) -> its last record (a rerun's record supersedes an earlier one)."""
+    return {(str(r["id"]), int(r["sample"])): r for r in records}
+
+
+def by_example(records: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for (rid, _), rec in latest(records).items():
+        out.setdefault(rid, []).append(rec)
+    return out
+
+
+def vote(samples: list[dict], task: Task | None = None) -> tuple[str | None, str | None]:
+    """Majority label over a sample set's parsed labels (self-consistency), compared as the task scores them
+    (SVAMP equations by value), and the rationale of the first sample that gave it; ties go to the label seen
+    first. (None, None) when no sample parsed."""
+    key = task.answer_key if task is not None else Task().answer_key
+    ok = [r for r in sorted(samples, key=lambda r: int(r["sample"])) if r["status"] == "ok" and r.get("label")]
+    if not ok:
+        return None, None
+    counts = Counter(key(r["label"]) for r in ok)
+    best = max(counts.values())
+    winner = next(r for r in ok if counts[key(r["label"])] == best)
+    return winner["label"], winner.get("rationale")
+
+
+def apply_rationales(examples: list[Example], path, task: Task | None = None, filter: str | None = None) -> dict:
+    """Overwrite each example's llm_label / llm_rationale from the file's records, matched by id.
+
+    Several samples of an example are reduced by `vote`; an example whose records are all unparsed or errors
+    gets None, as does one with no record (counted as missing). filter="consistent" also sets None where the
+    teacher's label differs from the gold label. `task` (default: the records' own) decides how labels compare.
+    Returns counts {"matched", "missing", "unparsed"} (+ "inconsistent" with that filter).
+    """
+    if filter not in (None, "none", "consistent"):
+        raise DataError(f"filter {filter!r}: expected 'consistent' or none")
+    records = read_rationale_file(path)
+    task = task or _task_of(records)
+    groups = by_example(records)
+    counts = {"matched": 0, "missing": 0, "unparsed": 0}
+    if filter == "consistent":
+        counts["inconsistent"] = 0
+    for ex in examples:
+        recs = groups.get(str(ex.id))
+        label, rationale = vote(recs, task) if recs else (None, None)
+        if not recs:
+            counts["missing"] += 1
+        elif label is None:
+            counts["unparsed"] += 1
+        elif filter == "consistent" and not task.is_correct(label, ex.label):
+            counts["inconsistent"] += 1
+            label, rationale = None, None
+        else:
+            counts["matched"] += 1
+        ex.llm_label, ex.llm_rationale = label, rationale
+    return counts
+
+
+def _task_of(records: list[dict]) -> Task:
+    """The task the records name (custom files compare as plain text)."""
+    from dss.tasks import get_task
+    name = next((r.get("task") for r in records if r.get("task")), None)
+    try:
+        return get_task(name) if name and name != "custom" else Task()
+    except (DataError, TypeError):
+        return Task()
