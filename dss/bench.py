@@ -168,14 +168,14 @@ def cell_overrides(cfg: BenchConfig, cell: Cell, out_dir: Path) -> dict:
 
 
 def train_config(cfg: BenchConfig, cell: Cell, out_dir: Path):
-    from dss.train_config import TrainConfig
+    from dss.student.config import TrainConfig
     return load_config(TrainConfig, None, cell_overrides(cfg, cell, out_dir))
 
 
 # ------------------------------------------------------------------------------------------ cell status
 def read_results(run_dir: Path) -> dict | None:
     """results.json of a finished cell, or None (absent, half-written by a killed run, or incomplete)."""
-    from dss.run_folder import read_results as read
+    from dss.student.run_folder import read_results as read
     return read(run_dir)
 
 
@@ -189,7 +189,7 @@ class Fingerprints:
         key = json.dumps([tcfg.task, tcfg.data_dir, tcfg.task_options, tcfg.rationales], sort_keys=True,
                          default=str)
         if key not in self.cache:
-            from dss.train import data_fingerprint
+            from dss.student.prepare import data_fingerprint
             self.cache[key] = data_fingerprint(tcfg)
         return self.cache[key]
 
@@ -198,7 +198,7 @@ def cell_status(cell: Cell, tcfg, out_dir: Path, fingerprint) -> tuple[str, list
     """("done" | "todo" | "changed", what changed). A cell is done only when it finished with this sweep's
     resolved training settings on data with the same content; a started or finished cell made otherwise is
     "changed" (never reused, never resumed)."""
-    from dss.run_folder import identity_changes, read_config
+    from dss.student.run_folder import identity_changes, read_config
     run_dir = cell.run_dir(out_dir)
     finished = read_results(run_dir) is not None
     if not finished and not list((run_dir / "checkpoints").glob("step_*")):
@@ -237,7 +237,7 @@ def run_cell(cfg: BenchConfig, cell: Cell, out_dir: Path, tcfg, train_fn: TrainF
         tcfg.resume = True  # a killed cell continues from its last checkpoint (or starts over if it had none)
     if cfg.launcher == "inprocess":
         if train_fn is None:
-            from dss.train import train as train_fn
+            from dss.student.loop import train as train_fn
         results = train_fn(tcfg)
         if read_results(run_dir) is None and isinstance(results, dict):
             atomic_write(run_dir / "results.json", json.dumps(results, indent=2))
@@ -264,7 +264,7 @@ def launch_command(cfg: BenchConfig, cell_yaml: Path) -> list[str]:
 
 def _has_checkpoints(run_dir: Path) -> bool:
     """Whether a killed attempt left anything of a run (a checkpoint, or only its first files)."""
-    from dss.train import RUN_FILES
+    from dss.student.run_folder import RUN_FILES
     return any((Path(run_dir) / f).exists() for f in RUN_FILES)
 
 

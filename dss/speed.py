@@ -31,9 +31,9 @@ def _setup(cfg):
     """(task items as features, tokenizer, freshly initialised model) — identical in every variant."""
     from accelerate.utils import set_seed
 
-    from dss import data as D
-    from dss import model as M
-    from dss.train import load_data
+    from dss.student import batching as D
+    from dss.student import model as M
+    from dss.student.prepare import load_data
 
     _, items, _, _, _ = load_data(cfg)
     tok_dir = Path(cfg.output_dir) / "tokenizer"
@@ -63,7 +63,7 @@ def run_ours(cfg, variant: str, steps: int, warmup: int) -> dict:
     import torch
     from accelerate import Accelerator, DataLoaderConfiguration
 
-    from dss import train as T
+    from dss.student import loop as T
 
     cfg = dataclasses.replace(cfg, group_by_length=variant != "dss-nogroup", max_steps=warmup + steps)
     features, tokenizer, model = _setup(cfg)
@@ -161,7 +161,7 @@ def _report(variant, cfg, steps, seconds, tokens, device, loss) -> dict:
 
 
 def _child(cfg_dict: dict, variant: str, steps: int, warmup: int) -> dict:
-    from dss.train_config import TrainConfig
+    from dss.student.config import TrainConfig
     cfg = TrainConfig(**cfg_dict)
     return run_baseline(cfg, steps, warmup) if variant == "baseline" else run_ours(cfg, variant, steps, warmup)
 

@@ -16,8 +16,8 @@ from dss import bench, report
 from dss.bench import BenchConfig
 from dss.cli import main
 from dss.core.errors import ConfigError
-from dss.runinfo import run_info
-from dss.train import data_fingerprint
+from dss.student.prepare import data_fingerprint
+from dss.student.run_folder import run_info
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -28,7 +28,7 @@ def fake_accuracy(method: str, fraction: float, seed: int) -> float:
 
 
 class FakeTrain:
-    """Stands in for dss.train.train: writes the run folder's results.json like the trainer does."""
+    """Stands in for dss.student.loop.train: writes the run folder's results.json like the trainer does."""
 
     def __init__(self, fail_on_call: int | None = None):
         self.calls: list[str] = []
@@ -239,7 +239,7 @@ def test_every_config_loads(path, tmp_path):
             bench.train_config(cfg, cell, tmp_path)
     else:
         from dss.core.config import load_config
-        from dss.train_config import TrainConfig
+        from dss.student.config import TrainConfig
         load_config(TrainConfig, path)
 
 
@@ -248,7 +248,7 @@ def test_every_config_loads(path, tmp_path):
 def test_real_miniature_grid(tmp_path, tiny_cqa_dir, capsys):
     """2 fractions x 2 methods x 1 seed with the tiny student and the real trainer, through the CLI, two cells
     at a time (worker processes), then a rerun that trains nothing."""
-    pytest.importorskip("dss.train")
+    pytest.importorskip("dss.student.loop")
     sweep = tmp_path / "real"
     argv = ["bench", "--tasks", "cqa", "--methods", "standard,dss", "--fractions", "0.5,1", "--seeds", "0",
             "--data-dir", str(tiny_cqa_dir), "--output-dir", str(sweep), "--jobs", "2", "train.max_steps=3",
@@ -329,9 +329,9 @@ def test_a_study_on_other_data_does_not_reuse_the_old_cells(tmp_path):
 
 
 def test_token_cache_is_keyed_by_content(tmp_path):
-    from dss import data as D
-    from dss import model as M
-    from dss.train_config import TrainConfig
+    from dss.student import batching as D
+    from dss.student import model as M
+    from dss.student.config import TrainConfig
     cfg = TrainConfig()
     tok = M.train_tokenizer(["a b c d e f", "x y z"], ["[label] ", "[rationale] "], 64, tmp_path / "tok")
     rows = [[D.Row("a b", "c", D.LABEL)], [D.Row("x", "y z", D.LABEL)]]

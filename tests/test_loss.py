@@ -7,10 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dss import data as D
+from dss.student import batching as D
+from dss.student.config import TrainConfig
+from dss.student.loss import lr_factor, multitask_loss
+from dss.student.methods import METHODS
 from dss.tasks.base import Example
-from dss.train import lr_factor, multitask_loss
-from dss.train_config import TrainConfig
 
 
 def _batch(rows=6, tgt=5, vocab=11, seed=0):
@@ -96,7 +97,7 @@ def test_rows_per_method_and_drop_counts():
     assert [len(it) for it in items] == [2, 1, 1] and stats["missing_rationale"] == 2
     items, stats = D.training_items(exs, TrainConfig(method="single", labels="teacher"))
     assert items[0][0].target == "because So the answer is y" and stats["train_examples"] == 1
-    assert D.parse_prediction("because So the answer is y.", TrainConfig(method="single")) == "y"
+    assert METHODS["single"].parse_prediction("because So the answer is y.") == "y"
     items, _ = D.training_items(exs, TrainConfig(method="standard"))
     assert [it[0].target for it in items] == ["gold0", "gold1", "gold2"]
 

@@ -21,7 +21,7 @@ TIMING = ("train_seconds", "examples_per_second")
 
 def crash_at(monkeypatch, step: int) -> None:
     """Make training die (as if killed) when it is about to run optimizer step `step`."""
-    import dss.train as T
+    import dss.student.loop as T
     real, calls = T.train_step, {"n": 0}
 
     def dying(*a, **k):
@@ -41,8 +41,8 @@ def comparable(run: Path) -> tuple:
 def test_each_epoch_has_its_own_batch_order_and_resume_skips_to_the_same_place():
     from accelerate import Accelerator
 
-    import dss.train as T
-    from dss.train_config import TrainConfig
+    import dss.student.loop as T
+    from dss.student.config import TrainConfig
     feats = [{"input_ids": [[i + 3, 1]], "labels": [[i + 3, 1]], "task": [0], "length": 4 + i % 7}
              for i in range(40)]
     cfg = TrainConfig(batch_size=4, max_steps=25, group_by_length=True)

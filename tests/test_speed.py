@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from dss.speed import run_baseline, run_ours, summarize
-from dss.train_config import TrainConfig
+from dss.student.config import TrainConfig
 
 pytestmark = pytest.mark.slow
 

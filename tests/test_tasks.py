@@ -60,8 +60,8 @@ def test_cqa_parser_and_svamp_parser():
 def test_an_unparsed_teacher_answer_gives_no_rationale_row(shared_data):
     """13 SVAMP completions have no answer (repetition loops, an echoed next question): none becomes a
     rationale row; their label rows stay (gold labels) and the counts say so."""
-    from dss import data as D
-    from dss.train_config import TrainConfig
+    from dss.student import batching as D
+    from dss.student.config import TrainConfig
     t = get_task("svamp")
     unparsed = [e for s in ("train", "valid", "test") for e in t.load(s, shared_data) if e.meta["teacher"] == "unparsed"]
     assert len(unparsed) == 13 and all(e.llm_rationale is None for e in unparsed)

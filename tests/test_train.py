@@ -69,7 +69,7 @@ def test_other_methods_train(method, tiny_cqa_dir, tmp_path):
 
 
 def test_resume_equals_uninterrupted(tiny_cqa_dir, tmp_path, monkeypatch):
-    import dss.train as T
+    import dss.student.loop as T
 
     args = ["--method", "dss", "--max-steps", "8", "--eval-steps", "4", "--dropout", "0.1"]
     assert main(tiny_args(tiny_cqa_dir, tmp_path / "full", *args)) == 0
@@ -133,7 +133,7 @@ def test_rationales_file_replaces_released_teacher_outputs(tiny_cqa_dir, tmp_pat
 
 def test_train_configs_load():
     from dss.core.config import load_config
-    from dss.train_config import TrainConfig
+    from dss.student.config import TrainConfig
     configs = sorted((Path(__file__).resolve().parent.parent / "configs").glob("train_*.yaml"))
     assert configs
     for path in configs:
@@ -142,7 +142,7 @@ def test_train_configs_load():
 
 
 def test_a_single_run_never_lands_in_a_sweep_folder(tmp_path, capsys):
-    from dss.train_config import TrainConfig
+    from dss.student.config import TrainConfig
     assert TrainConfig(task="demo", method="dss").output_dir == "runs/demo-dss"  # `make demo` is runs/demo
     assert TrainConfig(task="cqa", method="single", labels="teacher").output_dir == "runs/cqa-single-teacher"
     sweep = tmp_path / "sweep"

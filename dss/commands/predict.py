@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 def register(subparsers) -> None:
@@ -35,7 +36,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from dss.predict import predict, read_inputs, student_info
+    from dss.student.predict import predict, read_inputs, scored, student_info
     from dss.tasks import get_task
 
     task_name = args.task or student_info(args.model).get("task")
@@ -56,20 +57,13 @@ def run(args) -> int:
         if args.rationale:
             print(f"rationale: {preds[0]['rationale']}")
         return 0
-    lines, scored = [], []
-    for r, p in zip(rows, preds):
-        rec = {"id": r["id"], "input": r["input"], **p}
-        if "label" in r:
-            rec["label"] = r["label"]
-            if task is not None:
-                rec["correct"] = task.is_correct(p["prediction"], str(r["label"]))
-                scored.append(rec["correct"])
-        lines.append(json.dumps(rec) + "\n")
+    records, accuracy = scored(rows, preds, task)
+    lines = "".join(json.dumps(r) + "\n" for r in records)
     if args.output:
-        with open(args.output, "w") as fh:
-            fh.writelines(lines)
+        Path(args.output).write_text(lines)
     else:
-        sys.stdout.writelines(lines)
-    if scored:
-        print(f"accuracy: {sum(scored) / len(scored):.4f} ({sum(scored)}/{len(scored)})", file=sys.stderr)
+        sys.stdout.write(lines)
+    if accuracy is not None:
+        n = sum("correct" in r for r in records)
+        print(f"accuracy: {accuracy:.4f} ({round(accuracy * n)}/{n})", file=sys.stderr)
     return 0

@@ -14,7 +14,7 @@ def register(subparsers) -> None:
     from dss.commands.common import add_task_args
     from dss.core.config import add_flags
     from dss.speed import VARIANTS
-    from dss.train_config import TrainConfig
+    from dss.student.config import TrainConfig
 
     p = subparsers.add_parser("speed", help="training throughput: dss vs the reference code's trainer",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -1,4 +1,4 @@
-"""`dss train`: flags, a YAML config and key=value overrides -> TrainConfig -> dss.train.train.
+"""`dss train`: flags, a YAML config and key=value overrides -> TrainConfig -> dss.student.loop.train.
 
     dss train --task demo --method dss --model tiny --max-steps 200
     dss train --task demo --method standard
@@ -21,7 +21,7 @@ TASK_FIELDS = ("task", "data_dir", "task_options")  # handled by add_task_args
 
 def register(subparsers) -> None:
     from dss.core.config import add_flags
-    from dss.train_config import TrainConfig
+    from dss.student.config import TrainConfig
 
     p = subparsers.add_parser("train", help="train a student (standard, distill, dss, single) into a run folder",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -34,7 +34,7 @@ def register(subparsers) -> None:
 
 def config_from_args(args):
     from dss.core.config import flag_values, load_config, parse_overrides
-    from dss.train_config import TrainConfig
+    from dss.student.config import TrainConfig
 
     values = flag_values(args, args.config_fields)
     if args.task:
@@ -48,7 +48,7 @@ def config_from_args(args):
 
 
 def run(args) -> int:
-    from dss.train import train
+    from dss.student.loop import train
 
     cfg = config_from_args(args)
     results = train(cfg)

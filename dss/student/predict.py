@@ -7,26 +7,16 @@ a plain Hugging Face checkpoint without it is treated as a `standard` student (i
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from types import SimpleNamespace
 
-from dss import data as D
 from dss.core.errors import ConfigError, DataError
-
-
-def student_info(model_dir) -> dict:
-    info = {"method": "standard", "label_prefix": "[label] ", "rationale_prefix": "[rationale] ",
-            "max_input_length": 512, "eval_max_new_tokens": 32, "max_target_length": 256, "task": None}
-    path = Path(model_dir) / "dss.json"
-    if path.is_file():
-        info.update(json.loads(path.read_text()))
-    return info
+from dss.core.io import read_jsonl_numbered
+from dss.student.methods import METHODS
+from dss.student.run_folder import student_info
 
 
 def read_inputs(path) -> list[dict]:
     """Records with at least `input` (and optionally `id`, `label`) from a JSONL file."""
-    from dss.core.io import read_jsonl_numbered
     numbered = read_jsonl_numbered(Path(path))
     if not numbered:
         raise DataError(f"{path}: no rows (expected JSON lines with an 'input' field)")
@@ -44,38 +34,49 @@ def read_inputs(path) -> list[dict]:
 def predict(model_dir, inputs: list[str], rationale: bool = False, batch_size: int = 32,
             max_new_tokens: int | None = None) -> list[dict]:
     """[{"prediction": label, "rationale": text (when asked)}] for each input, by greedy decoding."""
-    import torch
     from accelerate import Accelerator
     from transformers.utils import logging as hf_logging
 
-    from dss.train import generate
+    from dss.student.evaluate import generate
+    from dss.student.model import HUB_ID, load_pretrained
 
     hf_logging.disable_progress_bar()   # a "Loading weights" bar would mix into the predictions on the terminal
-
-    from dss.model import HUB_ID, load_pretrained
     if not Path(model_dir).is_dir() and not HUB_ID.fullmatch(str(model_dir)):
         raise ConfigError(f"--model {model_dir}: no such folder (a run's model folder is runs/NAME/model)")
     info = student_info(model_dir)
-    if rationale and info["method"] not in ("dss", "single"):
-        raise ConfigError(f"this student was trained with method {info['method']!r}: it has no rationale "
+    method = METHODS[info["method"]]
+    if rationale and not method.explains:
+        raise ConfigError(f"this student was trained with method {method.name!r}: it has no rationale "
                           "task (train with --method dss or single)")
     model, tokenizer = load_pretrained(str(model_dir), what="student")
     accelerator = Accelerator()  # picks the GPU when there is one
     model = model.to(accelerator.device)
-    cfg = SimpleNamespace(method=info["method"], label_prefix=info["label_prefix"])
-    single = info["method"] == "single"
-    label_tokens = max_new_tokens or (info["max_target_length"] if single else info["eval_max_new_tokens"])
-    with torch.no_grad():
-        texts = generate(model, tokenizer, [D.eval_source(SimpleNamespace(input=x), cfg) for x in inputs],
-                         accelerator, batch_size, info["max_input_length"], label_tokens)
-    out = [{"prediction": D.parse_prediction(t, cfg)} for t in texts]
-    if rationale and single:  # the single target holds the rationale before the label
+    label_tokens = max_new_tokens or (info["max_target_length"] if method.rationale_in_target
+                                      else info["eval_max_new_tokens"])
+    texts = generate(model, tokenizer, [method.eval_source(x, info["label_prefix"]) for x in inputs],
+                     accelerator, batch_size, info["max_input_length"], label_tokens)
+    out = [{"prediction": method.parse_prediction(t)} for t in texts]
+    if rationale and method.rationale_in_target:  # the single target holds the rationale before the label
         for o, t in zip(out, texts):
-            o["rationale"] = t.rsplit(D.SINGLE_SEP.strip(), 1)[0].strip()
+            o["rationale"] = method.split_rationale(t)
     elif rationale:
-        sources = [info["rationale_prefix"] + x for x in inputs]
-        texts = generate(model, tokenizer, sources, accelerator, batch_size, info["max_input_length"],
-                         max_new_tokens or info["max_target_length"])
+        texts = generate(model, tokenizer, [info["rationale_prefix"] + x for x in inputs], accelerator,
+                         batch_size, info["max_input_length"], max_new_tokens or info["max_target_length"])
         for o, t in zip(out, texts):
             o["rationale"] = t.strip()
     return out
+
+
+def scored(rows: list[dict], preds: list[dict], task) -> tuple[list[dict], float | None]:
+    """Prediction records (id, input, prediction[, rationale][, label, correct]) and the accuracy, where rows
+    carry labels and a task scores them (else None)."""
+    records, correct = [], []
+    for r, p in zip(rows, preds, strict=True):
+        rec = {"id": r["id"], "input": r["input"], **p}
+        if "label" in r:
+            rec["label"] = r["label"]
+            if task is not None:
+                rec["correct"] = task.is_correct(p["prediction"], str(r["label"]))
+                correct.append(rec["correct"])
+        records.append(rec)
+    return records, (sum(correct) / len(correct) if correct else None)

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from dss.core.io import atomic_path
+from dss.student.methods import METHODS, SINGLE_SEP
 
-SINGLE_SEP = " So the answer is "  # `single`: target = rationale + SINGLE_SEP + label (the teacher's own format)
 LABEL, RATIONALE = 0, 1
 
 
@@ -59,13 +59,14 @@ def fingerprint(splits: dict, rationale_file=None) -> str:
 
 def example_rows(ex, cfg) -> list[Row]:
     """The training rows of one example under cfg.method; [] when the example cannot be used."""
-    label = ex.label if cfg.label_source == "gold" else ex.llm_label
+    method = METHODS[cfg.method]
+    label = ex.label if method.label_source(cfg.labels) == "gold" else ex.llm_label
     if label is None:
         return []
-    if cfg.method in ("standard", "distill"):
-        return [Row(ex.input, label, LABEL)]
-    if cfg.method == "single":
+    if method.rationale_in_target:
         return [Row(ex.input, ex.llm_rationale + SINGLE_SEP + label, LABEL)] if usable_rationale(ex) else []
+    if not method.rationale_task:
+        return [Row(ex.input, label, LABEL)]
     rows = [Row(cfg.label_prefix + ex.input, label, LABEL)]
     if usable_rationale(ex):
         rows.append(Row(cfg.rationale_prefix + ex.input, ex.llm_rationale, RATIONALE))
@@ -80,6 +81,7 @@ def usable_rationale(ex) -> bool:
 
 def training_items(examples: list, cfg) -> tuple[list[list[Row]], dict]:
     """Rows grouped per example, and counts of what was dropped and why."""
+    method = METHODS[cfg.method]
     items, stats = [], {"examples": len(examples), "dropped_no_label": 0, "dropped_no_rationale": 0,
                         "missing_rationale": 0, "teacher_unparsed": 0}
     for ex in examples:
@@ -87,26 +89,14 @@ def training_items(examples: list, cfg) -> tuple[list[list[Row]], dict]:
         stats["teacher_unparsed"] += ex.llm_label is None and ex.meta.get("teacher") == "unparsed"
         rows = example_rows(ex, cfg)
         if not rows:
-            no_label = (ex.label if cfg.label_source == "gold" else ex.llm_label) is None
+            no_label = (ex.label if method.label_source(cfg.labels) == "gold" else ex.llm_label) is None
             stats["dropped_no_label" if no_label else "dropped_no_rationale"] += 1
             continue
-        if cfg.method == "dss" and len(rows) == 1:
+        if method.rationale_task and len(rows) == 1:
             stats["missing_rationale"] += 1  # kept: trains the label task only
         items.append(rows)
     stats["train_examples"] = len(items)
     return items, stats
-
-
-def eval_source(ex, cfg) -> str:
-    """The input for label-only generation."""
-    return cfg.label_prefix + ex.input if cfg.method == "dss" else ex.input
-
-
-def parse_prediction(text: str, cfg) -> str:
-    """The label in a generated text (`single` generates the rationale first, then the label)."""
-    if cfg.method == "single":
-        return text.rsplit(SINGLE_SEP.strip(), 1)[-1].strip().rstrip(".").strip()
-    return text.strip()
 
 
 def tokenize_items(items: list[list[Row]], tokenizer, cfg) -> list[dict]:

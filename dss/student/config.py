@@ -16,8 +16,7 @@ from dataclasses import dataclass
 
 from dss.core.config import check, field_
 from dss.core.errors import ConfigError
-
-METHODS = ("standard", "distill", "dss", "single")
+from dss.student.methods import METHOD_NAMES, METHODS
 
 
 @dataclass
@@ -26,8 +25,7 @@ class TrainConfig:
     task: str = field_("demo", "task name (see `dss tasks`), or custom with task_options.train_file")
     task_options: dict = field_({}, "task constructor options, e.g. {train_file: my.jsonl} for custom")
     data_dir: str | None = field_(None, "release-layout data folder (default $DSS_DATA_DIR, then ./data)")
-    method: str = field_("dss", "standard: x->gold label; distill: x->teacher label; dss: [label] x->y and "
-                         "[rationale] x->r; single: x->'r So the answer is y'", choices=METHODS)
+    method: str = field_("dss", "; ".join(f"{m.name}: {m.help}" for m in METHODS.values()), choices=METHOD_NAMES)
     labels: str = field_("gold", "label source for dss/single: gold labels or the teacher's (distill: always "
                          "teacher; standard: always gold)", choices=("gold", "teacher"))
     alpha: float = field_(0.5, "dss: loss = alpha * label_loss + (1 - alpha) * rationale_loss", min=0.0, max=1.0)
@@ -83,7 +81,8 @@ class TrainConfig:
     def __post_init__(self):
         check(self)
         if not self.output_dir:  # never a sweep's folder: sweeps are runs/<name>/<task>/... (see dss.bench)
-            teacher = "-teacher" if self.label_source == "teacher" and self.method in ("dss", "single") else ""
+            method = METHODS[self.method]
+            teacher = "-teacher" if method.labels is None and self.labels == "teacher" else ""
             self.output_dir = f"runs/{self.task}-{self.method}{teacher}"
         if self.lr is None:
             self.lr = 1e-3 if self.model == "tiny" else 5e-5
@@ -104,4 +103,4 @@ class TrainConfig:
     @property
     def label_source(self) -> str:
         """Where the label target comes from, after the method's own rule."""
-        return {"standard": "gold", "distill": "teacher"}.get(self.method, self.labels)
+        return METHODS[self.method].label_source(self.labels)

@@ -1,0 +1,279 @@
+"""`dss train`: one student, one task, one self-contained run folder, on `accelerate.Accelerator`.
+
+    results = train(TrainConfig(task="demo", method="dss", max_steps=200))  # into runs/demo-dss
+
+Runs the same under `python`, `accelerate launch` (DDP; FSDP/DeepSpeed via an Accelerate config file) and
+`torchrun --nproc_per_node 2` (CPU: gloo). Only the main process writes. Run folder:
+    config.json  metrics.jsonl  results.json  predictions.jsonl  model/  checkpoints/  tokenizer/  tb/  cache/
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+from dss.core.config import to_dict
+from dss.core.errors import ConfigError
+from dss.student import batching as D
+from dss.student import run_folder as RF
+from dss.student.config import TrainConfig
+from dss.student.evaluate import evaluate
+from dss.student.loss import multitask_loss
+from dss.student.methods import METHODS
+from dss.student.prepare import (
+    batch_order,
+    build_student,
+    load_data,
+    log,
+    make_accelerator,
+    make_optimizer,
+    step_batches,
+)
+from dss.student.run_folder import latest_checkpoint, run_info, save_checkpoint, save_student
+
+
+def train_step(model, micro_batches, alpha, accelerator, optimizer, scheduler, max_grad_norm):
+    """One optimizer step over grad_accum micro-batches of one or two parts (forward passes) each.
+
+    Every part's loss divides by the step's global token counts, so the parts, micro-batches and processes
+    add up to the token-mean loss of the whole global batch. Returns [loss, label_loss, rationale_loss] still
+    on device and local to this process: no host sync here.
+    """
+    counts = torch.stack([sum(b["n_label_tokens"] for b in micro_batches),
+                          sum(b["n_rationale_tokens"] for b in micro_batches)]).to(accelerator.device)
+    counts = accelerator.reduce(counts, "sum").clamp(min=1)  # global target tokens of this step, per task
+    shift = accelerator.unwrap_model(model).prepare_decoder_input_ids_from_labels
+    parts = [p for b in micro_batches for p in b["parts"]]
+    total = torch.zeros(3, device=accelerator.device)
+    for k, part in enumerate(parts):
+        with nullcontext() if k == len(parts) - 1 else accelerator.no_sync(model):  # all-reduce once a step
+            # [rows, src_len] -> logits [rows, tgt_len, vocab]
+            logits = model(input_ids=part["input_ids"], attention_mask=part["attention_mask"],
+                           decoder_input_ids=shift(labels=part["labels"])).logits
+            losses = multitask_loss(logits, part["labels"], part["is_rationale"], alpha, counts[0], counts[1])
+            # DDP averages gradients over processes; the loss already divides by global counts
+            accelerator.backward(losses[0] * accelerator.num_processes)
+        total += torch.stack(losses).detach()
+    if max_grad_norm > 0:
+        accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return total
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Train, evaluate on valid every eval_steps (best model kept), test the best; returns results.json."""
+    from accelerate.utils import set_seed
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # no "Loading weights" / "Writing" bars at every checkpoint
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    accelerator = make_accelerator(cfg)
+    run = Path(cfg.output_dir)
+    with RF.run_lock(run, accelerator.is_main_process):
+        mode = prepare_run(cfg, run, accelerator)
+        set_seed(cfg.seed)
+        task, items, valid, test, stats = load_data(cfg)
+        if mode != "fresh":
+            check_same_run(run, cfg, stats["fingerprint"])
+        if mode == "finished":
+            return RF.read_results(run)
+        return fit(cfg, run, accelerator, mode, task, items, valid, test, stats)
+
+
+def fit(cfg: TrainConfig, run: Path, accelerator, mode: str, task, items, valid, test, stats) -> dict:
+    """The training loop, flat: batches, steps, logging, evaluation and checkpoints, then the test."""
+    model, tokenizer = build_student(cfg, items, run, accelerator)
+    log(f"tokenizing {sum(map(len, items))} rows of {len(items)} examples")
+    with accelerator.main_process_first():  # main tokenizes and caches; the others read the cache
+        features = D.cached_tokenize(items, tokenizer, cfg, run / "cache")
+    order = batch_order(features, cfg)
+    optimizer, scheduler = make_optimizer(model, cfg)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    state = resume_state(run, accelerator, mode)
+    stats["parameters"] = sum(p.numel() for p in model.parameters())
+    if accelerator.is_main_process:
+        RF.write_config(run, run_info(cfg, stats, accelerator.num_processes))
+    if cfg.tensorboard:
+        accelerator.init_trackers("tb", config={k: v for k, v in vars(cfg).items()
+                                                if isinstance(v, (int, float, str, bool))})
+    alpha = METHODS[cfg.method].alpha(cfg.alpha)  # 1.0: a method without a rationale task
+    window = torch.zeros(3, device=accelerator.device)  # summed step losses since the last log line
+    last_log, t0 = state["step"], time.perf_counter()
+    progress = Progress(cfg.max_steps, state["step"], accelerator.is_local_main_process)
+    log(f"training {cfg.method} for {cfg.max_steps - state['step']} steps of {cfg.batch_size} examples "
+        f"({order.steps_per_epoch} steps an epoch)")
+    model.train()
+    for micro in step_batches(features, order, state["step"], cfg, accelerator, tokenizer.pad_token_id):
+        window += train_step(model, micro, alpha, accelerator, optimizer, scheduler, cfg.max_grad_norm)
+        step = state["step"] = state["step"] + 1
+        is_eval = step % cfg.eval_steps == 0 or step == cfg.max_steps
+        if step % cfg.log_steps == 0 or is_eval:
+            state["train_seconds"] += time.perf_counter() - t0
+            progress.loss = log_losses(accelerator, run, cfg, step, window, step - last_log,
+                                       scheduler.get_last_lr()[0])
+            last_log = step
+        progress.update(step)
+        if is_eval:
+            evaluate_and_checkpoint(model, tokenizer, task, valid, cfg, accelerator, run, state)
+        if step % cfg.log_steps == 0 or is_eval:
+            t0 = time.perf_counter()  # evaluation and checkpoints do not count as training time
+    progress.close()
+    results = finish(cfg, run, task, test, state, stats, accelerator)
+    accelerator.end_training()
+    return results
+
+
+def evaluate_and_checkpoint(model, tokenizer, task, valid, cfg: TrainConfig, accelerator, run: Path,
+                            state: dict) -> None:
+    """Valid accuracy now; the best model so far is kept (selection on valid only, never test)."""
+    step = state["step"]
+    acc, _ = evaluate(model, tokenizer, task, valid, cfg, accelerator)
+    log_metrics(accelerator, run, {"step": step, "valid_accuracy": acc})
+    state["eval_history"].append([step, acc])
+    if acc > state["best_valid_accuracy"]:
+        state["best_valid_accuracy"], state["best_step"] = acc, step
+        save_student(model, tokenizer, cfg, accelerator, run / "model", step)
+    log(f"step {step}/{cfg.max_steps}: valid accuracy {100 * acc:.1f} % "
+        f"(best {100 * state['best_valid_accuracy']:.1f} % at step {state['best_step']})")
+    save_checkpoint(accelerator, run, step, state)
+
+
+class Progress:
+    """A tqdm bar on a terminal; elsewhere (logs, CI, a sweep's workers) a plain line every 5 % of the steps.
+    TQDM_DISABLE=1 (set by `dss bench --jobs N` in its workers) silences both."""
+
+    def __init__(self, total: int, initial: int, enabled: bool):
+        self.total, self.loss, self.t0, self.first = total, None, time.perf_counter(), initial
+        self.enabled = enabled and os.environ.get("TQDM_DISABLE") != "1"
+        self.every = max(1, total // 20)
+        self.bar = None
+        if self.enabled and sys.stderr.isatty():
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=total, initial=initial, desc="train")
+
+    def update(self, step: int) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            if self.loss is not None:
+                self.bar.set_postfix(loss=f"{self.loss:.4f}", refresh=False)
+        elif self.enabled and (step % self.every == 0 or step == self.total):
+            rate = (step - self.first) / max(time.perf_counter() - self.t0, 1e-9)
+            loss = "" if self.loss is None else f", loss {self.loss:.4f}"
+            print(f"dss train: step {step}/{self.total} ({100 * step // self.total} %{loss}, {rate:.2f} steps/s)",
+                  file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def log_losses(accelerator, run: Path, cfg: TrainConfig, step: int, window, steps: int, lr: float) -> float:
+    """Log the mean losses of the last `steps` steps over all processes, and reset the window. This is the
+    logging window's only host sync."""
+    loss, label_loss, rationale_loss = (accelerator.reduce(window, "sum") / steps).tolist()
+    record = {"step": step, "lr": lr, "loss": loss, "label_loss": label_loss}
+    if cfg.method == "dss":
+        record["rationale_loss"] = rationale_loss
+    log_metrics(accelerator, run, record)
+    window.zero_()
+    return loss
+
+
+def finish(cfg: TrainConfig, run: Path, task, test, state: dict, stats: dict, accelerator) -> dict:
+    """Test accuracy of the best checkpoint (chosen on valid), predictions.jsonl and results.json."""
+    from transformers import AutoModelForSeq2SeqLM
+
+    from dss.student.model import load_tokenizer
+
+    accelerator.wait_for_everyone()
+    best = AutoModelForSeq2SeqLM.from_pretrained(str(run / "model")).to(accelerator.device)
+    tokenizer = load_tokenizer(run / "model")
+    test_acc, preds = evaluate(best, tokenizer, task, test, cfg, accelerator)
+    log(f"test accuracy {100 * test_acc:.1f} % (model of step {state['best_step']}, chosen on valid)")
+    trained = cfg.max_steps * cfg.batch_size
+    results = {"task": cfg.task, "method": cfg.method, "model": cfg.model, "train_fraction": cfg.train_fraction,
+               "seed": cfg.seed, "valid_accuracy": state["best_valid_accuracy"], "test_accuracy": test_acc,
+               "best_step": state["best_step"], "max_steps": cfg.max_steps,
+               "train_examples": stats["train_examples"], "valid_examples": stats["valid_examples"],
+               "test_examples": len(test), "chance": task.chance(), "data": stats,
+               "parameters": stats["parameters"], "protocol": RF.PROTOCOL,
+               "train_seconds": round(state["train_seconds"], 3),
+               "examples_per_second": round(trained / max(state["train_seconds"], 1e-9), 2),
+               "num_processes": accelerator.num_processes}
+    if accelerator.is_main_process:
+        RF.write_predictions(run, [{"id": ex.id, "input": ex.input, "prediction": p, "label": ex.label,
+                                    "correct": task.is_correct(p, ex.label)} for ex, p in zip(test, preds)])
+        RF.write_results(run, results)
+    accelerator.wait_for_everyone()
+    return results
+
+
+def prepare_run(cfg: TrainConfig, run: Path, accelerator) -> str:
+    """What to do with the run folder: 'fresh', 'resume' (from its latest checkpoint) or 'finished'.
+
+    An existing run is never replaced silently: without resume or overwrite, a folder holding any of a run's
+    files is an error. resume on a folder with nothing to resume says so and starts at step 0.
+    """
+
+    if (run / "bench.yaml").is_file():
+        raise ConfigError(f"{run} is the folder of a `dss bench` sweep; give this run its own output_dir")
+    has_results = RF.read_results(run) is not None
+    ckpt = latest_checkpoint(run)
+    started = any((run / f).exists() for f in RF.RUN_FILES)
+    mode = "fresh"
+    if cfg.resume:
+        mode = "finished" if has_results else "resume" if ckpt else "fresh"
+        if mode == "fresh" and accelerator.is_main_process:
+            print(f"dss train: resume: {run} holds no checkpoint yet"
+                  f"{' (a run killed before its first one)' if started else ''}; starting at step 0",
+                  file=sys.stderr)
+    elif started and not cfg.overwrite:
+        what = "a finished run" if has_results else "a run with a checkpoint" if ckpt else "a started run"
+        raise ConfigError(f"{run} already holds {what}; pass resume=true to continue it or overwrite=true "
+                          "to replace it")
+    accelerator.wait_for_everyone()  # every process has decided before the main one changes anything
+    if mode == "fresh" and accelerator.is_main_process:
+        for stale in RF.RUN_FILES:
+            p = run / stale
+            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+    accelerator.wait_for_everyone()
+    return mode
+
+
+def check_same_run(run: Path, cfg: TrainConfig, fingerprint: str) -> None:
+    """A resumed or finished run continues only with the settings and data it was started with."""
+    from dss.core.errors import ConfigError
+
+    changes = RF.identity_changes(RF.read_config(run), to_dict(cfg), fingerprint)
+    if changes:
+        raise ConfigError(f"{run} was trained with other settings or data ({'; '.join(changes)}); pass "
+                          "overwrite=true to start it over, or choose another output_dir")
+
+
+def log_metrics(accelerator, run: Path, record: dict) -> None:
+    if accelerator.is_main_process:
+        RF.append_metrics(run, record)
+    accelerator.log({k: v for k, v in record.items() if k != "step"}, step=record["step"])
+
+
+def resume_state(run: Path, accelerator, mode: str) -> dict:
+    """Trainer state from the latest checkpoint (model, optimizer, scheduler, RNGs restored), or a fresh one.
+    metrics.jsonl keeps exactly the lines up to that step: later ones and torn ones are written again."""
+    state = {"step": 0, "best_valid_accuracy": -1.0, "best_step": None, "train_seconds": 0.0, "eval_history": []}
+    ckpt = latest_checkpoint(run) if mode == "resume" else None
+    if ckpt is not None:
+        accelerator.load_state(str(ckpt))
+        state = json.loads((ckpt / "trainer_state.json").read_text())
+        log(f"resuming {run} from step {state['step']}")
+    if accelerator.is_main_process:
+        RF.repair_metrics(run, state["step"])
+    return state

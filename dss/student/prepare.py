@@ -1,0 +1,139 @@
+"""What a run needs before its first step, each from one place: the data (the only place examples come from),
+the student and its tokenizer, the batches of every step, the accelerator and the optimizer."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from functools import partial
+from pathlib import Path
+
+import torch
+
+from dss.student import batching as D
+from dss.student.config import TrainConfig
+from dss.student.loss import lr_factor
+from dss.tasks.rationales import apply_rationales
+
+
+def load_splits(cfg: TrainConfig):
+    """(task, {split: examples}) as the task's loader gives them."""
+    from dss.tasks import get_task
+
+    task = get_task(cfg.task, **cfg.task_options)
+    return task, {s: task.load(s, cfg.data_dir) for s in ("train", "valid", "test")}
+
+
+def data_fingerprint(cfg: TrainConfig) -> str:
+    """The fingerprint a run with this config records for its data (see load_data)."""
+    return D.fingerprint(load_splits(cfg)[1], cfg.rationales)
+
+
+def load_data(cfg: TrainConfig):
+    """(task, train items, valid examples, test examples, stats). The only place examples come from.
+
+    stats["fingerprint"] hashes the content of every split read (and of the rationale file): a run, a resume
+    or a sweep cell counts as the same only when it trained on the same data.
+    """
+    log(f"loading {cfg.task} data")
+    task, splits = load_splits(cfg)
+    stats = {"fingerprint": D.fingerprint(splits, cfg.rationales)}
+    train = D.nested_subset(splits["train"], cfg.train_fraction, cfg.seed)
+    stats["train_subset"] = len(train)
+    if cfg.rationales:
+        stats["rationale_file"] = apply_rationales(train, cfg.rationales, task)
+    items, item_stats = D.training_items(train, cfg)
+    stats.update(item_stats)
+    cap = cfg.max_eval_examples
+    valid, test = splits["valid"][:cap], splits["test"][:cap]
+    stats.update(valid_examples=len(valid), test_examples=len(test))
+    log(f"{len(splits['train'])} train examples, {len(train)} in the {100 * cfg.train_fraction:g} % subset, "
+        f"{len(items)} used; {len(valid)} valid, {len(test)} test")
+    return task, items, valid, test, stats
+
+
+def build_student(cfg: TrainConfig, items, run: Path, accelerator):
+    """(model, tokenizer). tiny: the tokenizer is trained once (main process) and stored in run/tokenizer."""
+    from accelerate.utils import set_seed
+
+    from dss.student import model as M
+
+    if cfg.model != "tiny":
+        return M.load_pretrained(cfg.model)
+    tok_dir = run / "tokenizer"
+    with accelerator.main_process_first():
+        if not (tok_dir / "tokenizer.json").is_file():
+            texts = [t for it in items for r in it for t in (r.source, r.target)]
+            texts = [t.removeprefix(cfg.label_prefix).removeprefix(cfg.rationale_prefix) for t in texts]
+            log(f"training a tokenizer of at most {cfg.vocab_size} pieces on {len(texts)} texts")
+            M.train_tokenizer(texts, [cfg.label_prefix, cfg.rationale_prefix], cfg.vocab_size, tok_dir)
+        tokenizer = M.load_tokenizer(tok_dir)
+    set_seed(cfg.seed)  # initialisation depends on the seed only
+    return M.tiny_model(cfg, tokenizer), tokenizer
+
+
+def batch_order(features, cfg: TrainConfig) -> D.LengthGroupedBatchSampler:
+    return D.LengthGroupedBatchSampler([f["length"] for f in features], cfg.batch_size // cfg.grad_accum,
+                                       cfg.grad_accum, cfg.seed, cfg.group_by_length)
+
+
+def step_batches(features, order, start: int, cfg: TrainConfig, accelerator, pad_id: int,
+                 split_tasks: bool = True):
+    """The micro-batches of each optimizer step from `start` to max_steps, collated on this process's device.
+
+    Step s is batch s mod steps_per_epoch of epoch s // steps_per_epoch, and an epoch's batches are a pure
+    function of (seed, epoch): a run resumed at any step sees what the uninterrupted run saw. Each process
+    takes its contiguous slice of every global micro-batch.
+    """
+    per_epoch, k = order.steps_per_epoch, cfg.grad_accum
+    rank, world = accelerator.process_index, accelerator.num_processes
+    step = start
+    while step < cfg.max_steps:
+        epoch, done = divmod(step, per_epoch)
+        batches = order.epoch_batches(epoch)
+        for i in range(done, min(per_epoch, done + cfg.max_steps - step)):
+            micro = []
+            for b in batches[i * k:(i + 1) * k]:
+                n = len(b) // world
+                mine = [features[j] for j in b[rank * n:(rank + 1) * n]]
+                micro.append(D.to_device(D.collate(mine, pad_id, split_tasks), accelerator.device))
+            yield micro
+            step += 1
+
+
+def make_accelerator(cfg: TrainConfig):
+    from accelerate import Accelerator, DataLoaderConfiguration
+    from accelerate.utils import ProjectConfiguration
+
+    run = Path(cfg.output_dir)
+    accelerator = Accelerator(
+        # several processes and no GPU (torchrun --nproc_per_node 2 on CPU): Accelerate's gloo backend
+        cpu=int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available(),
+        mixed_precision=cfg.mixed_precision, log_with="tensorboard" if cfg.tensorboard else None,
+        project_config=ProjectConfiguration(project_dir=str(run), logging_dir=str(run / "tb")),
+        # one scheduler step per optimizer step, however many processes (batches are ours: see step_batches)
+        dataloader_config=DataLoaderConfiguration(split_batches=True))
+    # T5 ties its embeddings and lm_head; accelerate would warn at every checkpoint that it stored them once
+    logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
+    if cfg.batch_size % (cfg.grad_accum * accelerator.num_processes):
+        from dss.core.errors import ConfigError
+        raise ConfigError(f"batch_size {cfg.batch_size} must divide by grad_accum x processes "
+                          f"({cfg.grad_accum} x {accelerator.num_processes})")
+    return accelerator
+
+
+def make_optimizer(model, cfg: TrainConfig):
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.ndim < 2]  # norms and biases
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, partial(lr_factor, warmup_steps=cfg.warmup_steps, max_steps=cfg.max_steps))
+    return optimizer, scheduler
+
+
+def log(message: str) -> None:
+    """A phase of training, on the main process's stderr (the progress line says how far it is)."""
+    from accelerate import PartialState
+    if PartialState().is_main_process and os.environ.get("DSS_QUIET") != "1":
+        print(f"dss train: {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,253 @@
+"""The run folder: the one owner of its files, their names and fields. Only the main process writes.
+
+    config.json        how the run was made: resolved config, seed, data fingerprint, protocol, git commit,
+                       versions, threads, a rerun command (`run_info`); what resume and sweeps compare
+    metrics.jsonl      one line per log/eval step (`append_metrics`; `repair_metrics` on resume)
+    results.json       the outcome (`write_results` / `read_results`)
+    predictions.jsonl  test predictions (`write_predictions`)
+    model/             the best student, with dss.json: how to build its inputs (`save_student` / `student_info`)
+    checkpoints/       the latest full training state (`save_checkpoint` / `latest_checkpoint`)
+    .lock              held while a process writes (`run_lock`)
+    tokenizer/ cache/ tb/
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from dss.core.config import to_dict
+from dss.core.errors import ConfigError
+from dss.core.io import append_line, atomic_write, atomic_write_json, read_json
+
+try:
+    import fcntl  # POSIX advisory locks: the kernel drops them when the holder dies, so none is ever stale
+except ImportError:  # pragma: no cover - Windows: no lock
+    fcntl = None
+
+LOCK = ".lock"
+METRICS = "metrics.jsonl"
+# Bump when a fix changes what training computes for the same settings: runs (and sweep cells) trained
+# before it no longer count as the same run. 2: every epoch has its own batch order (it had one for all).
+PROTOCOL = 2
+# config keys that cannot change what is trained or measured (data_dir: the data's content is fingerprinted)
+VOLATILE = ("output_dir", "resume", "overwrite", "data_dir", "tensorboard", "log_steps")
+REQUIRED_RESULTS = ("valid_accuracy", "test_accuracy")
+# what a started run leaves in its folder (the token cache is not listed: it is keyed by content)
+RUN_FILES = ("checkpoints", "model", "tokenizer", "tb", "metrics.jsonl", "results.json", "config.json",
+             "predictions.jsonl")
+
+
+def read_results(run: Path) -> dict | None:
+    """results.json of a finished run, or None (absent, half-written by a killed run, or incomplete)."""
+    res = read_json(Path(run) / "results.json")
+    if not isinstance(res, dict) or any(res.get(k) is None for k in REQUIRED_RESULTS):
+        return None
+    return res
+
+
+def read_config(run: Path) -> dict | None:
+    """config.json: the resolved config, the data fingerprint and the protocol the run was made with."""
+    info = read_json(Path(run) / "config.json")
+    return info if isinstance(info, dict) else None
+
+
+def identity_changes(stored: dict | None, config: dict, fingerprint: str | None) -> list[str]:
+    """How the run recorded in `stored` (config.json) differs from one with `config` on data `fingerprint`:
+    ["lr: 0.001 -> 0.01", "data: content changed", ...]; [] when it is the same run. A fingerprint of None
+    skips the data check."""
+    if not stored or not isinstance(stored.get("config"), dict):
+        return ["no config.json: settings unknown"]
+    out = []
+    if stored.get("protocol", 1) != PROTOCOL:
+        out.append(f"trained by an older dss (protocol {stored.get('protocol', 1)}, now {PROTOCOL})")
+    old = stored["config"]
+    for key in sorted(set(old) | set(config)):
+        if key not in VOLATILE and old.get(key) != config.get(key):
+            out.append(f"{key}: {old.get(key)!r} -> {config.get(key)!r}")
+    old_fp = (stored.get("data") or {}).get("fingerprint")
+    if fingerprint is not None and old_fp != fingerprint:
+        out.append(f"data: content changed (fingerprint {str(old_fp)[:12]} -> {fingerprint[:12]})")
+    return out
+
+
+@contextmanager
+def run_lock(run: Path, enabled: bool = True):
+    """Hold run/.lock for the duration; another process holding it is an error naming it. A lock file left
+    by a crashed run does not block: the lock is the kernel's flock, released when its process ends."""
+    if not enabled or fcntl is None:
+        yield
+        return
+    run = Path(run)
+    run.mkdir(parents=True, exist_ok=True)
+    fh = open(run / LOCK, "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip() or "another process"
+        fh.close()
+        raise ConfigError(f"{run} is being written by another `dss train` ({holder}); wait for it to finish "
+                          "or choose another output_dir") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    fh.flush()
+    try:
+        yield
+    finally:
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()
+
+
+def read_metrics(run: Path) -> list[dict]:
+    """The complete records of metrics.jsonl; a line cut off by a kill (or otherwise unreadable) is skipped."""
+    path = Path(run) / METRICS
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("step"), int):
+            out.append(rec)
+    return out
+
+
+def repair_metrics(run: Path, step: int) -> int:
+    """Keep only the metric lines of steps <= `step` (the checkpoint a run continues from; 0 for a run that
+    starts over), dropping torn lines too. Returns how many lines were dropped."""
+    path = Path(run) / METRICS
+    if not path.is_file():
+        return 0
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    keep = [r for r in read_metrics(run) if r["step"] <= step]
+    atomic_write(path, "".join(json.dumps(r) + "\n" for r in keep))
+    return len(lines) - len(keep)
+
+
+def append_metrics(run: Path, record: dict) -> None:
+    append_line(Path(run) / METRICS, json.dumps(record))
+
+
+# -------------------------------------------------------------------------------------------- checkpoints
+def save_checkpoint(accelerator, run: Path, step: int, state: dict) -> None:
+    """Full training state for --resume; only the newest checkpoint is kept."""
+    ckpt = run / "checkpoints" / f"step_{step:08d}"
+    accelerator.save_state(str(ckpt))
+    if accelerator.is_main_process:
+        atomic_write_json(ckpt / "trainer_state.json", {**state, "step": step})
+        for old in (run / "checkpoints").glob("step_*"):
+            if old != ckpt:
+                shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def latest_checkpoint(run: Path) -> Path | None:
+    done = [c for c in (run / "checkpoints").glob("step_*") if (c / "trainer_state.json").is_file()]
+    return max(done, key=lambda c: int(c.name.split("_")[1])) if done else None
+
+
+# ------------------------------------------------------------------------------------ results, predictions
+def write_config(run: Path, info: dict) -> None:
+    atomic_write_json(Path(run) / "config.json", info)
+
+
+def write_results(run: Path, results: dict) -> None:
+    atomic_write_json(Path(run) / "results.json", results)
+
+
+def write_predictions(run: Path, rows: list[dict]) -> None:
+    """One line per test example: id, input, prediction, label, correct (and what the evaluation adds)."""
+    atomic_write(Path(run) / "predictions.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def read_parameters(run: Path, results: dict) -> int | None:
+    """The student's parameter count as the trainer recorded it."""
+    value = results.get("parameters", (results.get("data") or {}).get("parameters"))
+    return value if isinstance(value, int) else None
+
+
+# ----------------------------------------------------------------------------------------- the student
+STUDENT_INFO = "dss.json"
+
+
+def save_student(model, tokenizer, cfg, accelerator, path: Path, step: int) -> None:
+    if accelerator.is_main_process:
+        accelerator.unwrap_model(model).save_pretrained(str(path), safe_serialization=True)
+        tokenizer.save_pretrained(str(path))
+        atomic_write_json(Path(path) / STUDENT_INFO, {"task": cfg.task, "step": step,
+                                                      **{k: getattr(cfg, k) for k in STUDENT_KEYS}})
+
+
+# what `dss predict` needs to build inputs the way training did
+STUDENT_KEYS = ("method", "label_prefix", "rationale_prefix", "max_input_length", "eval_max_new_tokens",
+                "max_target_length")
+
+
+def student_info(model_dir) -> dict:
+    """dss.json of a model folder; a plain Hugging Face checkpoint without it is a `standard` student with
+    dss train's defaults."""
+    from dss.student.config import TrainConfig
+    defaults = TrainConfig(method="standard")
+    info = {"task": None, **{k: getattr(defaults, k) for k in STUDENT_KEYS}}
+    stored = read_json(Path(model_dir) / STUDENT_INFO)
+    if isinstance(stored, dict):
+        info.update(stored)
+    return info
+
+
+# ----------------------------------------------------------------------------------------- provenance
+REPO = Path(__file__).resolve().parents[2]
+
+
+def git_commit() -> dict:
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10,
+                                  check=False).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain"))}
+
+
+def versions() -> dict:
+    import importlib.metadata as md
+    out = {"python": platform.python_version()}
+    for name in ("dss", "torch", "transformers", "accelerate", "sentencepiece", "tokenizers", "numpy"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def rerun_command(cfg, command: str = "dss train") -> str:
+    """`dss train key=value ...` with every value that differs from the default."""
+    base = to_dict(type(cfg)())
+    # lr and warmup_steps default to values derived from model / max_steps / warmup_ratio
+    auto = to_dict(type(cfg)(model=cfg.model, max_steps=cfg.max_steps, warmup_ratio=cfg.warmup_ratio))
+    parts = []
+    for k, v in to_dict(cfg).items():
+        if k in ("resume", "overwrite") or v == (auto if k in ("lr", "warmup_steps") else base)[k]:
+            continue
+        parts.append(f"{k}={json.dumps(v) if isinstance(v, (dict, list)) else v}")
+    return " ".join([command] + [shlex.quote(p) for p in parts])
+
+
+def run_info(cfg, stats: dict, num_processes: int) -> dict:
+    import torch
+    return {"config": to_dict(cfg), "seed": cfg.seed, "protocol": PROTOCOL, "git": git_commit(),
+            "torch_threads": torch.get_num_threads(), "versions": versions(),
+            "num_processes": num_processes, "data": stats, "argv": sys.argv,
+            "rerun": rerun_command(cfg) + " overwrite=true"}
