@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/extract_speed.py [--n 1000] [--concurrency 32] [--latency 0.05]
 
-A loopback fake teacher (dss.teacher.fake_server, in its own process so it has its own interpreter) answers
+A loopback fake teacher (dss.testing.fake_teacher, in its own process so it has its own interpreter) answers
 every request after `latency` seconds. With n requests and `concurrency` in flight the ideal time is
 ceil(n / concurrency) * latency; the goal is at most 1.2 x that plus start-up (loading the split, building
 prompts). Prints the request-phase time, the whole run's time, and the ratio.
@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from dss.tasks import get_task  # noqa: E402
 from dss.teacher.extract import run  # noqa: E402
 from dss.teacher.extract_config import ExtractConfig  # noqa: E402
-from dss.teacher.fake_server import write_fake_cqa  # noqa: E402
+from dss.testing.release import write_cqa  # noqa: E402
 
 
 def bare_client_seconds(port: int, n: int, concurrency: int) -> float:
@@ -65,7 +65,7 @@ def main() -> None:
     p.add_argument("--no-floor", dest="floor", action="store_false", help="skip the bare-client calibration")
     args = p.parse_args()
 
-    server = subprocess.Popen([sys.executable, "-m", "dss.teacher.fake_server", "--latency", str(args.latency)],
+    server = subprocess.Popen([sys.executable, "-m", "dss.testing.fake_teacher", "--latency", str(args.latency)],
                               stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         url = server.stdout.readline().split()[1] + "/v1"
@@ -76,7 +76,7 @@ def main() -> None:
             print(f"floor: a bare asyncio client takes {floor:.3f} s = {floor / ideal:.3f} x ideal on this machine now")
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
-            write_fake_cqa(tmp, math.ceil(args.n / 0.9) + 2)  # the carved train split keeps 90 %
+            write_cqa(tmp, {"train": math.ceil(args.n / 0.9) + 2}, with_teacher=False)  # carving keeps 90 %
             task = get_task("cqa")
             results = []
             for r in range(args.repeats):

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from dss import bench, report
-from dss.bench import BenchConfig
+from dss.bench import grid, report
+from dss.bench import sweep as S
+from dss.bench.grid import BenchConfig
 from dss.cli import main
 from dss.core.errors import ConfigError
 from dss.student.prepare import data_fingerprint
@@ -44,7 +45,7 @@ class FakeTrain:
         acc = fake_accuracy(cfg.method, cfg.train_fraction, cfg.seed)
         res = {"valid_accuracy": acc, "test_accuracy": acc - 0.02, "best_step": 2,
                "train_examples": round(40 * cfg.train_fraction), "examples_per_second": 100.0,
-               "params": 1000 * cfg.d_model}
+               "parameters": 1000 * cfg.d_model}
         Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
         # the trainer's record of how the run was made: what the sweep compares a finished cell with
         info = run_info(cfg, {"fingerprint": data_fingerprint(cfg)}, 1)
@@ -68,7 +69,7 @@ def quiet(*a, **k):
 def test_grid_collapses_label_sources_by_method(tmp_path):
     cfg = BenchConfig(tasks=["cqa"], methods=["standard", "distill", "dss", "single"], labels=["gold", "teacher"],
                       fractions=[1.0], seeds=[0])
-    keys = [f"{c.method}-{c.labels}" for c in bench.grid(cfg)]
+    keys = [f"{c.method}-{c.labels}" for c in grid.grid(cfg)]
     # standard is gold by definition, distill teacher: no duplicate cells for them
     assert sorted(keys) == sorted(["standard-gold", "distill-teacher", "dss-gold", "dss-teacher", "single-gold",
                                    "single-teacher"])
@@ -77,8 +78,8 @@ def test_grid_collapses_label_sources_by_method(tmp_path):
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 8])
 def test_shards_cover_the_grid_exactly_once(n):
     cfg = BenchConfig(tasks=["cqa", "svamp"], fractions=[0.125, 0.25, 0.5, 0.75, 1.0], seeds=[0, 1, 2])
-    cells = bench.grid(cfg)
-    shards = [bench.shard_cells(cells, f"{i}/{n}") for i in range(n)]
+    cells = grid.grid(cfg)
+    shards = [grid.shard_cells(cells, f"{i}/{n}") for i in range(n)]
     flat = [c for s in shards for c in s]
     assert len(flat) == len(cells) == len(set(flat))
     assert set(flat) == set(cells)
@@ -89,22 +90,22 @@ def test_shard_and_model_specs_are_checked():
     for bad in ("2/2", "1", "a/b", "0/0"):
         with pytest.raises(ConfigError, match="shard"):
             BenchConfig(shard=bad)
-    assert bench.parse_model("tiny:d_model=64,layers=1") == {"model": "tiny", "d_model": "64", "layers": "1"}
-    assert bench.parse_model("google/t5-v1_1-base") == {"model": "google/t5-v1_1-base"}
-    assert bench.slug("google/t5-v1_1-base") == "google--t5-v1_1-base"
+    assert grid.parse_model("tiny:d_model=64,layers=1") == {"model": "tiny", "d_model": "64", "layers": "1"}
+    assert grid.parse_model("google/t5-v1_1-base") == {"model": "google/t5-v1_1-base"}
+    assert grid.slug("google/t5-v1_1-base") == "google--t5-v1_1-base"
     with pytest.raises(ConfigError, match="set by the grid"):
         BenchConfig(train={"seed": 3})
 
 
 def test_cell_configs_are_real_train_configs(tmp_path):
     cfg = BenchConfig(tasks=["cqa"], models=["tiny:d_model=64,heads=2"], data_dir="/data", train={"max_steps": 7})
-    cell = bench.grid(cfg)[0]
-    tcfg = bench.train_config(cfg, cell, tmp_path)
+    cell = grid.grid(cfg)[0]
+    tcfg = grid.train_config(cfg, cell, tmp_path)
     assert (tcfg.task, tcfg.model, tcfg.d_model, tcfg.heads, tcfg.max_steps) == ("cqa", "tiny", 64, 2, 7)
     assert (tcfg.train_fraction, tcfg.seed, tcfg.data_dir) == (cell.fraction, cell.seed, "/data")
     assert Path(tcfg.output_dir) == cell.run_dir(tmp_path)
     with pytest.raises(ConfigError, match="nonsense"):  # unknown train keys fail before any training
-        bench.run_sweep(BenchConfig(tasks=["cqa"], output_dir=str(tmp_path / "x"), train={"nonsense": 1}),
+        S.run_sweep(BenchConfig(tasks=["cqa"], output_dir=str(tmp_path / "x"), train={"nonsense": 1}),
                         train_fn=FakeTrain(), log=quiet)
 
 
@@ -112,7 +113,7 @@ def test_cell_configs_are_real_train_configs(tmp_path):
 def test_sweep_writes_csv_markdown_and_png(tmp_path, tiny_cqa_dir):
     cfg = make_cfg(tmp_path, tiny_cqa_dir)
     fake = FakeTrain()
-    out = bench.run_sweep(cfg, train_fn=fake, log=quiet)
+    out = S.run_sweep(cfg, train_fn=fake, log=quiet)
     sweep = tmp_path / "sweep"
     assert len(fake.calls) == len(out["trained"]) == 2 * 2 * 2
 
@@ -135,7 +136,7 @@ def test_sweep_writes_csv_markdown_and_png(tmp_path, tiny_cqa_dir):
     assert png.startswith(PNG_MAGIC) and len(png) > 10_000
     assert not (sweep / "model_size.png").exists()  # one student: no model-size plot
 
-    again = bench.run_sweep(cfg, train_fn=fake, log=quiet)  # everything finished: nothing retrains
+    again = S.run_sweep(cfg, train_fn=fake, log=quiet)  # everything finished: nothing retrains
     assert again["trained"] == [] and len(fake.calls) == 8
 
 
@@ -143,12 +144,12 @@ def test_killed_sweep_reruns_only_unfinished_cells(tmp_path, tiny_cqa_dir):
     cfg = make_cfg(tmp_path, tiny_cqa_dir)
     killer = FakeTrain(fail_on_call=3)
     with pytest.raises(KeyboardInterrupt):
-        bench.run_sweep(cfg, train_fn=killer, log=quiet)
-    finished = {c for c in bench.grid(cfg) if bench.read_results(c.run_dir(cfg.out_dir())) is not None}
+        S.run_sweep(cfg, train_fn=killer, log=quiet)
+    finished = {c for c in grid.grid(cfg) if S.read_results(c.run_dir(cfg.out_dir())) is not None}
     assert len(finished) == 2  # the third cell died with half a results.json: not finished
 
     rerun = FakeTrain()
-    out = bench.run_sweep(cfg, train_fn=rerun, log=quiet)
+    out = S.run_sweep(cfg, train_fn=rerun, log=quiet)
     assert len(rerun.calls) == 6 and set(out["skipped"]) == finished
     assert not {str(c.run_dir(cfg.out_dir())) for c in finished} & set(rerun.calls)
     assert killer.calls[2] in rerun.calls  # the killed cell is trained again
@@ -158,15 +159,15 @@ def test_killed_sweep_reruns_only_unfinished_cells(tmp_path, tiny_cqa_dir):
 def test_shards_share_one_folder(tmp_path, tiny_cqa_dir):
     fakes = [FakeTrain() for _ in range(3)]
     for i, fake in enumerate(fakes):
-        bench.run_sweep(make_cfg(tmp_path, tiny_cqa_dir, shard=f"{i}/3"), train_fn=fake, log=quiet)
+        S.run_sweep(make_cfg(tmp_path, tiny_cqa_dir, shard=f"{i}/3"), train_fn=fake, log=quiet)
     calls = [c for f in fakes for c in f.calls]
     assert len(calls) == len(set(calls)) == 8
     assert len(report.read_csv(tmp_path / "sweep" / "results.csv")) == 8  # the last shard sees every cell
 
 
 def test_parallel_jobs_give_the_same_table(tmp_path, tiny_cqa_dir):
-    bench.run_sweep(make_cfg(tmp_path / "a", tiny_cqa_dir), train_fn=FakeTrain(), log=quiet)
-    out = bench.run_sweep(make_cfg(tmp_path / "b", tiny_cqa_dir, jobs=2), train_fn=FakeTrain(), log=quiet)
+    S.run_sweep(make_cfg(tmp_path / "a", tiny_cqa_dir), train_fn=FakeTrain(), log=quiet)
+    out = S.run_sweep(make_cfg(tmp_path / "b", tiny_cqa_dir, jobs=2), train_fn=FakeTrain(), log=quiet)
     assert len(out["trained"]) == 8
     md = [(tmp_path / d / "sweep" / "results.md").read_text() for d in "ab"]
     assert md[0] == md[1]
@@ -174,7 +175,7 @@ def test_parallel_jobs_give_the_same_table(tmp_path, tiny_cqa_dir):
 
 def test_model_size_plot_and_plot_command(tmp_path, tiny_cqa_dir, capsys):
     cfg = make_cfg(tmp_path, tiny_cqa_dir, models=["tiny:d_model=32,heads=2", "tiny:d_model=64"], seeds=[0])
-    bench.run_sweep(cfg, train_fn=FakeTrain(), log=quiet)
+    S.run_sweep(cfg, train_fn=FakeTrain(), log=quiet)
     sweep = tmp_path / "sweep"
     assert (sweep / "model_size.png").read_bytes().startswith(PNG_MAGIC)
     assert {r["params"] for r in report.read_csv(sweep / "results.csv")} == {32_000, 64_000}
@@ -195,17 +196,17 @@ def test_mean_and_standard_error():
 
 
 def test_paper_figures_only_for_t5_base():
-    from dss.plot import is_t5_base
+    from dss.bench.plot import is_t5_base
     assert is_t5_base("google/t5-v1_1-base") and is_t5_base("t5-base") and is_t5_base("/models/flan-t5-base")
     assert not is_t5_base("tiny") and not is_t5_base("google/t5-v1_1-large")
 
 
 def test_subprocess_and_accelerate_commands(tmp_path):
     cfg = BenchConfig(launcher="accelerate", launch_args=["--num_processes", "8"])
-    cmd = bench.launch_command(cfg, tmp_path / "cell.yaml")
+    cmd = S.launch_command(cfg, tmp_path / "cell.yaml")
     assert cmd[:4] == ["accelerate", "launch", "--num_processes", "8"]
     assert cmd[4:] == ["-m", "dss", "train", "--config", str(tmp_path / "cell.yaml")]
-    assert bench.launch_command(BenchConfig(launcher="subprocess"), Path("c.yaml"))[1:4] == ["-m", "dss", "train"]
+    assert S.launch_command(BenchConfig(launcher="subprocess"), Path("c.yaml"))[1:4] == ["-m", "dss", "train"]
 
 
 def test_cli_overrides(tmp_path):
@@ -234,9 +235,9 @@ def test_every_config_loads(path, tmp_path):
     first = path.read_text().splitlines()[0]
     assert first.startswith("# ") and " dss " in f" {first[2:]} ", f"{path}: first line must give its command"
     if "dss bench" in first:
-        cfg = bench.load_bench_config(path)
-        for cell in bench.grid(cfg):  # every cell's dss train config is valid
-            bench.train_config(cfg, cell, tmp_path)
+        cfg = grid.load_bench_config(path)
+        for cell in grid.grid(cfg):  # every cell's dss train config is valid
+            grid.train_config(cfg, cell, tmp_path)
     else:
         from dss.core.config import load_config
         from dss.student.config import TrainConfig
@@ -279,8 +280,8 @@ def test_custom_study_from_cli_flags(tmp_path):
                                       str(data), "--output-dir", str(tmp_path / "study"), "--seeds", "0"])
     cfg = build_config(args)
     fake = FakeTrain()
-    bench.run_sweep(cfg, train_fn=fake, log=quiet)
-    cell_cfg = bench.train_config(cfg, bench.grid(cfg)[0], cfg.out_dir())
+    S.run_sweep(cfg, train_fn=fake, log=quiet)
+    cell_cfg = grid.train_config(cfg, grid.grid(cfg)[0], cfg.out_dir())
     assert cell_cfg.task == "custom" and cell_cfg.task_options == {"train_file": str(data)}
     rows = report.read_csv(tmp_path / "study" / "results.csv")
     assert len(rows) == 8 and rows[0]["chance"] == 0.5 and rows[0]["teacher_accuracy"] is None  # yes/no: closed
@@ -290,20 +291,20 @@ def test_custom_study_from_cli_flags(tmp_path):
 # ------------------------------------------------------------------------------------------ cell identity
 def test_a_finished_cell_is_reused_only_with_the_same_settings(tmp_path, tiny_cqa_dir, capsys):
     cfg = make_cfg(tmp_path, tiny_cqa_dir)
-    bench.run_sweep(cfg, train_fn=FakeTrain(), log=quiet)
+    S.run_sweep(cfg, train_fn=FakeTrain(), log=quiet)
     changed = make_cfg(tmp_path, tiny_cqa_dir, train={"max_steps": 3, "lr": 0.01})
     with pytest.raises(ConfigError, match=r"(?s)8 cell\(s\).*max_steps: 2 -> 3"):
-        bench.run_sweep(changed, train_fn=FakeTrain(), log=quiet)
+        S.run_sweep(changed, train_fn=FakeTrain(), log=quiet)
     argv = ["bench", "--tasks", "cqa", "--fractions", "0.5,1", "--seeds", "0,1", "--data-dir", str(tiny_cqa_dir),
             "--output-dir", str(tmp_path / "sweep"), "train.max_steps=3", "train.lr=0.01", "--dry-run"]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert out.count("changed  cqa/") == 8 and "lr: 0.001 -> 0.01" in out and "0 done, 0 todo, 8 changed" in out
     fake = FakeTrain()
-    out = bench.run_sweep(dataclasses.replace(changed, retrain_changed=True), train_fn=fake, log=quiet)
+    out = S.run_sweep(dataclasses.replace(changed, retrain_changed=True), train_fn=fake, log=quiet)
     assert len(fake.calls) == 8  # retrained, not reused
     again = FakeTrain()
-    bench.run_sweep(changed, train_fn=again, log=quiet)
+    S.run_sweep(changed, train_fn=again, log=quiet)
     assert again.calls == []  # now they match
 
 
@@ -316,15 +317,15 @@ def test_a_study_on_other_data_does_not_reuse_the_old_cells(tmp_path):
     write(data, flip=False)
     cfg = BenchConfig(tasks=["custom"], task_options={"train_file": str(data)}, fractions=[1.0], seeds=[0],
                       output_dir=str(tmp_path / "study"), train={"max_steps": 2})
-    bench.run_sweep(cfg, train_fn=FakeTrain(), log=quiet)
-    assert len(bench.run_sweep(cfg, train_fn=FakeTrain(), log=quiet)["skipped"]) == 2
+    S.run_sweep(cfg, train_fn=FakeTrain(), log=quiet)
+    assert len(S.run_sweep(cfg, train_fn=FakeTrain(), log=quiet)["skipped"]) == 2
     write(data, flip=True)  # same file name, other content
     with pytest.raises(ConfigError, match="data: content changed"):
-        bench.run_sweep(cfg, train_fn=FakeTrain(), log=quiet)
+        S.run_sweep(cfg, train_fn=FakeTrain(), log=quiet)
     other = tmp_path / "other.jsonl"
     write(other, flip=False)
     with pytest.raises(ConfigError, match="task_options"):
-        bench.run_sweep(dataclasses.replace(cfg, task_options={"train_file": str(other)}), train_fn=FakeTrain(),
+        S.run_sweep(dataclasses.replace(cfg, task_options={"train_file": str(other)}), train_fn=FakeTrain(),
                         log=quiet)
 
 

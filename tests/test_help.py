@@ -67,7 +67,7 @@ CHEAP = {"train": TINY, "speed": ["--steps", "1", "--warmup", "0", "--repeats", 
 def sandbox(tmp_path, tiny_cqa_dir, monkeypatch):
     """A working folder with what the examples name: configs/, a custom file, inputs, predictions, a
     finished sweep's results.csv, a release archive; DSS_DATA_DIR holds a tiny cqa release."""
-    from dss import report
+    from dss.bench import report
     work = tmp_path / "work"
     work.mkdir()
     (work / "configs").symlink_to(ROOT / "configs")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from dss.speed import run_baseline, run_ours, summarize
+from dss.bench.train_speed import run_baseline, run_ours, summarize
 from dss.student.config import TrainConfig
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Teacher clients against a real HTTP server on 127.0.0.1 (dss.teacher.fake_server): OpenAI
+"""Teacher clients against a real HTTP server on 127.0.0.1 (dss.testing.fake_teacher): OpenAI
 chat-completions and Gemini generateContent, with scripted 429 + Retry-After, 500s, malformed bodies,
 hangs and dropped connections. Nothing here leaves the machine."""
 import random
@@ -17,7 +17,7 @@ from dss.teacher.client import (
     make_client,
     parse_retry_after,
 )
-from dss.teacher.fake_server import FakeTeacher
+from dss.testing.fake_teacher import FakeTeacher
 
 KEY = "sk-test-SECRET-0123456789"
 MSGS = [{"role": "system", "content": "Be brief."},

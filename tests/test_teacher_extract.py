@@ -13,8 +13,8 @@ from dss.tasks import get_task, rationales
 from dss.teacher import prompts, store
 from dss.teacher.extract import run
 from dss.teacher.extract_config import ExtractConfig, default_out
-from dss.teacher.fake_server import FakeTeacher
 from dss.teacher.live import RateLimiter
+from dss.testing.fake_teacher import FakeTeacher
 
 KEY = "sk-extract-SECRET-987654321"
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dss.teacher.fake_server import FakeTeacher, write_fake_cqa
+from dss.testing.fake_teacher import FakeTeacher
+from dss.testing.release import write_cqa
 
 ROOT = Path(__file__).resolve().parent.parent
 N_ROWS = 334  # the carved train split of 334 cqa rows holds 300 examples
@@ -34,7 +35,7 @@ def env():
 
 
 def test_kill_9_then_rerun_gives_exactly_one_record_per_example(tmp_path, env):
-    data = write_fake_cqa(tmp_path / "data", N_ROWS)
+    data = write_cqa(tmp_path / "data", {"train": N_ROWS}, with_teacher=False)
     out = tmp_path / "r.jsonl"
     with FakeTeacher(latency=0.02) as srv:
         # three kills at different depths of progress, each followed by a resume that gets killed again

@@ -27,7 +27,7 @@ _OWN_FLAGS = ("models", "launch_args", "train", "task_options")
 
 
 def register(sub) -> None:
-    from dss.bench import BenchConfig
+    from dss.bench.grid import BenchConfig
     from dss.core.config import add_flags
     p = sub.add_parser("bench", help="run a data-fraction / model-size sweep and tabulate and plot it",
                        description=__doc__,
@@ -50,7 +50,7 @@ def register(sub) -> None:
 
 
 def build_config(args):
-    from dss.bench import load_bench_config
+    from dss.bench.grid import load_bench_config
     from dss.core.config import flag_values
 
     over = flag_values(args, args.config_fields)
@@ -68,16 +68,15 @@ def build_config(args):
 
 
 def run(args) -> int:
-    from dss import bench
-    from dss.report import write_report
+    from dss.bench import grid, sweep
 
     cfg = build_config(args)
     out_dir = cfg.out_dir()
-    cells = bench.grid(cfg)
-    mine = bench.shard_cells(cells, cfg.shard)
+    cells = grid.grid(cfg)
+    mine = grid.shard_cells(cells, cfg.shard)
     if args.dry_run:
-        configs = {c: bench.train_config(cfg, c, out_dir) for c in mine}
-        status = bench.sweep_status(mine, configs, out_dir)
+        configs = {c: grid.train_config(cfg, c, out_dir) for c in mine}
+        status = sweep.sweep_status(mine, configs, out_dir)
         for cell in mine:
             state, why = status[cell]
             print(f"{state:<8} {cell.key}" + (f"  ({'; '.join(why)})" if why else ""))
@@ -86,12 +85,12 @@ def run(args) -> int:
               ", ".join(f"{n} {s}" for s, n in counts.items()))
         return 0
     if args.report_only:
-        configs = {c: bench.train_config(cfg, c, out_dir) for c in cells}
-        rows = bench.report_rows(cfg, cells, configs, out_dir)
-        write_report(out_dir, rows, title=cfg.name or out_dir.name)
+        configs = {c: grid.train_config(cfg, c, out_dir) for c in cells}
+        rows = sweep.report_rows(cfg, cells, configs, out_dir)
+        sweep.write_report(out_dir, rows, title=cfg.name or out_dir.name)
         print((out_dir / "results.md").read_text())
         return 0
-    result = bench.run_sweep(cfg, argv=["dss"] + sys.argv[1:] if sys.argv[1:2] == ["bench"] else None)
+    result = sweep.run_sweep(cfg, argv=["dss"] + sys.argv[1:] if sys.argv[1:2] == ["bench"] else None)
     print()
     print((out_dir / "results.md").read_text())
     print(f"dss bench: wrote {out_dir}/results.csv, results.md" + (", curves.png" if result["rows"] else ""))

@@ -20,9 +20,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from dss.bench.plot import plot_sweep
+    from dss.bench.report import markdown, read_csv
     from dss.core.io import atomic_write
-    from dss.plot import plot_sweep
-    from dss.report import markdown, read_csv
 
     path = Path(args.sweep)
     csv_path = path if path.suffix == ".csv" else path / "results.csv"

@@ -11,9 +11,9 @@ import tempfile
 
 
 def register(subparsers) -> None:
+    from dss.bench.train_speed import VARIANTS
     from dss.commands.common import add_task_args
     from dss.core.config import add_flags
-    from dss.speed import VARIANTS
     from dss.student.config import TrainConfig
 
     p = subparsers.add_parser("speed", help="training throughput: dss vs the reference code's trainer",
@@ -33,8 +33,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from dss.bench.train_speed import speed, summarize
     from dss.commands.train import config_from_args
-    from dss.speed import speed, summarize
 
     with tempfile.TemporaryDirectory(prefix="dss-speed-") as tmp:
         if args.output_dir is None:

@@ -101,17 +101,30 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
+def load_yaml(path) -> dict:
+    """A YAML mapping; `extends: other.yaml` (relative to the file) supplies defaults that the file's own keys
+    override, one level deep for mappings (so a sweep's `train:` block adds to its base's)."""
+    path = Path(path)
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"{path}: cannot read config: {e}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping of key: value")
+    base_name = loaded.pop("extends", None)
+    if base_name is None:
+        return loaded
+    base = load_yaml(path.parent / str(base_name))
+    for key, value in loaded.items():
+        base[key] = {**base[key], **value} if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return base
+
+
 def load_config(cls, yaml_path=None, overrides: dict | None = None):
     """cls from YAML (optional) then overrides; unknown keys are errors naming the file."""
     values: dict = {}
     if yaml_path:
-        try:
-            loaded = yaml.safe_load(Path(yaml_path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise ConfigError(f"{yaml_path}: cannot read config: {e}") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{yaml_path}: expected a mapping of key: value")
-        values.update(_checked(cls, loaded, str(yaml_path)))
+        values.update(_checked(cls, load_yaml(yaml_path), str(yaml_path)))
     values.update(_checked(cls, overrides or {}, "override"))
     hints = typing.get_type_hints(cls)
     return cls(**{k: coerce(k, v, hints[k]) for k, v in values.items()})

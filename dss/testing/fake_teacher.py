@@ -19,7 +19,7 @@ Actions (the script is consumed one per generation request, then answers are nor
     ("trickle", seconds)         a normal answer, its body sent one byte every `seconds`
     ("huge", n)                  a normal answer whose text is n bytes long
 
-Command line (prints "READY <base url>" once listening):  python -m dss.teacher.fake_server --latency 0.05
+Command line (prints "READY <base url>" once listening):  python -m dss.testing.fake_teacher --latency 0.05
 """
 from __future__ import annotations
 
@@ -31,21 +31,6 @@ import socket
 import threading
 
 _CHOICE = re.compile(r"^\(([a-e])\)\s*(.+)$", re.M)
-
-
-def write_fake_cqa(root, n: int):
-    """n cqa train rows in the release layout under root (answers whose letters the default responder
-    follows), for runs against this server; returns root."""
-    from pathlib import Path
-
-    d = Path(root) / "cqa"
-    d.mkdir(parents=True)
-    with open(d / "cqa_train.json", "w") as fh:
-        for i in range(n):
-            choices = [f"a{i}", f"b{i}", f"c{i}", f"d{i}", f"e{i}"]
-            fh.write(json.dumps({"id": f"q{i}", "question": f"Question {i}?", "choices": choices,
-                                 "answer": choices[i % 5]}) + "\n")
-    return root
 
 
 def default_responder(user: str, system: str = "") -> str:

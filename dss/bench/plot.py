@@ -16,7 +16,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display on servers
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 
-from dss.report import PAPER_T5_BASE, method_label, summarize  # noqa: E402
+from dss.bench.report import PAPER_T5_BASE, method_label, summarize  # noqa: E402
 
 COLORS = {"standard": "tab:blue", "distill": "tab:orange", "dss": "tab:red", "single": "tab:green"}
 STYLES = ["-", "--", ":", "-."]  # per student when a sweep has several

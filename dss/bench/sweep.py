@@ -1,182 +1,35 @@
-"""The benchmark harness: a grid of `dss train` cells (task x model x labels x seed x fraction x method),
-skipping finished cells; dss.report turns the finished cells into results.csv / results.md.
+"""Running a sweep: each cell's status (done, todo, or made with other data or settings), training this
+shard's unfinished cells (in-process, `--jobs N` workers, or as `dss train` / `accelerate launch` processes),
+and the report: results.csv, results.md and the figures from every finished cell of the grid.
 
-    cells = grid(cfg)                      # every cell of the sweep, in a fixed order
-    run_sweep(cfg)                         # train this shard's unfinished cells, then write the report
+    run_sweep(cfg)        # train what is left, then write the report
 
-A cell is finished when `<cell>/results.json` parses and holds the accuracies: rerunning a killed sweep
-trains only the cells that never finished. Cells are shards of one grid (`shard="i/n"`, 0 <= i < n): any
-number of processes, GPUs or machines that share the output folder can work on one sweep. Each cell runs
-in-process (`launcher: inprocess`, fastest for tiny students), as `python -m dss train --config cell.yaml`
-(`subprocess`), or under `accelerate launch ... -m dss train` (`accelerate`, one multi-GPU run per cell).
+A cell is finished when `<cell>/results.json` holds the accuracies *and* its config.json records this sweep's
+resolved settings and data fingerprint: rerunning a killed sweep trains only the cells that never finished,
+and a cell made otherwise is never reused (refused, or retrained with retrain_changed).
 """
 from __future__ import annotations
 
-import hashlib
 import json
+import math
 import os
-import re
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from dss.core.config import check, coerce, field_, load_config, to_dict
+from dss.bench import report
+from dss.bench.grid import BenchConfig, Cell, grid, parse_model, shard_cells, train_config
+from dss.core.config import to_dict
 from dss.core.errors import ConfigError
 from dss.core.io import atomic_write
-
-METHODS = ("standard", "distill", "dss", "single")
-LABELS = ("gold", "teacher")
-LAUNCHERS = ("inprocess", "subprocess", "accelerate")
-# keys that the grid sets per cell, so they cannot come from `train:` overrides
-GRID_KEYS = ("task", "method", "labels", "model", "train_fraction", "seed", "output_dir", "data_dir",
-             "task_options")
-REQUIRED_RESULTS = ("valid_accuracy", "test_accuracy")
-
-
-@dataclass
-class BenchConfig:
-    name: str = field_("", "sweep name; output goes to runs/<name> (default: the config file's name)")
-    output_dir: str = field_("", "sweep folder (default runs/<name>)")
-    tasks: list[str] = field_(["demo"], "tasks to benchmark (dss tasks lists them)")
-    methods: list[str] = field_(["standard", "dss"], "training methods, one line per method on the curves",
-                                choices=METHODS)
-    labels: list[str] = field_(["gold"], "label sources for dss/single (standard always trains on gold "
-                               "labels, distill on teacher labels)", choices=LABELS)
-    models: list[str] = field_(["tiny"], "students: 'tiny', 'tiny:key=value,...' (tiny sizes), a hub id or "
-                               "a local path; several give the model-size plot")
-    fractions: list[float] = field_([0.125, 0.25, 0.5, 0.75, 1.0], "fractions of the training split "
-                                    "(nested subsets, identical across methods for a seed)", min=1e-9, max=1.0)
-    seeds: list[int] = field_([0, 1, 2], "seeds; tables show mean +- standard error over them", min=0)
-    data_dir: str | None = field_(None, "release-layout data folder (default $DSS_DATA_DIR, then ./data, "
-                                  "then the hub)")
-    task_options: dict = field_({}, "options for --task custom (train_file, label_column, ...)")
-    train: dict = field_({}, "TrainConfig values for every cell (max_steps, batch_size, lr, ...)")
-    launcher: str = field_("inprocess", "how a cell runs: in this process, as a `dss train` subprocess, or "
-                           "under `accelerate launch`", choices=LAUNCHERS)
-    launch_args: list[str] = field_([], "extra `accelerate launch` arguments, e.g. --num_processes,8")
-    shard: str = field_("0/1", "i/n: run only the i-th of n disjoint shards of the grid (0 <= i < n)")
-    jobs: int = field_(1, "cells trained at once (worker processes sharing the cores; CPU sweeps: 2 on 2 cores "
-                       "beats one 2-thread process for tiny students)", min=1)
-    keep_going: bool = field_(False, "after a failed cell, go on with the others (exit status 1 at the end)")
-    retrain_changed: bool = field_(False, "retrain finished or started cells whose data or training settings "
-                                   "differ from this sweep's (default: refuse, naming what changed)")
-
-    def __post_init__(self):
-        check(self)
-        shard_of(self.shard)
-        for name in ("tasks", "methods", "models", "fractions", "seeds", "labels"):
-            if not getattr(self, name):
-                raise ConfigError(f"{name}: needs at least one value")
-        clash = sorted(set(self.train) & set(GRID_KEYS))
-        if clash:
-            raise ConfigError(f"train: {', '.join(clash)} are set by the grid (use tasks/methods/labels/models/"
-                              "fractions/seeds/data_dir/task_options)")
-
-    def out_dir(self) -> Path:
-        return Path(self.output_dir or Path("runs") / (self.name or "-".join(self.tasks)))
-
-
-def shard_of(text: str) -> tuple[int, int]:
-    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
-    if not m or int(m.group(2)) < 1 or int(m.group(1)) >= int(m.group(2)):
-        raise ConfigError(f"shard: expected i/n with 0 <= i < n (e.g. 0/4), got {text!r}")
-    return int(m.group(1)), int(m.group(2))
-
-
-# ----------------------------------------------------------------------------------------------- the grid
-@dataclass(frozen=True)
-class Cell:
-    task: str
-    model: str
-    labels: str
-    seed: int
-    fraction: float
-    method: str
-
-    @property
-    def key(self) -> str:
-        return f"{self.task}/{slug(self.model)}/{self.method}-{self.labels}/f{self.fraction:g}-s{self.seed}"
-
-    def run_dir(self, out_dir: Path) -> Path:
-        return Path(out_dir) / self.key
-
-
-def slug(text: str) -> str:
-    """A folder-safe name: google/t5-v1_1-base -> google--t5-v1_1-base; tiny:d_model=64 -> tiny-d_model=64."""
-    return re.sub(r"[^A-Za-z0-9._=+-]+", "-", str(text).replace("/", "--")).strip("-") or "model"
-
-
-def effective_labels(method: str, labels: str) -> str:
-    """standard fine-tuning is defined by gold labels and standard distillation by teacher labels."""
-    return {"standard": "gold", "distill": "teacher"}.get(method, labels)
-
-
-def grid(cfg: BenchConfig) -> list[Cell]:
-    """All cells, deduplicated, seed-major so that a half-finished sweep already has whole curves."""
-    cells: list[Cell] = []
-    for task in cfg.tasks:
-        for model in cfg.models:
-            for labels in cfg.labels:
-                for seed in cfg.seeds:
-                    for fraction in cfg.fractions:
-                        for method in cfg.methods:
-                            cell = Cell(task, model, effective_labels(method, labels), seed, float(fraction),
-                                        method)
-                            if cell not in cells:
-                                cells.append(cell)
-    return cells
-
-
-def shard_cells(cells: list[Cell], shard: str) -> list[Cell]:
-    """This shard's cells, in grid order. Cells are dealt round-robin in an order fixed by their keys' hashes,
-    so shards get equal counts (+-1) and a mix of methods and fractions, and agree without talking."""
-    i, n = shard_of(shard)
-    dealt = sorted(cells, key=lambda c: hashlib.sha1(c.key.encode()).hexdigest())
-    mine = {c for p, c in enumerate(dealt) if p % n == i}
-    return [c for c in cells if c in mine]
-
-
-def parse_model(spec: str) -> dict:
-    """'tiny:d_model=64,num_layers=2' -> {'model': 'tiny', 'd_model': '64', 'num_layers': '2'}."""
-    if not spec.startswith("tiny:"):
-        return {"model": spec}
-    out = {"model": "tiny"}
-    for item in filter(None, spec[len("tiny:"):].split(",")):
-        if "=" not in item:
-            raise ConfigError(f"models: {spec!r}: expected tiny:key=value,...")
-        k, v = item.split("=", 1)
-        out[k.strip()] = v.strip()
-    return out
-
-
-def cell_overrides(cfg: BenchConfig, cell: Cell, out_dir: Path) -> dict:
-    """The TrainConfig values of one cell: the sweep's `train:` values, then the grid's."""
-    values = dict(cfg.train)
-    values.update(parse_model(cell.model))
-    values.update(task=cell.task, method=cell.method, labels=cell.labels, train_fraction=cell.fraction,
-                  seed=cell.seed, output_dir=str(cell.run_dir(out_dir)))
-    if cfg.data_dir:
-        values["data_dir"] = cfg.data_dir
-    if cfg.task_options:
-        values["task_options"] = dict(cfg.task_options)
-    return values
-
-
-def train_config(cfg: BenchConfig, cell: Cell, out_dir: Path):
-    from dss.student.config import TrainConfig
-    return load_config(TrainConfig, None, cell_overrides(cfg, cell, out_dir))
-
+from dss.student import run_folder as RF
 
 # ------------------------------------------------------------------------------------------ cell status
-def read_results(run_dir: Path) -> dict | None:
-    """results.json of a finished cell, or None (absent, half-written by a killed run, or incomplete)."""
-    from dss.student.run_folder import read_results as read
-    return read(run_dir)
+read_results = RF.read_results
 
 
 class Fingerprints:
@@ -198,12 +51,11 @@ def cell_status(cell: Cell, tcfg, out_dir: Path, fingerprint) -> tuple[str, list
     """("done" | "todo" | "changed", what changed). A cell is done only when it finished with this sweep's
     resolved training settings on data with the same content; a started or finished cell made otherwise is
     "changed" (never reused, never resumed)."""
-    from dss.student.run_folder import identity_changes, read_config
     run_dir = cell.run_dir(out_dir)
     finished = read_results(run_dir) is not None
     if not finished and not list((run_dir / "checkpoints").glob("step_*")):
         return "todo", []  # nothing of it is reused: training starts over
-    changes = identity_changes(read_config(run_dir), to_dict(tcfg), fingerprint(tcfg))
+    changes = RF.identity_changes(RF.read_config(run_dir), to_dict(tcfg), fingerprint(tcfg))
     if changes:
         return "changed", changes
     return ("done" if finished else "todo"), []
@@ -252,7 +104,7 @@ def run_cell(cfg: BenchConfig, cell: Cell, out_dir: Path, tcfg, train_fn: TrainF
     results = read_results(run_dir)
     if results is None:
         raise RuntimeError(f"cell {cell.key}: training returned but {run_dir}/results.json is missing or "
-                           f"lacks {', '.join(REQUIRED_RESULTS)}")
+                           f"lacks {', '.join(RF.REQUIRED_RESULTS)}")
     return results
 
 
@@ -264,8 +116,7 @@ def launch_command(cfg: BenchConfig, cell_yaml: Path) -> list[str]:
 
 def _has_checkpoints(run_dir: Path) -> bool:
     """Whether a killed attempt left anything of a run (a checkpoint, or only its first files)."""
-    from dss.student.run_folder import RUN_FILES
-    return any((Path(run_dir) / f).exists() for f in RUN_FILES)
+    return any((Path(run_dir) / f).exists() for f in RF.RUN_FILES)
 
 
 
@@ -294,7 +145,6 @@ def run_sweep(cfg: BenchConfig, train_fn: TrainFn | None = None, argv: list[str]
               plot: bool = True, log=print, make_config=train_config) -> dict:
     """Train this shard's unfinished cells, then rewrite results.csv / results.md / curves.png from every
     finished cell of the grid. Returns {"trained": [...], "skipped": [...], "failed": [...], "rows": [...]}."""
-    from dss.report import pct, write_report  # dss.report builds on this module: imported here
     out_dir = cfg.out_dir()
     if (out_dir / "config.json").is_file() and not (out_dir / "bench.yaml").is_file():
         raise ConfigError(f"{out_dir} holds a single `dss train` run; give the sweep another name or output_dir")
@@ -330,8 +180,8 @@ def run_sweep(cfg: BenchConfig, train_fn: TrainFn | None = None, argv: list[str]
         # wall and CPU time per cell, for budgeting sweeps; beside results.json, which the trainer owns
         atomic_write(cell.run_dir(out_dir) / "bench_cell.json", json.dumps(timing))
         trained.append(cell)
-        log(f"dss bench: [{k}/{len(todo)}] {cell.key}: valid {pct(res['valid_accuracy'])}  "
-            f"test {pct(res['test_accuracy'])}  ({timing['seconds']:.0f} s, {timing['cpu_seconds']:.0f} CPU s)")
+        log(f"dss bench: [{k}/{len(todo)}] {cell.key}: valid {report.pct(res['valid_accuracy'])}  "
+            f"test {report.pct(res['test_accuracy'])}  ({timing['seconds']:.0f} s, {timing['cpu_seconds']:.0f} CPU s)")
     rows = report_rows(cfg, cells, configs, out_dir, log)
     write_report(out_dir, rows, title=cfg.name or out_dir.name, plot=plot)
     return {"trained": trained, "skipped": skipped, "failed": failed, "rows": rows, "out_dir": out_dir}
@@ -340,7 +190,6 @@ def run_sweep(cfg: BenchConfig, train_fn: TrainFn | None = None, argv: list[str]
 def report_rows(cfg: BenchConfig, cells: list[Cell], configs: dict, out_dir: Path, log=print) -> list[dict]:
     """The report's rows: every finished cell of the grid (all shards) made with this sweep's data and
     settings; a finished cell made otherwise is left out, and said so."""
-    from dss.report import collect
     status = sweep_status(cells, configs, out_dir)
     stale = [c for c in cells if status[c][0] == "changed"]
     if stale:
@@ -400,18 +249,57 @@ def _run_cells(cfg, todo, out_dir, configs, train_fn, log):
             raise
 
 
+# ------------------------------------------------------------------------------------------- the rows
+def count_params(run_dir: Path, results: dict) -> int | None:
+    """The student's parameter count: as the trainer recorded it, else (older runs) from the saved model's
+    safetensors headers (no torch needed)."""
+    recorded = RF.read_parameters(run_dir, results)
+    files = sorted((Path(run_dir) / "model").glob("*.safetensors"))
+    if recorded is not None or not files:
+        return recorded
+    total = 0
+    for f in files:
+        with open(f, "rb") as fh:
+            n = int.from_bytes(fh.read(8), "little")
+            header = json.loads(fh.read(n))
+        total += sum(math.prod(v["shape"]) for k, v in header.items() if k != "__metadata__")
+    return total
 
-def load_bench_config(yaml_path=None, overrides: dict | None = None) -> BenchConfig:
-    """BenchConfig from YAML + overrides; `train.KEY=VALUE` overrides go into the per-cell `train` values."""
-    overrides = dict(overrides or {})
-    train_over = {k.split(".", 1)[1]: v for k, v in overrides.items() if k.startswith("train.")}
-    rest = {k: v for k, v in overrides.items() if not k.startswith("train.")}
-    if train_over:
-        base = {}
-        if yaml_path:
-            base = (yaml.safe_load(Path(yaml_path).read_text()) or {}).get("train") or {}
-        rest["train"] = {**base, **coerce("train", rest.get("train", {}), dict), **train_over}
-    cfg = load_config(BenchConfig, yaml_path, rest)
-    if not cfg.name and yaml_path:
-        cfg.name = Path(yaml_path).stem
-    return cfg
+
+def collect(cfg: BenchConfig, cells: list[Cell], out_dir: Path) -> list[dict]:
+    """One CSV row per finished cell of the grid (all shards), with chance and teacher accuracy."""
+    facts: dict[str, dict] = {}
+    rows = []
+    for cell in cells:
+        run_dir = cell.run_dir(out_dir)
+        res = read_results(run_dir)
+        if res is None:
+            continue
+        n_test = res.get("test_examples")
+        if (cell.task, n_test) not in facts:
+            facts[cell.task, n_test] = report.task_facts(cell.task, cfg.data_dir, cfg.task_options, n_test,
+                                                  cfg.train.get("rationales"))
+        try:
+            timing = json.loads((run_dir / "bench_cell.json").read_text())
+        except (OSError, ValueError):
+            timing = {}
+        rows.append({"task": cell.task, "method": cell.method, "labels": cell.labels, "model": cell.model,
+                     "fraction": cell.fraction, "seed": cell.seed, "train_examples": res.get("train_examples"),
+                     "valid_accuracy": res["valid_accuracy"], "test_accuracy": res["test_accuracy"],
+                     "best_step": res.get("best_step"), "params": count_params(run_dir, res),
+                     "examples_per_second": res.get("examples_per_second"), "seconds": timing.get("seconds"),
+                     "cpu_seconds": timing.get("cpu_seconds"),
+                     "test_examples": n_test, **facts[cell.task, n_test], "run_dir": str(run_dir)})
+    return rows
+
+
+def write_report(out_dir: Path, rows: list[dict], title: str = "", plot: bool = True) -> list[Path]:
+    """results.csv, results.md and (unless plot=False) the figures, all written atomically."""
+    out_dir = Path(out_dir)
+    atomic_write(out_dir / "results.csv", report.rows_to_csv(rows))
+    atomic_write(out_dir / "results.md", report.markdown(rows, title))
+    written = [out_dir / "results.csv", out_dir / "results.md"]
+    if plot and rows:
+        from dss.bench.plot import plot_sweep  # matplotlib only when figures are drawn
+        written += plot_sweep(rows, out_dir)
+    return written

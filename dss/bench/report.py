@@ -1,23 +1,18 @@
-"""The report of a sweep: one results.csv row per finished cell, mean ± standard error over seeds, and the
-results.md tables with chance, the teacher's accuracy and the paper's T5-base figures per task.
+"""The report of a sweep, from its rows (one per finished cell): results.csv, mean ± standard error over
+seeds, and the results.md tables with chance, the teacher's accuracy and the paper's T5-base figures per task.
 
-    rows = collect(cfg, grid(cfg), out_dir)   # one row per finished cell (all shards)
-    write_report(out_dir, rows)               # results.csv, results.md (+ curves.png via dss.plot)
-    rows = read_csv(out_dir / "results.csv")  # back again, numbers as numbers
+    text = rows_to_csv(rows); rows = read_csv(path)   # numbers as numbers
+    md = markdown(rows, title)
 
-Everything here reads finished cells or rows; training them is dss.bench's job.
+Pure functions of rows (and, for `task_facts`, the task's test split); collecting rows from cell folders is
+dss.bench.sweep's job, drawing them dss.bench.plot's.
 """
 from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import sys
-from pathlib import Path
-
-from dss.bench import BenchConfig, Cell, read_results
-from dss.core.io import atomic_write
 
 CSV_COLUMNS = ["task", "method", "labels", "model", "fraction", "seed", "train_examples", "test_examples",
                "valid_accuracy", "test_accuracy", "best_step", "params", "examples_per_second", "seconds",
@@ -33,23 +28,6 @@ PAPER_T5_BASE = {
 }
 
 
-# ------------------------------------------------------------------------------------------- the rows
-def count_params(run_dir: Path, results: dict) -> int | None:
-    """Parameter count from results.json, else from the saved model's safetensors headers (no torch needed)."""
-    for where in (results, results.get("data") or {}):  # the trainer keeps it in results["data"]["parameters"]
-        for k in ("params", "parameters", "num_parameters", "n_params"):
-            if isinstance(where.get(k), int):
-                return where[k]
-    files = sorted((Path(run_dir) / "model").glob("*.safetensors"))
-    if not files:
-        return None
-    total = 0
-    for f in files:
-        with open(f, "rb") as fh:
-            n = int.from_bytes(fh.read(8), "little")
-            header = json.loads(fh.read(n))
-        total += sum(math.prod(v["shape"]) for k, v in header.items() if k != "__metadata__")
-    return total
 
 
 def task_facts(task_name: str, data_dir=None, task_options=None, n_test: int | None = None,
@@ -71,31 +49,6 @@ def task_facts(task_name: str, data_dir=None, task_options=None, n_test: int | N
     return {"chance": task.chance(), "teacher_accuracy": teacher, "teacher": task.teacher}
 
 
-def collect(cfg: BenchConfig, cells: list[Cell], out_dir: Path) -> list[dict]:
-    """One CSV row per finished cell of the grid (all shards), with chance and teacher accuracy."""
-    facts: dict[str, dict] = {}
-    rows = []
-    for cell in cells:
-        run_dir = cell.run_dir(out_dir)
-        res = read_results(run_dir)
-        if res is None:
-            continue
-        n_test = res.get("test_examples")
-        if (cell.task, n_test) not in facts:
-            facts[cell.task, n_test] = task_facts(cell.task, cfg.data_dir, cfg.task_options, n_test,
-                                                  cfg.train.get("rationales"))
-        try:
-            timing = json.loads((run_dir / "bench_cell.json").read_text())
-        except (OSError, ValueError):
-            timing = {}
-        rows.append({"task": cell.task, "method": cell.method, "labels": cell.labels, "model": cell.model,
-                     "fraction": cell.fraction, "seed": cell.seed, "train_examples": res.get("train_examples"),
-                     "valid_accuracy": res["valid_accuracy"], "test_accuracy": res["test_accuracy"],
-                     "best_step": res.get("best_step"), "params": count_params(run_dir, res),
-                     "examples_per_second": res.get("examples_per_second"), "seconds": timing.get("seconds"),
-                     "cpu_seconds": timing.get("cpu_seconds"),
-                     "test_examples": n_test, **facts[cell.task, n_test], "run_dir": str(run_dir)})
-    return rows
 
 
 # ------------------------------------------------------------------------------------- CSV and markdown
@@ -216,13 +169,3 @@ def _model_tables(model: str, mrows: list[dict], seeds: int) -> list[str]:
     return lines
 
 
-def write_report(out_dir: Path, rows: list[dict], title: str = "", plot: bool = True) -> list[Path]:
-    """results.csv, results.md and (unless plot=False) the figures, all written atomically."""
-    out_dir = Path(out_dir)
-    atomic_write(out_dir / "results.csv", rows_to_csv(rows))
-    atomic_write(out_dir / "results.md", markdown(rows, title))
-    written = [out_dir / "results.csv", out_dir / "results.md"]
-    if plot and rows:
-        from dss.plot import plot_sweep
-        written += plot_sweep(rows, out_dir)
-    return written
