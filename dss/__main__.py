@@ -1,5 +1,5 @@
 import sys
 
-from dss.cli import main
+from dss.commands.cli import main
 
 sys.exit(main())

@@ -15,7 +15,7 @@ import pytest
 from dss.bench import grid, report
 from dss.bench import sweep as S
 from dss.bench.grid import BenchConfig
-from dss.cli import main
+from dss.commands.cli import main
 from dss.core.errors import ConfigError
 from dss.student.prepare import data_fingerprint
 from dss.student.run_folder import run_info
@@ -210,8 +210,8 @@ def test_subprocess_and_accelerate_commands(tmp_path):
 
 
 def test_cli_overrides(tmp_path):
-    from dss.cli import build_parser
     from dss.commands.bench import build_config
+    from dss.commands.cli import build_parser
     args = build_parser().parse_args(["bench", "--config", "configs/bench-svamp.yaml", "--seeds", "4,5",
                                       "--models", "tiny:d_model=64,heads=2;tiny", "train.max_steps=9",
                                       "fractions=[0.5]"])
@@ -271,8 +271,8 @@ def test_real_miniature_grid(tmp_path, tiny_cqa_dir, capsys):
 
 def test_custom_study_from_cli_flags(tmp_path):
     """`make study DATA=my.jsonl`: --tasks custom --train-file reaches every cell as task_options."""
-    from dss.cli import build_parser
     from dss.commands.bench import build_config
+    from dss.commands.cli import build_parser
     data = tmp_path / "my.jsonl"
     data.write_text("".join(json.dumps({"id": f"r{i}", "input": f"is {i} even?", "label": "yes" if i % 2 == 0
                                         else "no", "rationale": f"{i} mod 2 is {i % 2}."}) + "\n" for i in range(50)))

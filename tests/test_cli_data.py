@@ -4,7 +4,7 @@ import subprocess
 import sys
 import zipfile
 
-from dss.cli import main
+from dss.commands.cli import main
 
 
 def run(*args):
@@ -12,7 +12,7 @@ def run(*args):
 
 
 def test_every_subcommand_has_help():
-    from dss.cli import build_parser
+    from dss.commands.cli import build_parser
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     assert {"tasks", "data", "score"} <= set(sub.choices)

@@ -37,7 +37,8 @@ def test_explicit_valid_and_test_files_and_columns(tmp_path):
     task = get_task("custom", train_file=str(tr), valid_file=str(te), test_file=str(te),
                     input_column="q", label_column="y")
     train = task.load("train")
-    assert [(e.id, e.input, e.label, e.llm_rationale) for e in train] == [("x1", "a b", "1", None), ("x2", "c", "2", None)]
+    assert [(e.id, e.input, e.label, e.llm_rationale) for e in train] == [("x1", "a b", "1", None),
+                                                                          ("x2", "c", "2", None)]
     assert task.load("test")[0].id == "te-1"
 
 

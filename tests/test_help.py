@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dss.cli import build_parser, main
+from dss.commands.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = {"tasks", "data", "score", "extract", "train", "predict", "speed", "bench", "plot"}
@@ -100,7 +100,7 @@ def test_every_help_example_runs(sandbox, capsys):
     # trainers first: later examples use the students they make
     todo.sort(key=lambda e: e[0] not in ("dss train",))
     failures = []
-    for name, line in todo:
+    for _, line in todo:
         argv = shlex.split(line)[1:]
         argv += CHEAP.get(argv[0], [])
         if argv[0] == "extract" and "--show-prompt" in argv:

@@ -111,7 +111,8 @@ def test_length_grouped_sampler_is_deterministic_full_and_grouped():
     assert len(set(flat)) == len(flat) and batches == s.epoch_batches(0)
     assert batches == D.LengthGroupedBatchSampler(lengths, 4, 2, seed=1).epoch_batches(0)  # (seed, epoch) only
     assert s.epoch_batches(1)[0] != batches[0] and s.epoch_batches(2)[0] != s.epoch_batches(1)[0]
-    pad = lambda bs: sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in bs)
+    def pad(bs):
+        return sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in bs)
     plain = D.LengthGroupedBatchSampler(lengths, 4, 2, seed=1, group_by_length=False)
     assert pad(batches) < pad(plain.epoch_batches(0)) / 3
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from test_train import read_jsonl, tiny_args
 
-from dss.cli import main
+from dss.commands.cli import main
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ import json
 import pytest
 from test_train import read_jsonl, tiny_args
 
-from dss.cli import main
+from dss.commands.cli import main
 
 pytestmark = pytest.mark.slow
 

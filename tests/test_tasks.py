@@ -63,7 +63,8 @@ def test_an_unparsed_teacher_answer_gives_no_rationale_row(shared_data):
     from dss.student import batching as D
     from dss.student.config import TrainConfig
     t = get_task("svamp")
-    unparsed = [e for s in ("train", "valid", "test") for e in t.load(s, shared_data) if e.meta["teacher"] == "unparsed"]
+    unparsed = [e for s in ("train", "valid", "test") for e in t.load(s, shared_data)
+                if e.meta["teacher"] == "unparsed"]
     assert len(unparsed) == 13 and all(e.llm_rationale is None for e in unparsed)
     train = t.load("train", shared_data)
     items, stats = D.training_items(train, TrainConfig(method="dss"))

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from dss.cli import main
+from dss.commands.cli import main
 from dss.core.errors import DataError
 from dss.tasks import get_task, rationales
 from dss.teacher import prompts, store

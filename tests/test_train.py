@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dss.cli import main
+from dss.commands.cli import main
 
 pytestmark = pytest.mark.slow  # each test trains a tiny model for seconds
 

@@ -28,26 +28,13 @@ VARIANTS = ("dss", "dss-joint", "dss-nogroup", "baseline")
 
 
 def _setup(cfg):
-    """(task items as features, tokenizer, freshly initialised model) — identical in every variant."""
-    from accelerate.utils import set_seed
-
+    """(task items as features, tokenizer, freshly initialised model): what `dss train` builds, identical in
+    every variant (the tokenizer and token cache are made once, in the parent, and reused)."""
     from dss.student import batching as D
-    from dss.student import model as M
-    from dss.student.prepare import load_data
+    from dss.student.prepare import build_student, load_data
 
     _, items, _, _, _ = load_data(cfg)
-    tok_dir = Path(cfg.output_dir) / "tokenizer"
-    if cfg.model == "tiny":
-        if not (tok_dir / "tokenizer.json").is_file():
-            texts = [t.removeprefix(cfg.label_prefix).removeprefix(cfg.rationale_prefix)
-                     for it in items for r in it for t in (r.source, r.target)]
-            M.train_tokenizer(texts, [cfg.label_prefix, cfg.rationale_prefix], cfg.vocab_size, tok_dir)
-        tokenizer = M.load_tokenizer(tok_dir)
-        set_seed(cfg.seed)
-        model = M.tiny_model(cfg, tokenizer)
-    else:
-        set_seed(cfg.seed)
-        model, tokenizer = M.load_pretrained(cfg.model)
+    model, tokenizer = build_student(cfg, items, Path(cfg.output_dir))
     features = D.cached_tokenize(items, tokenizer, cfg, Path(cfg.output_dir) / "cache")
     return features, tokenizer, model
 

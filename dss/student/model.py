@@ -80,7 +80,3 @@ def load_pretrained(name: str, what: str = "model"):
                 "the folder, or use --model tiny; set HF_HUB_OFFLINE=1 to fail fast without a network")
         raise ConfigError(f"cannot load {what} {name!r}: {hint}. ({type(e).__name__}: {str(e)[:300]})") from None
     return model, tokenizer
-
-
-def count_parameters(model) -> int:
-    return sum(p.numel() for p in model.parameters())

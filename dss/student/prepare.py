@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 
@@ -52,8 +53,9 @@ def load_data(cfg: TrainConfig):
     return task, items, valid, test, stats
 
 
-def build_student(cfg: TrainConfig, items, run: Path, accelerator):
-    """(model, tokenizer). tiny: the tokenizer is trained once (main process) and stored in run/tokenizer."""
+def build_student(cfg: TrainConfig, items, run: Path, accelerator=None):
+    """(model, tokenizer). tiny: the tokenizer is trained once (by the main process) and stored in
+    run/tokenizer; the model is initialised from the seed alone."""
     from accelerate.utils import set_seed
 
     from dss.student import model as M
@@ -61,7 +63,7 @@ def build_student(cfg: TrainConfig, items, run: Path, accelerator):
     if cfg.model != "tiny":
         return M.load_pretrained(cfg.model)
     tok_dir = run / "tokenizer"
-    with accelerator.main_process_first():
+    with accelerator.main_process_first() if accelerator else nullcontext():
         if not (tok_dir / "tokenizer.json").is_file():
             texts = [t for it in items for r in it for t in (r.source, r.target)]
             texts = [t.removeprefix(cfg.label_prefix).removeprefix(cfg.rationale_prefix) for t in texts]

@@ -1,8 +1,9 @@
-"""Task registry: a benchmark is one small module that registers a `Task` subclass by name."""
+"""The tasks: the Task API and its registry, the one data seam (disk or hub: `sources`), one module per benchmark
+plus custom and demo, and the rationale files every stage reads. May import dss.core only."""
 from __future__ import annotations
 
-from dss.core.errors import DataError  # noqa: F401
-from dss.tasks.base import SPLITS, Example, Parsed, Task
+from dss.core.errors import DataError
+from dss.tasks.base import Task
 
 _REGISTRY: dict[str, type[Task]] = {}
 

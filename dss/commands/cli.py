@@ -1,6 +1,7 @@
 """The `dss` command line: subcommands parse arguments, build a config, and make one call.
 
-Each subcommand lives in `dss/commands/<name>.py` with `register(subparsers)`; heavy imports (torch,
+Each subcommand lives in `dss/commands/<name>.py` with `register(subparsers)`: it parses arguments, builds a
+config and makes one call into the library; heavy imports (torch,
 transformers) happen inside the handlers so `dss --help` and `dss tasks` stay fast.
 """
 from __future__ import annotations
@@ -21,14 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "rationales, train a small seq2seq student on labels and rationales, "
                                      "and benchmark data efficiency.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"dss.commands.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"dss.commands.{name}":
-                raise
-            continue  # a subcommand not built yet
-        module.register(sub)
+    for name in COMMAND_MODULES:  # a module that fails to import is an error, never a missing subcommand
+        importlib.import_module(f"dss.commands.{name}").register(sub)
     return parser
 
 
