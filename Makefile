@@ -55,16 +55,16 @@ SWEEP_FLAGS = $(strip $(if $(SEEDS),--seeds $(SEEDS)) $(if $(FRACTIONS),--fracti
 
 demo: $(VENV)/.installed
 	$(call only,$(SWEEP_VARS))
-	$(DSS) bench --config configs/demo.yaml $(SWEEP_FLAGS)
+	$(DSS) bench --config configs/bench/demo.yaml $(SWEEP_FLAGS)
 
 bench-cqa bench-svamp bench-esnli bench-anli1: $(VENV)/.installed
 	$(call only,$(SWEEP_VARS))
-	$(DSS) bench --config configs/$@.yaml --data-dir $(DSS_DATA_DIR) $(SWEEP_FLAGS)
+	$(DSS) bench --config configs/bench/$(@:bench-%=%).yaml --data-dir $(DSS_DATA_DIR) $(SWEEP_FLAGS)
 
 # needs the full release (`dss data download` fills ./data; e-SNLI's 549k train rows with rationales) and the hub
 bench-paper: $(VENV)/.installed
 	$(call only,$(SWEEP_VARS))
-	$(DSS) bench --config configs/bench-paper.yaml --data-dir $(PAPER_DATA_DIR) $(SWEEP_FLAGS)
+	$(DSS) bench --config configs/bench/paper.yaml --data-dir $(PAPER_DATA_DIR) $(SWEEP_FLAGS)
 
 # ------------------------------------------------------------------------------------------ your own data
 METHOD ?= dss
@@ -97,7 +97,7 @@ study: $(VENV)/.installed
 	$(call only,DATA VALID TEST TEACHER BASE_URL RATIONALES $(SWEEP_VARS))
 	$(if $(DATA),,$(error make study: set DATA=my.jsonl))
 	$(if $(TEACHER),$(DSS) extract --task custom --teacher $(TEACHER) $(CUSTOM_FILES) --out $(STUDY_RATIONALES) $(if $(BASE_URL),--base-url $(BASE_URL)))
-	$(DSS) bench --config configs/study.yaml --tasks custom $(CUSTOM_FILES) $(STUDY_FLAGS)
+	$(DSS) bench --config configs/bench/study.yaml --tasks custom $(CUSTOM_FILES) $(STUDY_FLAGS)
 
 plot: $(VENV)/.installed
 	$(call only,SWEEP)

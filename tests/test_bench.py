@@ -212,7 +212,7 @@ def test_subprocess_and_accelerate_commands(tmp_path):
 def test_cli_overrides(tmp_path):
     from dss.commands.bench import build_config
     from dss.commands.cli import build_parser
-    args = build_parser().parse_args(["bench", "--config", "configs/bench-svamp.yaml", "--seeds", "4,5",
+    args = build_parser().parse_args(["bench", "--config", "configs/bench/svamp.yaml", "--seeds", "4,5",
                                       "--models", "tiny:d_model=64,heads=2;tiny", "train.max_steps=9",
                                       "fractions=[0.5]"])
     cfg = build_config(args)
@@ -222,12 +222,15 @@ def test_cli_overrides(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------- configs
-CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))
+CONFIGS = sorted(p for p in (Path(__file__).resolve().parent.parent / "configs" / "bench").glob("*.yaml")
+                 if not p.name.startswith("_"))  # _*.yaml: shared defaults that others extend
 
 
 def test_there_are_configs():
     names = {p.stem for p in CONFIGS}
-    assert {"demo", "bench-cqa", "bench-svamp", "bench-esnli", "bench-anli1", "bench-paper"} <= names
+    assert {"demo", "cqa", "svamp", "esnli", "anli1", "paper", "study"} <= names
+    # the sweeps keep their folders: runs/bench-cqa, ...
+    assert grid.load_bench_config(CONFIGS[0].parent / "cqa.yaml").out_dir() == Path("runs/bench-cqa")
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
@@ -276,7 +279,7 @@ def test_custom_study_from_cli_flags(tmp_path):
     data = tmp_path / "my.jsonl"
     data.write_text("".join(json.dumps({"id": f"r{i}", "input": f"is {i} even?", "label": "yes" if i % 2 == 0
                                         else "no", "rationale": f"{i} mod 2 is {i % 2}."}) + "\n" for i in range(50)))
-    args = build_parser().parse_args(["bench", "--config", "configs/study.yaml", "--tasks", "custom", "--train-file",
+    args = build_parser().parse_args(["bench", "--config", "configs/bench/study.yaml", "--tasks", "custom", "--train-file",
                                       str(data), "--output-dir", str(tmp_path / "study"), "--seeds", "0"])
     cfg = build_config(args)
     fake = FakeTrain()

@@ -134,7 +134,7 @@ def test_rationales_file_replaces_released_teacher_outputs(tiny_cqa_dir, tmp_pat
 def test_train_configs_load():
     from dss.core.config import load_config
     from dss.student.config import TrainConfig
-    configs = sorted((Path(__file__).resolve().parent.parent / "configs").glob("train_*.yaml"))
+    configs = sorted((Path(__file__).resolve().parent.parent / "configs" / "train").glob("*.yaml"))
     assert configs
     for path in configs:
         assert path.read_text().startswith("# dss train --config "), path

@@ -1,11 +1,11 @@
 """`dss bench`: a data-efficiency (and model-size) sweep: task x method x fraction x seed (x student) cells.
 
-    dss bench --config configs/demo.yaml
-    dss bench --config configs/demo.yaml --seeds 0,1 --shard 0/2 train.max_steps=100
-    dss bench --config configs/bench-cqa.yaml --fractions 0.125,1 --jobs 2
+    dss bench --config configs/bench/demo.yaml
+    dss bench --config configs/bench/demo.yaml --seeds 0,1 --shard 0/2 train.max_steps=100
+    dss bench --config configs/bench/cqa.yaml --fractions 0.125,1 --jobs 2
     dss bench --tasks cqa --methods standard,dss --fractions 0.5,1 --seeds 0 --name cqa-quick
-    dss bench --config configs/model-size-tiny.yaml --models "tiny:d_model=64,layers=1;tiny:d_model=128"
-    dss bench --config configs/study.yaml --tasks custom --train-file my.jsonl --name study-my
+    dss bench --config configs/bench/model-size-tiny.yaml --models "tiny:d_model=64,layers=1;tiny:d_model=128"
+    dss bench --config configs/bench/study.yaml --tasks custom --train-file my.jsonl --name study-my
 
 Precedence: the YAML file, then flags, then key=value overrides. `train.KEY=VALUE` sets a `dss train` value for
 every cell (e.g. train.max_steps=300). A cell counts as finished only when it finished with this sweep's data

@@ -3,7 +3,7 @@
     dss train --task demo --method dss --model tiny --max-steps 200
     dss train --task demo --method standard
     dss train --task cqa --method dss
-    dss train --config configs/train_cqa.yaml lr=3e-4 output_dir=runs/cqa-lr3e-4
+    dss train --config configs/train/cqa.yaml lr=3e-4 output_dir=runs/cqa-lr3e-4
     dss train --task custom --train-file my.jsonl --method dss
     torchrun --nproc_per_node 2 -m dss train ...      (or: accelerate launch -m dss train ...)
 
