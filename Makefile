@@ -34,6 +34,7 @@ $(VENV)/.installed: $(BIN)/activate setup.cfg pyproject.toml
 install: $(VENV)/.installed
 
 test: install
+	$(BIN)/ruff check dss tests benchmarks
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # ----------------------------------------------------------------------------------------------- studies

@@ -279,7 +279,8 @@ def test_custom_study_from_cli_flags(tmp_path):
     data = tmp_path / "my.jsonl"
     data.write_text("".join(json.dumps({"id": f"r{i}", "input": f"is {i} even?", "label": "yes" if i % 2 == 0
                                         else "no", "rationale": f"{i} mod 2 is {i % 2}."}) + "\n" for i in range(50)))
-    args = build_parser().parse_args(["bench", "--config", "configs/bench/study.yaml", "--tasks", "custom", "--train-file",
+    args = build_parser().parse_args(["bench", "--config", "configs/bench/study.yaml", "--tasks", "custom",
+                                      "--train-file",
                                       str(data), "--output-dir", str(tmp_path / "study"), "--seeds", "0"])
     cfg = build_config(args)
     fake = FakeTrain()

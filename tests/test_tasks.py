@@ -148,3 +148,11 @@ def test_data_stats_json_on_release(shared_data):
     assert stats["task"] == "cqa"
     assert {k: v["rows"] for k, v in stats["splits"].items()} == {"train": 8766, "valid": 975, "test": 1221}
     assert stats["splits"]["test"]["teacher_accuracy"] == pytest.approx(0.772, abs=0.003)
+
+
+def test_the_registry_names_every_task_class():
+    from dss.tasks import TASKS, task_class
+    for name in TASKS:
+        assert task_class(name).name == name
+    with pytest.raises(DataError, match="unknown task 'nope'; known tasks: anli1, cqa"):
+        get_task("nope")

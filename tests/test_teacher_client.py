@@ -6,15 +6,14 @@ import time
 
 import pytest
 
-from dss.teacher.client import (
+from dss.teacher.client import OpenAIClient, make_client
+from dss.teacher.gemini import GeminiClient
+from dss.teacher.protocol import (
     FatalError,
-    GeminiClient,
-    OpenAIClient,
     RetryPolicy,
     Sampling,
     TransientError,
     call_with_retries,
-    make_client,
     parse_retry_after,
 )
 from dss.testing.fake_teacher import FakeTeacher
@@ -93,7 +92,7 @@ def test_timeout_bounds_the_whole_request_not_each_read(client, srv):
 
 
 def test_a_huge_answer_is_refused_not_stored(client, srv):
-    from dss.teacher.client import BadAnswer, body_limit
+    from dss.teacher.protocol import BadAnswer, body_limit
     srv.script = [("huge", 3_000_000)]
     with pytest.raises(BadAnswer, match="exceeds the 1,054,976-byte cap"):
         call_with_retries(lambda: client.complete(MSGS, Sampling(0.0, 64)), FAST)

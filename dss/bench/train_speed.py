@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from dss.student.methods import METHODS
+
 VARIANTS = ("dss", "dss-joint", "dss-nogroup", "baseline")
 
 
@@ -58,7 +60,7 @@ def run_ours(cfg, variant: str, steps: int, warmup: int) -> dict:
                               dataloader_config=DataLoaderConfiguration(split_batches=True))
     optimizer, scheduler = T.make_optimizer(model, cfg)  # exactly what `dss train` uses
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    alpha = cfg.alpha if cfg.method == "dss" else 1.0
+    alpha = METHODS[cfg.method].alpha(cfg.alpha)
     tokens = torch.zeros((), dtype=torch.long, device=accelerator.device)
     batches = T.step_batches(features, T.batch_order(features, cfg), 0, cfg, accelerator, tokenizer.pad_token_id,
                              split_tasks=variant != "dss-joint")
@@ -78,24 +80,11 @@ def run_ours(cfg, variant: str, steps: int, warmup: int) -> dict:
     return _report(variant, cfg, steps, seconds, int(tokens), accelerator.device, final_loss)
 
 
-def run_baseline(cfg, steps: int, warmup: int) -> dict:
-    """The reference code's TaskPrefixTrainer on the same features and initialisation."""
-    import torch
-    from transformers import (
-        DataCollatorForSeq2Seq,
-        Seq2SeqTrainer,
-        Seq2SeqTrainingArguments,
-        TrainerCallback,
-    )
-
-    features, tokenizer, model = _setup(cfg)
-    rows = []
-    for f in features:  # the reference's columns: the label task's row and the rationale task's row
-        r = {"input_ids": f["input_ids"][0], "labels": f["labels"][0]}
-        if len(f["input_ids"]) > 1:
-            r.update(expl_input_ids=f["input_ids"][1], aux_labels=f["labels"][1])
-        rows.append(r)
-    two_tasks = cfg.method == "dss"
+def reference_trainer(cfg, warmup: int, timer: dict):
+    """(collator class, trainer class, timing callback class) of the reference code's TaskPrefixTrainer: two
+    forward passes per batch (label rows, rationale rows), each padded to its longest row in a random batch."""
+    from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, TrainerCallback
+    two_tasks = METHODS[cfg.method].rationale_task
 
     class TaskPrefixDataCollator(DataCollatorForSeq2Seq):
         def __call__(self, feats, return_tensors=None):
@@ -104,8 +93,6 @@ def run_baseline(cfg, steps: int, warmup: int) -> dict:
                 return {"pred": super().__call__(pred, return_tensors)}
             expl = [{"input_ids": f["expl_input_ids"], "labels": f["aux_labels"]} for f in feats]
             return {"pred": super().__call__(pred, return_tensors), "expl": super().__call__(expl, return_tensors)}
-
-    timer = {"tokens": 0}
 
     class TaskPrefixTrainer(Seq2SeqTrainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -126,6 +113,23 @@ def run_baseline(cfg, steps: int, warmup: int) -> dict:
         def on_train_end(self, args, state, control, **kw):
             timer["seconds"] = time.perf_counter() - timer["t0"]
 
+    return TaskPrefixDataCollator, TaskPrefixTrainer, Timer
+
+
+def run_baseline(cfg, steps: int, warmup: int) -> dict:
+    """The reference code's TaskPrefixTrainer on the same features and initialisation."""
+    import torch
+    from transformers import Seq2SeqTrainingArguments
+
+    features, tokenizer, model = _setup(cfg)
+    rows = []
+    for f in features:  # the reference's columns: the label task's row and the rationale task's row
+        r = {"input_ids": f["input_ids"][0], "labels": f["labels"][0]}
+        if len(f["input_ids"]) > 1:
+            r.update(expl_input_ids=f["input_ids"][1], aux_labels=f["labels"][1])
+        rows.append(r)
+    timer = {"tokens": 0}
+    collator, trainer_cls, timer_cb = reference_trainer(cfg, warmup, timer)
     with tempfile.TemporaryDirectory() as out:
         args = Seq2SeqTrainingArguments(
             output_dir=out, max_steps=warmup + steps, per_device_train_batch_size=cfg.batch_size // cfg.grad_accum,
@@ -133,8 +137,8 @@ def run_baseline(cfg, steps: int, warmup: int) -> dict:
             remove_unused_columns=False, report_to="none", save_strategy="no", eval_strategy="no",
             logging_steps=10 ** 6, seed=cfg.seed, dataloader_num_workers=0, disable_tqdm=True,
             bf16=cfg.mixed_precision == "bf16", use_cpu=not torch.cuda.is_available())
-        trainer = TaskPrefixTrainer(model=model, args=args, train_dataset=rows, callbacks=[Timer()],
-                                    data_collator=TaskPrefixDataCollator(tokenizer=tokenizer, model=model))
+        trainer = trainer_cls(model=model, args=args, train_dataset=rows, callbacks=[timer_cb()],
+                              data_collator=collator(tokenizer=tokenizer, model=model))
         trainer.train()
     loss = trainer.state.log_history[-1].get("train_loss")
     return _report("baseline", cfg, steps, timer["seconds"], int(timer["tokens"]), args.device, loss)

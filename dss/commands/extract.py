@@ -37,10 +37,10 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from dss.core.config import flag_values, load_config
-    from dss.teacher.client import TeacherError
     from dss.teacher.extract import run as extract
     from dss.teacher.extract import show_prompt
     from dss.teacher.extract_config import ExtractConfig
+    from dss.teacher.protocol import TeacherError
     values = {"task": args.task, **flag_values(args, args.config_fields)}
     if args.data_dir:
         values["data_dir"] = args.data_dir

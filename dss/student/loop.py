@@ -181,7 +181,7 @@ def log_losses(accelerator, run: Path, cfg: TrainConfig, step: int, window, step
     logging window's only host sync."""
     loss, label_loss, rationale_loss = (accelerator.reduce(window, "sum") / steps).tolist()
     record = {"step": step, "lr": lr, "loss": loss, "label_loss": label_loss}
-    if cfg.method == "dss":
+    if METHODS[cfg.method].rationale_task:
         record["rationale_loss"] = rationale_loss
     log_metrics(accelerator, run, record)
     window.zero_()

@@ -1,31 +1,38 @@
 """The tasks: the Task API and its registry, the one data seam (disk or hub: `sources`), one module per benchmark
-plus custom and demo, and the rationale files every stage reads. May import dss.core only."""
+plus custom and demo, and the rationale files every stage reads. May import dss.core only.
+
+The registry names each task's class; its module is imported when the task is first asked for (so `dss --help`
+stays fast, and a task module never imports the registry: no import cycle).
+"""
 from __future__ import annotations
+
+import importlib
 
 from dss.core.errors import DataError
 from dss.tasks.base import Task
 
-_REGISTRY: dict[str, type[Task]] = {}
-
-
-def register(cls: type[Task]) -> type[Task]:
-    _REGISTRY[cls.name] = cls
-    return cls
+# name -> "module:Class", in the order `dss tasks` lists them
+TASKS = {
+    "anli1": "dss.tasks.anli1:ANLI1",
+    "cqa": "dss.tasks.cqa:CQA",
+    "custom": "dss.tasks.custom:Custom",
+    "demo": "dss.tasks.demo:Demo",
+    "esnli": "dss.tasks.esnli:ESNLI",
+    "svamp": "dss.tasks.svamp:SVAMP",
+}
 
 
 def task_names() -> list[str]:
-    _import_all()
-    return list(_REGISTRY)
+    return list(TASKS)
+
+
+def task_class(name: str) -> type[Task]:
+    if name not in TASKS:
+        raise DataError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}")
+    module, cls = TASKS[name].split(":")
+    return getattr(importlib.import_module(module), cls)
 
 
 def get_task(name: str, **options) -> Task:
     """A task by name; options go to its constructor (e.g. custom: train_file=..., input_column=...)."""
-    _import_all()
-    if name not in _REGISTRY:
-        raise DataError(f"unknown task {name!r}; known tasks: {', '.join(_REGISTRY)}")
-    return _REGISTRY[name](**options)
-
-
-def _import_all() -> None:
-    # imported lazily so `dss.tasks.base` stays importable from the task modules themselves
-    from dss.tasks import anli1, cqa, custom, demo, esnli, svamp  # noqa: F401
+    return task_class(name)(**options)

@@ -1,10 +1,8 @@
 """ANLI round 1 (adversarial NLI). Train (16,946 rows) comes from the hub; valid/test are in the release."""
-from dss.tasks import register
 from dss.tasks.base import Parsed
 from dss.tasks.nli import _SO_ANSWER, NLITask, parse_nli
 
 
-@register
 class ANLI1(NLITask):
     name = "anli1"
     description = "ANLI round 1: does the premise entail, contradict or not decide the hypothesis?"

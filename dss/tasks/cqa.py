@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import re
 
-from dss.tasks import register
 from dss.tasks.base import Example, Parsed
 from dss.tasks.release import ReleaseTask
 
@@ -18,7 +17,6 @@ def cqa_input(question: str, choices: list[str]) -> str:
     return "\n".join(lines)
 
 
-@register
 class CQA(ReleaseTask):
     name = "cqa"
     description = "CommonsenseQA: pick one of five answers; the label is the answer's text"

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 
 from dss.core.errors import DataError
-from dss.tasks import register, sources
+from dss.tasks import sources
 from dss.tasks.base import Example, Parsed, Task, carve_split
 
 
@@ -35,7 +35,6 @@ def _text(rec: dict, col: str, where: str, required: bool) -> str | None:
 MAX_CLOSED_LABELS = 20
 
 
-@register
 class Custom(Task):
     name = "custom"
     description = "your dataset: a JSONL/CSV file or saved HF dataset with input, label and optional rationale"

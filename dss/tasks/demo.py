@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import random
 
-from dss.tasks import register
 from dss.tasks.base import Example, Parsed, Task
 
 # 4 kinds x 5 things. Small on purpose: the tiny student's vocabulary stays ~50 words and 200 examples mention
@@ -115,7 +114,6 @@ def generate(seed: int = DEFAULT_SEED, sizes: dict[str, int] | None = None,
     return out
 
 
-@register
 class Demo(Task):
     name = "demo"
     description = ("demo: two people each have a thing; is it the same kind of thing? (generated; rationales "

@@ -1,10 +1,8 @@
 """e-SNLI: SNLI with human explanations (the release holds 10,000 train rows with PaLM outputs)."""
-from dss.tasks import register
 from dss.tasks.base import Parsed
 from dss.tasks.nli import _ANSWER_LINE, NLITask, parse_nli
 
 
-@register
 class ESNLI(NLITask):
     name = "esnli"
     description = "e-SNLI: entailment, neutral or contradiction between two captions"

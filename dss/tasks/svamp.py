@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import re
 
-from dss.tasks import register
 from dss.tasks.base import Example, Parsed
 from dss.tasks.release import ReleaseTask
 
@@ -21,7 +20,6 @@ def answer_expression(text: str) -> str:
     return e[:-1].rstrip() if e.endswith(".") else e
 
 
-@register
 class SVAMP(ReleaseTask):
     name = "svamp"
     description = "SVAMP: write the equation that answers an arithmetic word problem (scored by its value)"

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from dss.core.errors import DataError
 from dss.tasks.base import Task
-from dss.teacher.client import RetryPolicy, call_with_retries
 from dss.teacher.cost import Stats
 from dss.teacher.extract_config import ExtractConfig
 from dss.teacher.items import Item, make_record
+from dss.teacher.protocol import RetryPolicy, call_with_retries
 from dss.teacher.store import RecordFile
 
 BATCH_INLINE_LIMIT = 19_000_000  # bytes of inline requests per batch job (the API's limit is 20 MB)
@@ -55,7 +55,7 @@ def _submit(by_key: dict[str, Item], client, cfg: ExtractConfig, task: Task, sta
     """Create the job from inline requests; save its name before anything else can go wrong."""
     from google.genai import types
 
-    from dss.teacher.client import gemini_contents
+    from dss.teacher.gemini import gemini_contents
     requests = []
     for key, it in by_key.items():
         system, contents = gemini_contents(it.messages)
@@ -96,7 +96,7 @@ def _state(job) -> str:
 def _collect(job, by_key: dict[str, Item], cfg: ExtractConfig, task: Task, rf: RecordFile, stats: Stats) -> int:
     """Write a record for each of the job's answers that an item of `by_key` still waits on (popping it);
     returns how many were written."""
-    from dss.teacher.client import gemini_completion
+    from dss.teacher.gemini import gemini_completion
     responses = (job.dest.inlined_responses if job.dest else None) or []
     written = 0
     for resp in responses:

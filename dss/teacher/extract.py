@@ -16,11 +16,12 @@ from dss.core.errors import ConfigError, DataError
 from dss.tasks.base import Example, Task
 from dss.teacher import prompts
 from dss.teacher.batch import run_batch
-from dss.teacher.client import FatalError, make_client, parse_teacher
+from dss.teacher.client import make_client, parse_teacher
 from dss.teacher.cost import Stats, estimate
 from dss.teacher.extract_config import ExtractConfig, default_out
 from dss.teacher.items import Item, build_items, make_record, plan, select
 from dss.teacher.live import run_live
+from dss.teacher.protocol import FatalError
 from dss.teacher.store import RecordFile
 from dss.teacher.summary import format_dry_run, format_summary, summarize
 

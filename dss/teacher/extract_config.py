@@ -9,7 +9,7 @@ from pathlib import Path
 from dss.core.config import check, field_
 from dss.core.errors import ConfigError
 from dss.tasks.base import SPLITS
-from dss.teacher.client import Sampling
+from dss.teacher.protocol import Sampling
 
 RATIONALE_DIR = Path("data") / "rationales"
 

@@ -9,10 +9,10 @@ import time
 from collections import deque
 
 from dss.tasks.base import Task
-from dss.teacher.client import BadAnswer, FatalError, RetryPolicy, Stopped, TransientError, call_with_retries
 from dss.teacher.cost import Stats
 from dss.teacher.extract_config import ExtractConfig
 from dss.teacher.items import Item, make_record
+from dss.teacher.protocol import BadAnswer, FatalError, RetryPolicy, Stopped, TransientError, call_with_retries
 from dss.teacher.store import RecordFile
 
 

@@ -1,0 +1,196 @@
+"""The Gemini teacher, through google-genai (pip install 'dss[gemini]'): requests, answers, usage, and the
+httpx transport that bounds each request as dss's own HTTP client does — a whole-request deadline checked as
+the body arrives (a server trickling a byte at a time is cut off at --timeout) and a cap on the body's size.
+The SDK's own timeout is per socket operation; it still bounds the connect and each wait for a first byte.
+Failures are classified as dss.teacher.client's are (FatalError / TransientError / BadAnswer).
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import threading
+import time
+
+from dss.teacher.protocol import (
+    Completion,
+    FatalError,
+    Sampling,
+    TransientError,
+    body_limit,
+    http_error,
+    parse_retry_after,
+    redact,
+    too_long,
+)
+
+
+def gemini_key() -> str | None:
+    return os.environ.get("GEMINI_API_KEY") or os.environ.get("GOOGLE_API_KEY") or None
+
+
+def gemini_contents(messages: list[dict]) -> tuple[str | None, list[dict]]:
+    """Chat messages as Gemini (system_instruction, contents): assistant turns have role 'model'."""
+    system = "\n\n".join(m["content"] for m in messages if m["role"] == "system") or None
+    contents = [{"role": "model" if m["role"] == "assistant" else "user", "parts": [{"text": m["content"]}]}
+                for m in messages if m["role"] != "system"]
+    return system, contents
+
+
+class GeminiClient:
+    """Gemini through google-genai (pip install 'dss[gemini]'); the SDK's own retries are off so that
+    `call_with_retries` is the one retry policy."""
+
+    provider = "gemini"
+
+    def __init__(self, model: str, base_url: str | None = None, timeout_s: float = 120.0):
+        try:
+            from google import genai
+            from google.genai import types
+        except ImportError:
+            raise FatalError("gemini teacher needs google-genai: pip install 'dss[gemini]'") from None
+        self.model, self.base_url, self.timeout_s = model, base_url, timeout_s
+        self._key = gemini_key()
+        if self._key is None:
+            if not base_url:
+                raise FatalError("gemini teacher: set GEMINI_API_KEY (or GOOGLE_API_KEY)")
+            self._key = "unset"  # a self-hosted --base-url endpoint may not check keys; the SDK wants one
+        self._types = types
+        self.limits = Limits()
+        opts = types.HttpOptions(base_url=base_url, timeout=int(timeout_s * 1000), retry_options=None,
+                                 client_args={"transport": limited_transport(timeout_s, self.limits)})
+        self.client = genai.Client(api_key=self._key, http_options=opts)
+
+    def config(self, system: str | None, sampling: Sampling):
+        return self._types.GenerateContentConfig(
+            system_instruction=system, temperature=sampling.temperature,
+            max_output_tokens=sampling.max_tokens, stop_sequences=list(sampling.stop) or None,
+            candidate_count=1)
+
+    def complete(self, messages: list[dict], sampling: Sampling) -> Completion:
+        system, contents = gemini_contents(messages)
+        self.limits.max_bytes = body_limit(sampling.max_tokens)
+        try:
+            resp = self.call(lambda: self.client.models.generate_content(
+                model=self.model, contents=contents, config=self.config(system, sampling)))
+        finally:
+            self.limits.max_bytes = None
+        return gemini_completion(resp)
+
+    def call(self, fn):
+        """fn() (any google-genai call) with its failures classified as FatalError / TransientError."""
+        from google.genai import errors
+
+        try:
+            return fn()
+        except DeadlineExceeded:
+            raise TransientError(f"no complete answer within --timeout {self.timeout_s:g} s") from None
+        except BodyTooLarge as e:
+            raise too_long(e.size, e.limit) from None
+        except errors.APIError as e:
+            headers = getattr(getattr(e, "response", None), "headers", None) or {}
+            raw = json.dumps({"error": {"message": e.message or str(e.details)[:300]}}).encode()
+            raise http_error(int(e.code or 0), raw, parse_retry_after(headers.get("retry-after")),
+                              f"gemini:{self.model}", "GEMINI_API_KEY", self._key) from None
+        except (ValueError, TypeError, KeyError) as e:  # pydantic validation of a malformed body
+            raise TransientError(f"malformed response body: {type(e).__name__}: "
+                                 f"{redact(str(e)[:200], [self._key])}") from None
+        except Exception as e:  # httpx2 transport errors: timeouts, refused, reset
+            if _is_transport_error(e):
+                raise TransientError(f"connection failed: {type(e).__name__}: "
+                                     f"{redact(str(e)[:200], [self._key])}") from None
+            raise
+
+
+def _is_transport_error(e: Exception) -> bool:
+    for modname in ("httpx2", "httpx"):
+        try:
+            mod = __import__(modname)
+        except ImportError:
+            continue
+        if isinstance(e, (mod.TransportError, mod.TimeoutException)):
+            return True
+    return isinstance(e, (OSError, http.client.HTTPException))
+
+
+def gemini_completion(resp) -> Completion:
+    """Text and usage of a GenerateContentResponse (also used for Batch API results)."""
+    parts = []
+    for cand in (resp.candidates or [])[:1]:
+        for part in (cand.content.parts if cand.content and cand.content.parts else []):
+            if part.text and not getattr(part, "thought", False):
+                parts.append(part.text)
+    finish = None
+    if resp.candidates and resp.candidates[0].finish_reason is not None:
+        finish = str(getattr(resp.candidates[0].finish_reason, "value", resp.candidates[0].finish_reason))
+    usage = None
+    um = resp.usage_metadata
+    if um is not None and (um.prompt_token_count is not None or um.candidates_token_count is not None):
+        # thinking tokens are billed as output
+        usage = {"input_tokens": int(um.prompt_token_count or 0),
+                 "output_tokens": int(um.candidates_token_count or 0) + int(um.thoughts_token_count or 0)}
+    return Completion(text="".join(parts), usage=usage, finish_reason=finish)
+
+
+# ------------------------------------------------------------------------------- limits on the transport
+class DeadlineExceeded(Exception):
+    """The body did not arrive whole within the request's deadline."""
+
+
+class BodyTooLarge(Exception):
+    def __init__(self, size: int, limit: int):
+        super().__init__(f"{size} > {limit}")
+        self.size, self.limit = size, limit
+
+
+def _httpx():
+    try:
+        import httpx2 as mod  # what google-genai >= 3 prefers
+    except ImportError:
+        import httpx as mod
+    return mod
+
+
+class Limits(threading.local):
+    """Per-thread: the body cap of the request this thread is making (None for batch and file calls)."""
+    max_bytes: int | None = None
+
+
+def limited_transport(timeout_s: float, limits: Limits):
+    mod = _httpx()
+
+    class LimitedStream(mod.SyncByteStream):
+        def __init__(self, inner, deadline: float, limit: int | None):
+            self.inner, self.deadline, self.limit = inner, deadline, limit
+
+        def __iter__(self):
+            size = 0
+            for chunk in self.inner:
+                size += len(chunk)
+                if self.limit is not None and size > self.limit:
+                    raise BodyTooLarge(size, self.limit)
+                if time.monotonic() > self.deadline:
+                    raise DeadlineExceeded()
+                yield chunk
+
+        def close(self):
+            self.inner.close()
+
+    class LimitedTransport(mod.BaseTransport):
+        def __init__(self):
+            self.inner = mod.HTTPTransport()
+
+        def handle_request(self, request):
+            deadline = time.monotonic() + timeout_s
+            resp = self.inner.handle_request(request)
+            length = resp.headers.get("content-length", "")
+            if limits.max_bytes is not None and length.isdigit() and int(length) > limits.max_bytes:
+                resp.close()
+                raise BodyTooLarge(int(length), limits.max_bytes)
+            return mod.Response(resp.status_code, headers=resp.headers, extensions=resp.extensions,
+                                stream=LimitedStream(resp.stream, deadline, limits.max_bytes))
+
+        def close(self):
+            self.inner.close()
+
+    return LimitedTransport()

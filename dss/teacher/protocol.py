@@ -1,0 +1,150 @@
+"""What every teacher client shares: the failure classes, a request's sampling settings and its completion,
+the retry policy (exponential backoff, full jitter, Retry-After), redaction of keys, and the body-size cap.
+
+A client makes ONE attempt per `complete()` call and classifies failures:
+    FatalError       400/401/403/404 and other 4xx, missing key: the whole run stops at once
+    TransientError   429, 408, 5xx, timeouts, dropped connections, malformed bodies: retried by
+                     `call_with_retries` with exponential backoff and full jitter, honouring Retry-After
+    BadAnswer        the server answered, but the answer cannot be used (a body over the size cap): an error
+                     record at once, redone on a rerun; the same request would only get the same answer
+"""
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+
+MAX_RETRY_AFTER_S = 600.0  # a server asking for longer than this is treated as asking for this
+
+
+class TeacherError(Exception):
+    attempts: int = 1  # set by call_with_retries on the error it gives up with
+
+
+class FatalError(TeacherError):
+    """Retrying cannot help (bad request, bad key, no permission, unknown model): stop the run."""
+
+
+class Stopped(TeacherError):
+    """The run is stopping (another request hit a FatalError, or the user interrupted): give up quietly."""
+
+
+class BadAnswer(TeacherError):
+    """An answer that arrived but cannot be used; retrying the same request would not help."""
+
+
+class TransientError(TeacherError):
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass
+class Completion:
+    text: str
+    usage: dict | None = None  # {"input_tokens": int, "output_tokens": int} when the provider reports it
+    finish_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float = 0.0
+    max_tokens: int = 512
+    stop: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"temperature": self.temperature, "max_tokens": self.max_tokens, "stop": list(self.stop)}
+
+
+@dataclass
+class RetryPolicy:
+    max_attempts: int = 6        # including the first try
+    base_s: float = 1.0          # first backoff; doubles each attempt
+    max_s: float = 60.0          # backoff ceiling (a Retry-After may ask for longer, up to MAX_RETRY_AFTER_S)
+    rng: random.Random = field(default_factory=random.Random)
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds to wait after failed attempt number `attempt` (0-based)."""
+        backoff = self.rng.uniform(0, min(self.max_s, self.base_s * 2 ** attempt))  # full jitter
+        if retry_after is not None:
+            return min(MAX_RETRY_AFTER_S, max(retry_after, 0.0)) + backoff * 0.1
+        return backoff
+
+
+def body_limit(max_tokens: int, choices: int = 1) -> int:
+    """The most bytes a response body may have: 1 MiB of envelope, plus 100 bytes per asked-for token (a token
+    is ~4 characters; JSON escapes make a character at most 6 bytes) for each choice. 512 tokens: ~1.1 MB."""
+    return (1 << 20) + 100 * max_tokens * choices
+
+
+def too_long(size: int, limit: int) -> BadAnswer:
+    return BadAnswer(f"response body of {size:,}+ bytes exceeds the {limit:,}-byte cap for this max_tokens; "
+                     "not stored (raise --max-tokens if answers really are this long)")
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds: a number (fractions accepted) or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def call_with_retries(fn, policy: RetryPolicy, stop_event: threading.Event | None = None,
+                      on_retry=None):
+    """fn() until it returns, a FatalError, or attempts run out (the last TransientError is raised).
+    Returns (result, attempts)."""
+    for attempt in range(policy.max_attempts):
+        try:
+            return fn(), attempt + 1
+        except BadAnswer as e:
+            e.attempts = attempt + 1
+            raise
+        except TransientError as e:
+            if attempt + 1 >= policy.max_attempts:
+                e.attempts = attempt + 1
+                raise
+            wait = policy.delay(attempt, e.retry_after)
+            if on_retry:
+                on_retry(e, wait)
+            if stop_event is not None:
+                if stop_event.wait(wait):
+                    raise Stopped() from None
+            else:
+                time.sleep(wait)
+    raise AssertionError("unreachable")
+
+
+def redact(text: str, secrets) -> str:
+    for s in secrets:
+        if s and len(s) >= 4:
+            text = text.replace(s, "***")
+    return text
+
+
+def http_error(status: int, raw: bytes, retry_after, where: str, key_var: str, key) -> TeacherError:
+    detail = raw[:300].decode("utf-8", "replace")
+    try:
+        err = json.loads(raw)
+        err = err[0] if isinstance(err, list) and err else err
+        msg = err.get("error", {}).get("message") if isinstance(err.get("error"), dict) else err.get("error")
+        detail = str(msg or err.get("message") or detail)[:300]
+    except (ValueError, AttributeError):
+        pass
+    detail = redact(detail, [key])
+    if status in (408, 429) or status >= 500:
+        return TransientError(f"HTTP {status} from {where}: {detail}", retry_after)
+    hint = {401: f"the API key was rejected: check {key_var}" + ("" if key else f" ({key_var} is not set)"),
+            403: f"permission denied: check that the key in {key_var} may use this model",
+            404: "not found: check --base-url and the model name",
+            400: "bad request: the server refused the prompt or the sampling settings"}.get(status, "")
+    return FatalError(f"HTTP {status} from {where}: {hint}{'; ' if hint else ''}server said: {detail}")
