@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 # 36 train rows in batches of 4: 9 steps an epoch, so 30 steps are 3 1/3 epochs; checkpoints every 10 steps
 ARGS = ["--method", "dss", "--max-steps", "30", "--eval-steps", "10", "--dropout", "0.1",
         "--eval-max-new-tokens", "8"]
-TIMING = ("train_seconds", "examples_per_second")
+TIMING = ("train_seconds", "examples_per_second", "eval_examples_per_second")
 
 
 def crash_at(monkeypatch, step: int) -> None:

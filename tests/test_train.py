@@ -45,7 +45,7 @@ def test_dss_run_folder_is_complete_and_loss_falls(tiny_cqa_dir, tmp_path, capsy
     assert res["train_examples"] == 36 and res["test_examples"] == 10 and res["examples_per_second"] > 0
     assert 0 <= res["valid_accuracy"] <= 1 and 0 <= res["test_accuracy"] <= 1
     preds = read_jsonl(run / "predictions.jsonl")
-    assert len(preds) == 10 and set(preds[0]) == {"id", "input", "prediction", "label", "correct"}
+    assert len(preds) == 10 and set(preds[0]) == {"id", "input", "prediction", "label", "correct", "eval_mode"}
     assert res["test_accuracy"] == sum(p["correct"] for p in preds) / 10
     info = json.loads((run / "config.json").read_text())
     assert info["config"]["method"] == "dss" and info["versions"]["torch"] and "rerun" in info

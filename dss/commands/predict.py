@@ -4,6 +4,8 @@
     dss predict --model runs/demo-dss/model --input "ben has a fig . cara has a saw . same kind ?" --rationale
     dss predict --model runs/demo-dss/model --file inputs.jsonl --output demo_preds.jsonl
     dss predict --model runs/cqa-dss/model --task cqa --split test --limit 5
+    dss predict --model runs/cqa-dss/model --task cqa --split test --limit 5 --score
+    dss predict --model runs/demo-dss/model --input "ben has a fig . cara has a saw . same kind ?" --score
 
 --file holds JSON lines with an `input` field (the student's input text, as `dss data show` prints it) and
 optionally `id` and `label`; with labels and a task, accuracy is printed too.
@@ -27,6 +29,9 @@ def register(subparsers) -> None:
     p.add_argument("--task", help="task name: scores labels with its metric (default: the run's task)")
     p.add_argument("--data-dir", default=None, help="data folder for --split (default: $DSS_DATA_DIR)")
     p.add_argument("--rationale", action="store_true", help="also generate the rationale (dss/single students)")
+    p.add_argument("--score", action="store_true", help="answer by closed-set scoring: the candidate the label "
+                   "task scores highest, from --candidates, a row's `candidates`, or the task's answer set")
+    p.add_argument("--candidates", help="comma-separated candidate answers for --score (default: the task's)")
     p.add_argument("--batch-size", type=int, default=32, help="inputs per generation batch (default: 32)")
     p.add_argument("--max-new-tokens", type=int, default=None, help="tokens to generate (default: what "
                    "training used)")
@@ -48,10 +53,12 @@ def run(args) -> int:
     else:
         if task is None:
             raise SystemExit("dss predict: --split needs --task")
-        rows = [{"id": e.id, "input": e.input, "label": e.label} for e in task.load(args.split, args.data_dir)]
+        rows = [{"id": e.id, "input": e.input, "label": e.label, "candidates": task.candidates(e)}
+                for e in task.load(args.split, args.data_dir)]
     rows = rows[:args.limit] if args.limit else rows
+    sets = candidate_sets(args, rows, task) if args.score or args.candidates else None
     preds = predict(args.model, [r["input"] for r in rows], rationale=args.rationale,
-                    batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+                    batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, candidates=sets)
     if args.input is not None and not args.output:
         print(preds[0]["prediction"])
         if args.rationale:
@@ -67,3 +74,15 @@ def run(args) -> int:
         n = sum("correct" in r for r in records)
         print(f"accuracy: {accuracy:.4f} ({round(accuracy * n)}/{n})", file=sys.stderr)
     return 0
+
+
+def candidate_sets(args, rows: list[dict], task) -> list[list[str]]:
+    """Per row: --candidates, else the row's own `candidates`, else the task's answer set."""
+    from dss.core.errors import ConfigError
+    given = [c.strip() for c in args.candidates.split(",") if c.strip()] if args.candidates else None
+    fallback = list(task.labels) if task is not None and task.labels else None
+    sets = [given or r.get("candidates") or fallback for r in rows]
+    if any(not s for s in sets):
+        raise ConfigError("--score needs candidates: pass --candidates a,b,c, give rows a `candidates` list, "
+                          "or a --task with a closed answer set")
+    return sets

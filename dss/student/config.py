@@ -69,7 +69,12 @@ class TrainConfig:
     # evaluation, logging, checkpoints
     eval_steps: int = field_(200, "evaluate on valid (label-only greedy decoding) and checkpoint every N steps",
                              min=1)
-    eval_batch_size: int = field_(64, "examples per generation batch", min=1)
+    eval_mode: str = field_("generate", "generate: greedy decoding of the label, as the paper evaluates; score: "
+                            "the candidate answer (the task's label set, or a CQA row's choices) with the highest "
+                            "summed log-likelihood under the label task", choices=("generate", "score"))
+    eval_batch_size: int = field_(64, "examples per evaluation batch", min=1)
+    test_last: bool = field_(False, "also test the last model (results.json test_accuracy_last): the reference "
+                             "code's protocol, which reports test without selecting a checkpoint on valid")
     eval_max_new_tokens: int = field_(32, "generated tokens for a label (single: max_target_length)", min=1)
     log_steps: int = field_(10, "log loss/lr to metrics.jsonl and TensorBoard every N steps", min=1)
     tensorboard: bool = field_(True, "TensorBoard logs through Accelerate's trackers in <output_dir>/tb")
@@ -96,6 +101,9 @@ class TrainConfig:
             raise ConfigError("label_prefix and rationale_prefix must not be empty")
         if self.label_prefix.strip() == self.rationale_prefix.strip():
             raise ConfigError("label_prefix and rationale_prefix must differ")
+        if self.eval_mode == "score" and METHODS[self.method].rationale_in_target:
+            raise ConfigError("eval_mode=score scores label targets; method single writes a rationale first "
+                              "(use eval_mode=generate)")
         if self.mixed_precision == "fp16":
             warnings.warn("fp16 overflows in T5 (NaN losses are common); prefer mixed_precision=bf16",
                           stacklevel=3)

@@ -127,6 +127,8 @@ def fit(cfg: TrainConfig, run: Path, accelerator, mode: str, task, items, valid,
         if step % cfg.log_steps == 0 or is_eval:
             t0 = time.perf_counter()  # evaluation and checkpoints do not count as training time
     progress.close()
+    if cfg.test_last and "test_accuracy_last" not in state:  # the reference's protocol: the last model, no selection
+        state["test_accuracy_last"] = evaluate(model, tokenizer, task, test, cfg, accelerator)[0]
     results = finish(cfg, run, task, test, state, stats, accelerator)
     accelerator.end_training()
     return results
@@ -197,21 +199,28 @@ def finish(cfg: TrainConfig, run: Path, task, test, state: dict, stats: dict, ac
     accelerator.wait_for_everyone()
     best = AutoModelForSeq2SeqLM.from_pretrained(str(run / "model")).to(accelerator.device)
     tokenizer = load_tokenizer(run / "model")
-    test_acc, preds = evaluate(best, tokenizer, task, test, cfg, accelerator)
-    log(f"test accuracy {100 * test_acc:.1f} % (model of step {state['best_step']}, chosen on valid)")
+    t0 = time.perf_counter()
+    test_acc, records = evaluate(best, tokenizer, task, test, cfg, accelerator)
+    eval_seconds = time.perf_counter() - t0
+    log(f"test accuracy {100 * test_acc:.1f} % (model of step {state['best_step']}, chosen on valid; "
+        f"{cfg.eval_mode}, {len(test) / max(eval_seconds, 1e-9):.0f} examples/s)")
     trained = cfg.max_steps * cfg.batch_size
     results = {"task": cfg.task, "method": cfg.method, "model": cfg.model, "train_fraction": cfg.train_fraction,
                "seed": cfg.seed, "valid_accuracy": state["best_valid_accuracy"], "test_accuracy": test_acc,
                "best_step": state["best_step"], "max_steps": cfg.max_steps,
                "train_examples": stats["train_examples"], "valid_examples": stats["valid_examples"],
                "test_examples": len(test), "chance": task.chance(), "data": stats,
-               "parameters": stats["parameters"], "protocol": RF.PROTOCOL,
+               "parameters": stats["parameters"], "protocol": RF.PROTOCOL, "eval_mode": cfg.eval_mode,
+               "test_accuracy_last": state.get("test_accuracy_last"),
+               "eval_examples_per_second": round(len(test) / max(eval_seconds, 1e-9), 1),
                "train_seconds": round(state["train_seconds"], 3),
                "examples_per_second": round(trained / max(state["train_seconds"], 1e-9), 2),
                "num_processes": accelerator.num_processes}
     if accelerator.is_main_process:
-        RF.write_predictions(run, [{"id": ex.id, "input": ex.input, "prediction": p, "label": ex.label,
-                                    "correct": task.is_correct(p, ex.label)} for ex, p in zip(test, preds)])
+        RF.write_predictions(run, [{"id": ex.id, "input": ex.input, "prediction": r["prediction"],
+                                    "label": ex.label, "correct": task.is_correct(r["prediction"], ex.label),
+                                    "eval_mode": cfg.eval_mode, **({"scores": r["scores"]} if "scores" in r else {})}
+                                   for ex, r in zip(test, records)])
         RF.write_results(run, results)
     accelerator.wait_for_everyone()
     return results

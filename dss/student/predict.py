@@ -27,17 +27,22 @@ def read_inputs(path) -> list[dict]:
             raise DataError(f"{path}:{lineno}: field 'input' must be text, got {type(r['input']).__name__}")
         if not r["input"].strip():
             raise DataError(f"{path}:{lineno}: field 'input' is empty")
+        cands = r.get("candidates")
+        if cands is not None and (not isinstance(cands, list) or not cands or
+                                  not all(isinstance(c, str) and c for c in cands)):
+            raise DataError(f"{path}:{lineno}: field 'candidates' must be a list of answer texts")
         r.setdefault("id", f"{Path(path).stem}-{lineno}")
     return [r for _, r in numbered]
 
 
 def predict(model_dir, inputs: list[str], rationale: bool = False, batch_size: int = 32,
-            max_new_tokens: int | None = None) -> list[dict]:
-    """[{"prediction": label, "rationale": text (when asked)}] for each input, by greedy decoding."""
+            max_new_tokens: int | None = None, candidates: list[list[str]] | None = None) -> list[dict]:
+    """[{"prediction": label, "rationale": text (when asked)}] for each input: by greedy decoding, or with
+    `candidates` (one list per input) the candidate the label task scores highest, with "scores"."""
     from accelerate import Accelerator
     from transformers.utils import logging as hf_logging
 
-    from dss.student.evaluate import generate
+    from dss.student.evaluate import generate, score
     from dss.student.model import HUB_ID, load_pretrained
 
     hf_logging.disable_progress_bar()   # a "Loading weights" bar would mix into the predictions on the terminal
@@ -53,9 +58,18 @@ def predict(model_dir, inputs: list[str], rationale: bool = False, batch_size: i
     model = model.to(accelerator.device)
     label_tokens = max_new_tokens or (info["max_target_length"] if method.rationale_in_target
                                       else info["eval_max_new_tokens"])
-    texts = generate(model, tokenizer, [method.eval_source(x, info["label_prefix"]) for x in inputs],
-                     accelerator, batch_size, info["max_input_length"], label_tokens)
-    out = [{"prediction": method.parse_prediction(t)} for t in texts]
+    sources = [method.eval_source(x, info["label_prefix"]) for x in inputs]
+    if candidates is not None:
+        if method.rationale_in_target:
+            raise ConfigError("a `single` student writes its rationale before the label: it cannot score candidates")
+        scores = score(model, tokenizer, sources, candidates, accelerator, batch_size, info["max_input_length"],
+                       info["max_target_length"])
+        out = [{"prediction": c[max(range(len(c)), key=s.__getitem__)],
+                "scores": {k: round(v, 4) for k, v in zip(c, s)}} for c, s in zip(candidates, scores)]
+    else:
+        texts = generate(model, tokenizer, sources, accelerator, batch_size, info["max_input_length"],
+                         label_tokens)
+        out = [{"prediction": method.parse_prediction(t)} for t in texts]
     if rationale and method.rationale_in_target:  # the single target holds the rationale before the label
         for o, t in zip(out, texts):
             o["rationale"] = method.split_rationale(t)

@@ -13,6 +13,7 @@ import torch
 
 from dss.student import batching as D
 from dss.student.config import TrainConfig
+from dss.student.evaluate import candidate_sets
 from dss.student.loss import lr_factor
 from dss.tasks.rationales import apply_rationales
 
@@ -47,6 +48,8 @@ def load_data(cfg: TrainConfig):
     stats.update(item_stats)
     cap = cfg.max_eval_examples
     valid, test = splits["valid"][:cap], splits["test"][:cap]
+    if cfg.eval_mode == "score":
+        candidate_sets(task, valid + test)  # a task without a closed answer set fails now, not after training
     stats.update(valid_examples=len(valid), test_examples=len(test))
     log(f"{len(splits['train'])} train examples, {len(train)} in the {100 * cfg.train_fraction:g} % subset, "
         f"{len(items)} used; {len(valid)} valid, {len(test)} test")

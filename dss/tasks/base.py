@@ -58,6 +58,10 @@ class Task:
     def load(self, split: str, data_dir=None) -> list[Example]:
         raise NotImplementedError
 
+    def candidates(self, example: Example) -> list[str] | None:
+        """The answers an example's label comes from (closed-set scoring), or None for open text."""
+        return list(self.labels) if self.labels else None
+
     def parse_completion(self, text: str, example: Example | None = None) -> Parsed:
         """Split a teacher completion into label and rationale (tolerating the few-shot continuation)."""
         raise NotImplementedError

@@ -29,6 +29,9 @@ class CQA(ReleaseTask):
     def chance(self) -> float:
         return 0.2
 
+    def candidates(self, example: Example) -> list[str]:
+        return list(example.meta["choices"])  # this question's five choices
+
     def row_to_example(self, row: dict, split: str, index: int) -> Example:
         choices, question, answer = row["choices"], row["question"], row["answer"]
         if not isinstance(question, str) or not question.strip():
