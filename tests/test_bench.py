@@ -346,3 +346,19 @@ def test_token_cache_is_keyed_by_content(tmp_path):
     rows[1][0].target = "y"
     assert D.cached_tokenize(rows, tok, cfg, tmp_path / "cache")[1]["labels"] == [tok(text_target="y")["input_ids"]]
     assert len(list((tmp_path / "cache").glob("tokens-*.pt"))) == 2
+
+
+def test_the_paper_sweep_offline_names_everything_missing_before_any_cell(tmp_path, tiny_cqa_dir, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    cfg = grid.load_bench_config(CONFIGS[0].parent / "paper.yaml", {"output_dir": str(tmp_path / "paper"),
+                                                                   "data_dir": str(tiny_cqa_dir), "tasks": "cqa,anli1"})
+    assert cfg.train["input_format"] == "reference" and cfg.train["test_last"] is True
+    with pytest.raises(ConfigError) as e:
+        S.preflight(cfg)
+    msg = str(e.value)
+    assert "anli1 train:" in msg and "google/t5-v1_1-base" in msg and "no CUDA GPU" in msg
+    assert "cqa train" not in msg  # the tiny cqa release is there
+    cfg = dataclasses.replace(cfg, min_train_rows={"cqa": 1000})
+    with pytest.raises(ConfigError, match="cqa train has 36 rows here, the sweep needs 1,000"):
+        S.preflight(cfg)

@@ -156,3 +156,48 @@ def test_the_registry_names_every_task_class():
         assert task_class(name).name == name
     with pytest.raises(DataError, match="unknown task 'nope'; known tasks: anli1, cqa"):
         get_task("nope")
+
+
+REFERENCE_FIRST_ROWS = {  # run.py / data_utils.py of google-research/distilling-step-by-step, applied by hand
+    ("anli1", "valid"): "Linguistics is the scientific study of language, and involves an analysis of language "
+    "form, language meaning, and language in context. The earliest activities in the documentation and description "
+    "of language have been attributed to the 4th century BCE Indian grammarian P\u0101\u1e47ini, who wrote a formal "
+    "description of the Sanskrit language in his \"A\u1e63\u1e6d\u0101dhy\u0101y\u012b \".</s>Form and meaning "
+    "are the only aspects of language linguistics is concerned with.",
+    ("anli1", "test"): "Ernest Jones is a British jeweller and watchmaker. Established in 1949, its first store was "
+    "opened in Oxford Street, London. Ernest Jones specialises in diamonds and watches, stocking brands such as Gucci "
+    "and Emporio Armani. Ernest Jones is part of the Signet Jewelers group.</s>The first Ernest Jones store was "
+    "opened on the continent of Europe.",
+    ("esnli", "train"): "A person on a horse jumps over a broken down airplane.</s>A person is training his horse "
+    "for a competition.",
+    ("esnli", "test"): "This church choir sings to the masses as they sing joyous songs from the book at a church."
+    "</s>The church has cracks in the ceiling.",
+    # the first row of train after the reference's train_test_split(test_size=0.1, seed=0) carve
+    ("cqa", "train"): "A kid is studying new words at home in the kitchen, where could a dictionary be?\nAnswer "
+    "Choices:\n(a) library\n(b) table\n(c) bookstore\n(d) shelf\n(e) classroom",
+    ("cqa", "test"): "A beaver is know for building prowess, their supplies come from where?\nAnswer Choices:\n"
+    "(a) british columbia\n(b) body of water\n(c) wooded area\n(d) pay debts\n(e) zoo",
+    ("svamp", "train"): "The Ferris wheel in paradise park has 18 seats. Each seat can hold 15 people. If 10 seats "
+    "are broken\nHow many people can ride the Ferris wheel at the same time?",
+    ("svamp", "test"): "Paige was helping her mom plant flowers and together they planted some seeds. They put 10 "
+    "seeds in each flower bed. If there are 45 flowerbeds\nHow many seeds did they plant?",
+}
+
+
+@pytest.mark.parametrize("task,split", sorted(REFERENCE_FIRST_ROWS))
+def test_reference_input_format_reproduces_the_reference_strings(shared_data, task, split):
+    t = get_task(task)
+    assert t.reference_input(t.load(split, shared_data)[0], "</s>") == REFERENCE_FIRST_ROWS[task, split]
+
+
+def test_reference_format_reaches_the_training_rows(shared_data):
+    from dss.student.config import TrainConfig
+    from dss.student.prepare import load_data
+    cfg = TrainConfig(task="esnli", data_dir=str(shared_data), input_format="reference", label_prefix="predict: ",
+                      rationale_prefix="explain: ", max_eval_examples=2)
+    _, items, valid, _, _ = load_data(cfg)
+    first = get_task("esnli").load("train", shared_data)[0]
+    row = next(it for it in items if it[0].source.endswith(first.meta["hypothesis"]))
+    assert row[0].source == "predict: " + REFERENCE_FIRST_ROWS["esnli", "train"]
+    assert row[1].source == "explain: " + REFERENCE_FIRST_ROWS["esnli", "train"]
+    assert "</s>" in valid[0].input and "Premise:" not in valid[0].input

@@ -50,6 +50,10 @@ class BenchConfig:
     shard: str = field_("0/1", "i/n: run only the i-th of n disjoint shards of the grid (0 <= i < n)")
     jobs: int = field_(1, "cells trained at once (worker processes sharing the cores; CPU sweeps: 2 on 2 cores "
                        "beats one 2-thread process for tiny students)", min=1)
+    device: str = field_("any", "cuda: refuse to start without a CUDA GPU (the paper's sweeps)",
+                         choices=("any", "cuda"))
+    min_train_rows: dict = field_({}, "refuse to start when a task's train split has fewer rows, e.g. {esnli: "
+                                  "549367} where the offline copy holds a 10,000-row subset")
     keep_going: bool = field_(False, "after a failed cell, go on with the others (exit status 1 at the end)")
     retrain_changed: bool = field_(False, "retrain finished or started cells whose data or training settings "
                                    "differ from this sweep's (default: refuse, naming what changed)")

@@ -121,12 +121,37 @@ def _has_checkpoints(run_dir: Path) -> bool:
 
 
 def preflight(cfg: BenchConfig) -> None:
-    """Fail before the first cell, with the loader's own message, when a train split or a student is missing
-    (e.g. ANLI's train split or a hub model offline) instead of failing in every cell."""
+    """Fail before the first cell, with one message naming everything missing (a train split, a hub student,
+    a GPU, a train split smaller than the sweep needs), instead of failing in every cell."""
+    problems = [p for p in (*_data_problems(cfg), *_student_problems(cfg)) if p]
+    if cfg.device == "cuda":
+        import torch
+        if not torch.cuda.is_available():
+            problems.append("no CUDA GPU here (this sweep sets device: cuda)")
+    if problems:
+        raise ConfigError(f"sweep {cfg.name or cfg.out_dir()} cannot run here:\n" +
+                          "\n".join(f"  - {p}" for p in problems))
+
+
+def _data_problems(cfg: BenchConfig):
     from dss.tasks import get_task
     for task_name in cfg.tasks:
         task = get_task(task_name, **(cfg.task_options if task_name == "custom" else {}))
-        task.load("train", cfg.data_dir)
+        try:
+            n = len(task.load("train", cfg.data_dir))
+        except ConfigError as e:
+            yield f"{task_name} train: {str(e).splitlines()[0]}"
+            continue
+        except ValueError as e:  # DataError: the loader's message names the files and the hub
+            yield f"{task_name} train: {str(e).splitlines()[0]}"
+            continue
+        need = cfg.min_train_rows.get(task_name, 0)
+        if n < need:
+            yield (f"{task_name} train has {n:,} rows here, the sweep needs {need:,} (the full split: the hub, "
+                   "or `dss data download` for the full release)")
+
+
+def _student_problems(cfg: BenchConfig):
     for model in cfg.models:
         spec = parse_model(model)["model"]
         if spec == "tiny" or Path(spec).exists():
@@ -135,9 +160,9 @@ def preflight(cfg: BenchConfig) -> None:
             from transformers import AutoConfig
             AutoConfig.from_pretrained(spec)
         except Exception as e:
-            raise ConfigError(f"student {spec!r} is neither 'tiny' nor a local folder and the Hugging Face hub "
-                              f"could not provide it ({type(e).__name__}: {str(e)[:200]}). Download it on a "
-                              "machine with the hub, or pass a local path in models.") from None
+            yield (f"student {spec!r} is neither 'tiny' nor a local folder and the Hugging Face hub could not "
+                   f"provide it ({type(e).__name__}: {str(e).splitlines()[0][:150]}); download it where the hub "
+                   "is reachable and pass the folder in models")
 
 
 # ------------------------------------------------------------------------------------------- the sweep

@@ -29,6 +29,9 @@ class TrainConfig:
     labels: str = field_("gold", "label source for dss/single: gold labels or the teacher's (distill: always "
                          "teacher; standard: always gold)", choices=("gold", "teacher"))
     alpha: float = field_(0.5, "dss: loss = alpha * label_loss + (1 - alpha) * rationale_loss", min=0.0, max=1.0)
+    input_format: str = field_("dss", "dss: NLI as 'Premise: ...\\nHypothesis: ...'; reference: as the reference "
+                               "code builds inputs (NLI: premise + the tokenizer's EOS text + hypothesis; CQA: the "
+                               "question unstripped), to reproduce its numbers", choices=("dss", "reference"))
     label_prefix: str = field_("[label] ", "dss: input prefix of the label task (reference code: 'predict: ')")
     rationale_prefix: str = field_("[rationale] ", "dss: input prefix of the rationale task ('explain: ')")
     rationales: str | None = field_(None, "JSONL written by `dss extract`: its labels/rationales replace the "

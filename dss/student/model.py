@@ -65,13 +65,10 @@ def tiny_model(cfg, tokenizer):
 HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")  # "t5-small", "google/flan-t5-base": what may be a hub id
 
 
-def load_pretrained(name: str, what: str = "model"):
-    """(model, tokenizer) from a hub id or local folder; offline, a message that says what to do."""
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
+def _loading(name: str, what: str, load):
+    """load(), with an error that says what to do when the folder or the hub cannot provide `name`."""
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name)
-        model = AutoModelForSeq2SeqLM.from_pretrained(name)
+        return load()
     except (OSError, ValueError) as e:
         local = Path(name).expanduser().is_dir()
         hint = (f"{name} is a folder but holds no loadable seq2seq model and tokenizer" if local else
@@ -79,4 +76,16 @@ def load_pretrained(name: str, what: str = "model"):
                 "Download it where there is internet (`huggingface-cli download ID --local-dir DIR`) and pass "
                 "the folder, or use --model tiny; set HF_HUB_OFFLINE=1 to fail fast without a network")
         raise ConfigError(f"cannot load {what} {name!r}: {hint}. ({type(e).__name__}: {str(e)[:300]})") from None
-    return model, tokenizer
+
+
+def load_pretrained_tokenizer(name: str):
+    from transformers import AutoTokenizer
+    return _loading(name, "tokenizer", lambda: AutoTokenizer.from_pretrained(name))
+
+
+def load_pretrained(name: str, what: str = "model"):
+    """(model, tokenizer) from a hub id or local folder; offline, a message that says what to do."""
+    from transformers import AutoModelForSeq2SeqLM
+
+    tokenizer = load_pretrained_tokenizer(name)
+    return _loading(name, what, lambda: AutoModelForSeq2SeqLM.from_pretrained(name)), tokenizer

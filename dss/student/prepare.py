@@ -26,6 +26,14 @@ def load_splits(cfg: TrainConfig):
     return task, {s: task.load(s, cfg.data_dir) for s in ("train", "valid", "test")}
 
 
+def eos_text(cfg: TrainConfig) -> str:
+    """The student tokenizer's EOS token as text: "</s>" for tiny (and T5); a pretrained one's own."""
+    if cfg.model == "tiny":
+        return "</s>"
+    from dss.student.model import load_pretrained_tokenizer
+    return load_pretrained_tokenizer(cfg.model).eos_token
+
+
 def data_fingerprint(cfg: TrainConfig) -> str:
     """The fingerprint a run with this config records for its data (see load_data)."""
     return D.fingerprint(load_splits(cfg)[1], cfg.rationales)
@@ -40,6 +48,10 @@ def load_data(cfg: TrainConfig):
     log(f"loading {cfg.task} data")
     task, splits = load_splits(cfg)
     stats = {"fingerprint": D.fingerprint(splits, cfg.rationales)}
+    if cfg.input_format == "reference":
+        eos = eos_text(cfg)
+        for ex in (e for split in splits.values() for e in split):
+            ex.input = task.reference_input(ex, eos)
     train = D.nested_subset(splits["train"], cfg.train_fraction, cfg.seed)
     stats["train_subset"] = len(train)
     if cfg.rationales:

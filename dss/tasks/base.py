@@ -58,6 +58,11 @@ class Task:
     def load(self, split: str, data_dir=None) -> list[Example]:
         raise NotImplementedError
 
+    def reference_input(self, example: Example, eos_text: str) -> str:
+        """The student's input as the reference code (google-research/distilling-step-by-step) builds it;
+        most tasks build it as dss does. `eos_text` is the student tokenizer's EOS token text ("</s>" for T5)."""
+        return example.input
+
     def candidates(self, example: Example) -> list[str] | None:
         """The answers an example's label comes from (closed-set scoring), or None for open text."""
         return list(self.labels) if self.labels else None

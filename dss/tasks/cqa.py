@@ -29,6 +29,12 @@ class CQA(ReleaseTask):
     def chance(self) -> float:
         return 0.2
 
+    def reference_input(self, example: Example, eos_text: str) -> str:
+        # data_utils.py CQADatasetLoader: the question as the dataset has it (dss strips it), then the choices
+        choices = example.meta["choices"]
+        return example.meta["question"] + "\nAnswer Choices:\n" + "\n".join(
+            f"({LETTERS[i]}) {c}" for i, c in enumerate(choices))
+
     def candidates(self, example: Example) -> list[str]:
         return list(example.meta["choices"])  # this question's five choices
 

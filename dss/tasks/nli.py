@@ -34,6 +34,10 @@ class NLITask(ReleaseTask):
     metric = "accuracy"
     labels = NLI_LABELS
 
+    def reference_input(self, example: Example, eos_text: str) -> str:
+        # run.py: tokenizer.eos_token.join([premise, hypothesis]), the texts as the dataset has them
+        return eos_text.join([example.meta["premise"], example.meta["hypothesis"]])
+
     def row_to_example(self, row: dict, split: str, index: int) -> Example:
         for f in ("premise", "hypothesis"):
             if not isinstance(row.get(f), str):
