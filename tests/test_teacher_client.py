@@ -41,11 +41,11 @@ def client(request, srv, monkeypatch):
 
 
 def retrying(client):
-    return call_with_retries(lambda: client.complete(MSGS, Sampling(0.0, 64, ("\n\nQ:",))), FAST)
+    return call_with_retries(lambda: client.complete(MSGS, Sampling(0.0, 64, ("\n\nQ:",)))[0], FAST)
 
 
 def test_answer_usage_and_request_shape(client, srv):
-    comp = client.complete(MSGS, Sampling(0.3, 64, ("\n\nQ:",)))
+    [comp] = client.complete(MSGS, Sampling(0.3, 64, ("\n\nQ:",)))
     assert comp.text.endswith("So the answer is (a) home.")
     assert comp.usage["input_tokens"] > 0 and comp.usage["output_tokens"] > 0
     req = srv.requests[-1]
@@ -88,7 +88,7 @@ def test_timeout_bounds_the_whole_request_not_each_read(client, srv):
     with pytest.raises(TransientError, match="no complete answer within --timeout 0.5 s"):
         client.complete(MSGS, Sampling(0.0, 64))
     assert time.monotonic() - start < 2.0
-    assert client.complete(MSGS, Sampling(0.0, 64)).text.startswith("The answer")  # the next one is fine
+    assert client.complete(MSGS, Sampling(0.0, 64))[0].text.startswith("The answer")  # the next one is fine
 
 
 def test_a_huge_answer_is_refused_not_stored(client, srv):
@@ -97,7 +97,7 @@ def test_a_huge_answer_is_refused_not_stored(client, srv):
     with pytest.raises(BadAnswer, match="exceeds the 1,054,976-byte cap"):
         call_with_retries(lambda: client.complete(MSGS, Sampling(0.0, 64)), FAST)
     assert len(srv.generation_requests()) == 1 and body_limit(64) == 1_054_976  # not retried
-    assert client.complete(MSGS, Sampling(0.0, 64)).text.startswith("The answer")
+    assert client.complete(MSGS, Sampling(0.0, 64))[0].text.startswith("The answer")
 
 
 def test_attempts_run_out_with_the_last_error(client, srv):
@@ -132,7 +132,7 @@ def test_key_echoed_by_server_is_redacted(srv, monkeypatch):
 def test_no_key_is_fine_for_local_servers_but_not_for_openai(srv, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     c = OpenAIClient("llama", srv.openai_url)
-    assert c.complete(MSGS, Sampling()).text
+    assert c.complete(MSGS, Sampling())[0].text
     assert "authorization" not in srv.requests[-1]["headers"]
     with pytest.raises(FatalError, match="OPENAI_API_KEY"):
         make_client("openai:gpt-4o-mini")
@@ -178,12 +178,12 @@ def test_idle_keepalive_closed_by_the_server_is_resent_at_once(monkeypatch):
     srv = FakeTeacher().start()
     port = srv.port
     client = OpenAIClient("m", srv.openai_url)
-    assert client.complete(MSGS, Sampling()).text  # opens a keep-alive connection
+    assert client.complete(MSGS, Sampling())[0].text  # opens a keep-alive connection
     srv.stop()                                       # the server goes away, closing it
     srv = FakeTeacher().start(port)                  # and comes back on the same port
     try:
         t0 = time.monotonic()
-        comp, attempts = call_with_retries(lambda: client.complete(MSGS, Sampling()), RetryPolicy(base_s=5.0))
+        comp, attempts = call_with_retries(lambda: client.complete(MSGS, Sampling())[0], RetryPolicy(base_s=5.0))
         assert comp.text and attempts == 1 and time.monotonic() - t0 < 2  # no backoff
     finally:
         srv.stop()

@@ -106,7 +106,7 @@ def _collect(job, by_key: dict[str, Item], cfg: ExtractConfig, task: Task, rf: R
         if resp.error is not None or resp.response is None:
             rec = make_record(it, cfg, task, None, error=f"batch item failed: {resp.error}")
         else:
-            comp = gemini_completion(resp.response)
+            comp = gemini_completion(resp.response)[0]  # one candidate per batch request
             rec = make_record(it, cfg, task, comp.text, comp.usage, finish_reason=comp.finish_reason)
         rf.append(rec)
         stats.add(rec)

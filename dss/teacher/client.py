@@ -122,7 +122,9 @@ class OpenAIClient:
         # copy the protocol (vLLM, Ollama, llama.cpp, Gemini's endpoint) know max_tokens
         limit = "max_completion_tokens" if self.host == "api.openai.com" else "max_tokens"
         body = {"model": self.model, "messages": messages, "temperature": sampling.temperature,
-                limit: sampling.max_tokens}
+                limit: sampling.max_tokens, **dict(sampling.thinking)}  # reasoning_effort, when asked for
+        if sampling.n > 1:
+            body["n"] = sampling.n
         if sampling.stop:
             body["stop"] = list(sampling.stop)
         return body
@@ -185,28 +187,39 @@ class OpenAIClient:
         finally:
             watchdog.cancel()
 
-    def complete(self, messages: list[dict], sampling: Sampling) -> Completion:
+    def complete(self, messages: list[dict], sampling: Sampling) -> list[Completion]:
+        """The request's choices (sampling.n asked for; a server that ignores `n` returns one)."""
         payload = json.dumps(self.request_body(messages, sampling)).encode("utf-8")
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self._key:
             headers["Authorization"] = f"Bearer {self._key}"
-        status, raw, retry_after = self._send(payload, headers, body_limit(sampling.max_tokens))
+        status, raw, retry_after = self._send(payload, headers, body_limit(sampling.max_tokens, sampling.n))
         if status != 200:
             raise http_error(status, raw, retry_after, f"{self.base_url} (openai:{self.model})",
-                              "OPENAI_API_KEY", self._key)
+                             "OPENAI_API_KEY", self._key)
         try:
-            data = json.loads(raw)
-            choice = data["choices"][0]
-            text = choice["message"].get("content") or ""
-            if not isinstance(text, str):
-                raise TypeError("content is not a string")
+            return openai_completions(json.loads(raw))
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
             raise TransientError(f"malformed response body ({type(e).__name__}): "
                                  f"{redact(raw[:200].decode('utf-8', 'replace'), [self._key])!r}") from None
-        usage = data.get("usage") if isinstance(data.get("usage"), dict) else None
-        if usage is not None:
-            usage = {"input_tokens": int(usage.get("prompt_tokens") or 0),
-                     "output_tokens": int(usage.get("completion_tokens") or 0)}
-        return Completion(text=text, usage=usage, finish_reason=choice.get("finish_reason"))
 
 
+def openai_completions(data: dict) -> list[Completion]:
+    """The choices of a chat.completion body, in index order (also what batch result lines hold)."""
+    choices = sorted(data["choices"], key=lambda c: c.get("index", 0))
+    if not choices:
+        raise IndexError("no choices")
+    texts = []
+    for choice in choices:
+        text = choice["message"].get("content") or ""
+        if not isinstance(text, str):
+            raise TypeError("content is not a string")
+        texts.append(text)
+    usage = data.get("usage") if isinstance(data.get("usage"), dict) else None
+    if usage is not None:
+        details = usage.get("completion_tokens_details") or {}
+        thought = int((details.get("reasoning_tokens") if isinstance(details, dict) else 0) or 0)
+        usage = {"input_tokens": int(usage.get("prompt_tokens") or 0),
+                 "output_tokens": int(usage.get("completion_tokens") or 0) - thought, "thought_tokens": thought}
+    return [Completion(text=t, usage=usage if k == 0 else {"shared": True}, finish_reason=c.get("finish_reason"))
+            for k, (t, c) in enumerate(zip(texts, choices))]

@@ -9,25 +9,12 @@ import yaml
 from dss.core.errors import ConfigError
 from dss.teacher.client import parse_teacher
 from dss.teacher.extract_config import ExtractConfig
-from dss.teacher.items import Item
+from dss.teacher.items import Item, units
+from dss.teacher.prices import PRICES
 
 CHARS_PER_TOKEN = 4.0  # dry-run estimate when no tokenizer is at hand
 
-# USD per 1M tokens (input, output), standard tier list prices as of mid-2025. Prices change: check the
-# provider's page and override with --prices FILE.yaml ({model: [in, out]}) or --price-in/--price-out.
-PRICES = {
-    "gemini-2.5-pro": (1.25, 10.00),
-    "gemini-2.5-flash": (0.30, 2.50),
-    "gemini-2.5-flash-lite": (0.10, 0.40),
-    "gemini-2.0-flash": (0.10, 0.40),
-    "gemini-2.0-flash-lite": (0.075, 0.30),
-    "gpt-4o": (2.50, 10.00),
-    "gpt-4o-mini": (0.15, 0.60),
-    "gpt-4.1": (2.00, 8.00),
-    "gpt-4.1-mini": (0.40, 1.60),
-    "gpt-4.1-nano": (0.10, 0.40),
-}
-BATCH_DISCOUNT = 0.5  # the Gemini Batch API bills half the interactive price
+BATCH_DISCOUNT = 0.5  # the Gemini and OpenAI Batch APIs bill half the interactive price
 
 
 def load_prices(path: str) -> dict[str, tuple[float, float]]:
@@ -48,37 +35,38 @@ def load_prices(path: str) -> dict[str, tuple[float, float]]:
 
 
 def price_for(model: str, cfg: ExtractConfig) -> tuple[float, float] | None:
-    """(USD per 1M input tokens, per 1M output) for the model: flags, then --prices, then the table
-    (exact name, else the longest known prefix: 'gemini-2.5-flash-preview' -> 'gemini-2.5-flash')."""
-    table = dict(PRICES)
+    """(USD per 1M input tokens, per 1M output) for the model: flags, then --prices, then the table (exact name,
+    else the longest known prefix: 'gemini-3.5-flash-001' -> 'gemini-3.5-flash'); None when unknown. A price
+    given for one side only, for a model the table does not know, leaves the cost unknown: never a silent 0."""
+    table = {name: (p_in, p_out) for name, (p_in, p_out, _) in PRICES.items()}
     if cfg.prices:
         table.update(load_prices(cfg.prices))
     hit = table.get(model) or next((table[k] for k in sorted(table, key=len, reverse=True)
                                     if model.startswith(k)), None)
-    if cfg.price_in is not None or cfg.price_out is not None:
-        base = hit or (0.0, 0.0)
-        return (cfg.price_in if cfg.price_in is not None else base[0],
-                cfg.price_out if cfg.price_out is not None else base[1])
-    return hit
+    p_in = cfg.price_in if cfg.price_in is not None else (hit[0] if hit else None)
+    p_out = cfg.price_out if cfg.price_out is not None else (hit[1] if hit else None)
+    return None if p_in is None or p_out is None else (p_in, p_out)
 
 
-def cost_of(tokens_in: int, tokens_out: int, price, batch: bool = False) -> float | None:
+def cost_of(tokens_in: int, tokens_out: int, price, batch: bool = False, thought: int = 0) -> float | None:
+    """Dollars for the tokens (thoughts at the output price); None when the price is unknown."""
     if price is None:
         return None
-    usd = (tokens_in * price[0] + tokens_out * price[1]) / 1e6
+    usd = (tokens_in * price[0] + (tokens_out + thought) * price[1]) / 1e6
     return usd * (BATCH_DISCOUNT if batch else 1.0)
 
 
 def estimate(items: list[Item], cfg: ExtractConfig) -> dict:
     """Dry run: request count, tokens (about 4 characters a token) and cost, without calling anyone."""
     _, model = parse_teacher(cfg.teacher)
-    chars_in = sum(sum(len(m["content"]) for m in it.messages) for it in items)
+    requests = units(items, cfg.choices_per_request)  # the prompt is paid once per request
+    chars_in = sum(sum(len(m["content"]) for m in unit[0].messages) for unit in requests)
     answers = [m["content"] for m in items[0].messages if m["role"] == "assistant"] if items else []
     mean_out = (sum(map(len, answers)) / len(answers) / CHARS_PER_TOKEN) if answers else cfg.max_tokens
     tok_in = int(chars_in / CHARS_PER_TOKEN)
     tok_out = int(min(cfg.max_tokens, mean_out * 1.2) * len(items))  # answers run about exemplar length
     price = price_for(model, cfg)
-    return {"requests": len(items), "tokens_in": tok_in, "tokens_out": tok_out,
+    return {"requests": len(requests), "tokens_in": tok_in, "tokens_out": tok_out,
             "tokens_out_max": cfg.max_tokens * len(items),
             "cost_usd": cost_of(tok_in, tok_out, price, cfg.batch or bool(cfg.batch_job)),
             "cost_usd_max": cost_of(tok_in, cfg.max_tokens * len(items), price, cfg.batch),
@@ -86,19 +74,23 @@ def estimate(items: list[Item], cfg: ExtractConfig) -> dict:
 
 
 class Stats:
-    """This run's tally: records by status, requests (attempts), retries and reported tokens."""
+    """This run's tally: records by status, requests (attempts), retries, reported tokens (thoughts apart),
+    and responses that held fewer choices than asked for (the server ignores `n`)."""
 
     def __init__(self):
-        self.ok = self.unparsed = self.error = self.requests = self.retries = 0
-        self.tokens_in = self.tokens_out = self.no_usage = 0
+        self.ok = self.unparsed = self.error = self.requests = self.retries = self.short_responses = 0
+        self.tokens_in = self.tokens_out = self.tokens_thought = self.no_usage = 0
+        self.requests_with_usage = 0
         self.request_s = 0.0  # wall time of the requesting phase
 
     def add(self, rec: dict) -> None:
         setattr(self, rec["status"], getattr(self, rec["status"]) + 1)  # ok | unparsed | error
-        self.requests += rec.get("attempts", 1)
+        self.requests += rec.get("attempts", 1)  # 0 for the further choices of one request
         usage = rec.get("usage")
-        if usage:
+        if usage and not usage.get("shared"):
             self.tokens_in += usage.get("input_tokens", 0)
             self.tokens_out += usage.get("output_tokens", 0)
-        elif rec["status"] != "error":
+            self.tokens_thought += usage.get("thought_tokens", 0)
+            self.requests_with_usage += 1
+        elif not usage and rec["status"] != "error":
             self.no_usage += 1

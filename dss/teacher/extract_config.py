@@ -9,7 +9,10 @@ from pathlib import Path
 from dss.core.config import check, field_
 from dss.core.errors import ConfigError
 from dss.tasks.base import SPLITS
-from dss.teacher.protocol import Sampling
+from dss.teacher.client import parse_teacher
+from dss.teacher.prices import AS_OF, DEFAULT_TEACHER
+from dss.teacher.protocol import FatalError, Sampling
+from dss.teacher.thinking import EFFORTS, LEVELS, resolve
 
 RATIONALE_DIR = Path("data") / "rationales"
 
@@ -18,13 +21,24 @@ RATIONALE_DIR = Path("data") / "rationales"
 class ExtractConfig:
     task: str = field_("cqa", "task name (see `dss tasks`)")
     split: str = field_("train", "split to answer", choices=SPLITS)
-    teacher: str = field_("gemini:gemini-2.5-flash", "provider:model, provider gemini or openai")
+    teacher: str = field_(DEFAULT_TEACHER, "provider:model, provider gemini or openai (default: "
+                          f"{DEFAULT_TEACHER}, prices as of {AS_OF}: see dss/teacher/prices.py)")
     base_url: str | None = field_(None, "endpoint override (OpenAI-compatible: http://host:port/v1)")
     out: str | None = field_(None, "output JSONL (default data/rationales/{task}_{split}_{provider}-{model}.jsonl)")
     concurrency: int = field_(8, "requests in flight at once", min=1, max=1024)
     rpm: float | None = field_(None, "requests per minute ceiling (none: unlimited)", min=0.001)
     tpm: float | None = field_(None, "tokens per minute ceiling, from reported usage (none: unlimited)", min=1)
     samples: int = field_(1, "answers per example; >1 takes a majority vote (self-consistency)", min=1, max=64)
+    choices_per_request: int | None = field_(None, "answers asked for in one request (OpenAI n, Gemini "
+                                             "candidate_count), so the prompt is paid once; default: all of an "
+                                             "example's samples. A server that returns fewer gets the rest as "
+                                             "further requests; 1 sends one request per sample", min=1, max=64)
+    thinking_budget: int | None = field_(None, "Gemini 2.5: thinking tokens (0 off, -1 dynamic); default: the "
+                                         "least the model allows", min=-1)
+    thinking_level: str | None = field_(None, "Gemini 3.x: minimal | low | medium | high; default: minimal (low "
+                                        "for Pro)", choices=LEVELS)
+    reasoning_effort: str | None = field_(None, "OpenAI-compatible servers that take it: none | minimal | low | "
+                                          "medium | high; default: not sent", choices=EFFORTS)
     temperature: float | None = field_(None, "sampling temperature (default 0, or 0.7 with samples > 1)",
                                        min=0.0, max=2.0)
     max_tokens: int = field_(512, "most tokens per answer (Gemini counts thinking tokens too)", min=1)
@@ -59,9 +73,20 @@ class ExtractConfig:
             raise ConfigError("samples > 1 needs temperature > 0 (identical answers would make the vote moot)")
         if self.batch and self.batch_job:
             raise ConfigError("pass --batch to submit, or --batch-job NAME to collect one, not both")
+        if not self.import_released:
+            try:
+                self.sampling()  # a thinking setting the provider or model does not take fails now
+            except FatalError as e:
+                raise ConfigError(str(e)) from None
 
     def sampling(self) -> Sampling:
-        return Sampling(temperature=float(self.temperature), max_tokens=self.max_tokens, stop=tuple(self.stop))
+        """The settings of every request (their `to_dict` is part of the cache key)."""
+        thinking = {}
+        if not self.import_released:
+            provider, model = parse_teacher(self.teacher)
+            thinking = resolve(provider, model, self.thinking_budget, self.thinking_level, self.reasoning_effort)
+        return Sampling(temperature=float(self.temperature), max_tokens=self.max_tokens, stop=tuple(self.stop),
+                        thinking=tuple(sorted(thinking.items())))
 
 
 def default_out(task: str, split: str, teacher: str) -> Path:

@@ -62,14 +62,18 @@ class GeminiClient:
         self.client = genai.Client(api_key=self._key, http_options=opts)
 
     def config(self, system: str | None, sampling: Sampling):
+        thinking = dict(sampling.thinking)
+        if "thinking_level" in thinking:
+            thinking["thinking_level"] = thinking["thinking_level"].upper()  # the API's enum: MINIMAL, LOW, ...
         return self._types.GenerateContentConfig(
             system_instruction=system, temperature=sampling.temperature,
             max_output_tokens=sampling.max_tokens, stop_sequences=list(sampling.stop) or None,
-            candidate_count=1)
+            candidate_count=sampling.n, thinking_config=self._types.ThinkingConfig(**thinking) if thinking else None)
 
-    def complete(self, messages: list[dict], sampling: Sampling) -> Completion:
+    def complete(self, messages: list[dict], sampling: Sampling) -> list[Completion]:
+        """The request's candidates (sampling.n asked for as candidate_count)."""
         system, contents = gemini_contents(messages)
-        self.limits.max_bytes = body_limit(sampling.max_tokens)
+        self.limits.max_bytes = body_limit(sampling.max_tokens, sampling.n)
         try:
             resp = self.call(lambda: self.client.models.generate_content(
                 model=self.model, contents=contents, config=self.config(system, sampling)))
@@ -113,23 +117,23 @@ def _is_transport_error(e: Exception) -> bool:
     return isinstance(e, (OSError, http.client.HTTPException))
 
 
-def gemini_completion(resp) -> Completion:
-    """Text and usage of a GenerateContentResponse (also used for Batch API results)."""
-    parts = []
-    for cand in (resp.candidates or [])[:1]:
-        for part in (cand.content.parts if cand.content and cand.content.parts else []):
-            if part.text and not getattr(part, "thought", False):
-                parts.append(part.text)
-    finish = None
-    if resp.candidates and resp.candidates[0].finish_reason is not None:
-        finish = str(getattr(resp.candidates[0].finish_reason, "value", resp.candidates[0].finish_reason))
+def gemini_completion(resp) -> list[Completion]:
+    """Text and usage of each candidate of a GenerateContentResponse (also used for Batch API results). Thought
+    parts are not the answer; thoughts_token_count is counted apart (billed at the output price)."""
+    cands = sorted(resp.candidates or [], key=lambda c: c.index or 0)
     usage = None
     um = resp.usage_metadata
     if um is not None and (um.prompt_token_count is not None or um.candidates_token_count is not None):
-        # thinking tokens are billed as output
-        usage = {"input_tokens": int(um.prompt_token_count or 0),
-                 "output_tokens": int(um.candidates_token_count or 0) + int(um.thoughts_token_count or 0)}
-    return Completion(text="".join(parts), usage=usage, finish_reason=finish)
+        usage = {"input_tokens": int(um.prompt_token_count or 0), "output_tokens": int(um.candidates_token_count or 0),
+                 "thought_tokens": int(um.thoughts_token_count or 0)}
+    out = []
+    for k, cand in enumerate(cands or [None]):
+        parts = cand.content.parts if cand is not None and cand.content and cand.content.parts else []
+        text = "".join(p.text for p in parts if p.text and not getattr(p, "thought", False))
+        finish = None if cand is None or cand.finish_reason is None else \
+            str(getattr(cand.finish_reason, "value", cand.finish_reason))
+        out.append(Completion(text=text, usage=usage if k == 0 else {"shared": True}, finish_reason=finish))
+    return out
 
 
 # ------------------------------------------------------------------------------- limits on the transport

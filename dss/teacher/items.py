@@ -107,3 +107,15 @@ def plan(items: list[Item], rf: RecordFile, overwrite: bool) -> tuple[list[Item]
     if len(keep) != len(rf.records):
         rf.rewrite(keep)
     return [it for it in items if it.key not in done], {"resumed": len(done), **drop, "torn": rf.torn}
+
+
+def units(items: list[Item], per_request: int | None) -> list[list[Item]]:
+    """The requests to make: an example's pending samples, per_request at a time (default: all of them)."""
+    by_example: dict[str, list[Item]] = {}
+    for it in items:
+        by_example.setdefault(it.example.id, []).append(it)
+    out = []
+    for group in by_example.values():
+        k = per_request or len(group)
+        out += [group[i:i + k] for i in range(0, len(group), k)]
+    return out

@@ -2,6 +2,7 @@
 failures, and write each answer's record themselves the moment it arrives."""
 from __future__ import annotations
 
+import dataclasses
 import queue
 import sys
 import threading
@@ -11,7 +12,7 @@ from collections import deque
 from dss.tasks.base import Task
 from dss.teacher.cost import Stats
 from dss.teacher.extract_config import ExtractConfig
-from dss.teacher.items import Item, make_record
+from dss.teacher.items import Item, make_record, units
 from dss.teacher.protocol import BadAnswer, FatalError, RetryPolicy, Stopped, TransientError, call_with_retries
 from dss.teacher.store import RecordFile
 
@@ -60,9 +61,11 @@ def run_live(items: list[Item], client, cfg: ExtractConfig, task: Task, rf: Reco
     return LiveRun(items, client, cfg, task, rf, stats).run()
 
 
+
+
 class LiveRun:
-    """One live run's shared state: the work queue, the stop flag, and the lock every record is written
-    (and every tally kept) under."""
+    """One live run's shared state: the work queue (one unit = the samples one request asks for), the stop
+    flag, and the lock every record is written (and every tally kept) under."""
 
     def __init__(self, items: list[Item], client, cfg: ExtractConfig, task: Task, rf: RecordFile, stats: Stats):
         self.items, self.client, self.cfg, self.task, self.rf, self.stats = items, client, cfg, task, rf, stats
@@ -70,14 +73,16 @@ class LiveRun:
         self.policy = RetryPolicy(cfg.max_attempts, cfg.backoff_base, cfg.backoff_max)
         self.limiter = RateLimiter(cfg.rpm, cfg.tpm)
         self.todo: queue.SimpleQueue = queue.SimpleQueue()
-        for it in items:
-            self.todo.put(it)
+        self.n_units = 0
+        for unit in units(items, cfg.choices_per_request):
+            self.todo.put(unit)
+            self.n_units += 1
         self.write_lock = threading.Lock()
         self.fatal: list[FatalError] = []
         self.bar = _progress(len(items), cfg, task)
 
     def run(self) -> FatalError | None:
-        n = min(self.cfg.concurrency, len(self.items))
+        n = min(self.cfg.concurrency, self.n_units)
         threads = [threading.Thread(target=self.worker, daemon=True) for _ in range(n)]
         for t in threads:
             t.start()
@@ -109,31 +114,42 @@ class LiveRun:
     def work(self) -> None:
         while not self.stop.is_set():
             try:
-                it = self.todo.get_nowait()
+                unit = self.todo.get_nowait()
             except queue.Empty:
                 return
             t0 = time.monotonic()
             try:
-                comp, n = call_with_retries(lambda it=it: self.attempt(it), self.policy, self.stop, self.on_retry)
+                comps, n = call_with_retries(lambda u=unit: self.attempt(u), self.policy, self.stop, self.on_retry)
             except Stopped:
                 return
             except FatalError as e:
                 return self.fail(e)
             except (TransientError, BadAnswer) as e:  # attempts exhausted, or an answer that cannot be
-                # used: an error record, redone on a rerun
-                self.emit(make_record(it, self.cfg, self.task, None, latency=time.monotonic() - t0, error=str(e),
-                                      attempts=e.attempts))
+                for k, it in enumerate(unit):          # used: error records, redone on a rerun
+                    self.emit(make_record(it, self.cfg, self.task, None, latency=time.monotonic() - t0,
+                                          error=str(e), attempts=e.attempts if k == 0 else 0))
                 continue
-            if comp.usage:
-                self.limiter.record(comp.usage["input_tokens"] + comp.usage["output_tokens"])
-            self.emit(make_record(it, self.cfg, self.task, comp.text, comp.usage, time.monotonic() - t0,
-                                  attempts=n, finish_reason=comp.finish_reason))
+            self.answer(unit, comps, n, time.monotonic() - t0)
 
-    def attempt(self, it: Item):
+    def answer(self, unit: list[Item], comps, attempts: int, latency: float) -> None:
+        """A record per choice received; samples the server did not answer (it ignored `n`) become a new
+        request of their own, so every sample still ends with exactly one record."""
+        usage = comps[0].usage
+        if usage and not usage.get("shared"):
+            self.limiter.record(sum(usage.get(k, 0) for k in ("input_tokens", "output_tokens", "thought_tokens")))
+        for k, (it, comp) in enumerate(zip(unit, comps)):
+            self.emit(make_record(it, self.cfg, self.task, comp.text, comp.usage, latency,
+                                  attempts=attempts if k == 0 else 0, finish_reason=comp.finish_reason))
+        if len(comps) < len(unit):
+            with self.write_lock:
+                self.stats.short_responses += 1
+            self.todo.put(unit[len(comps):])
+
+    def attempt(self, unit: list[Item]):
         self.limiter.acquire(self.stop)
         if self.stop.is_set():
             raise Stopped()
-        return self.client.complete(it.messages, self.sampling)
+        return self.client.complete(unit[0].messages, dataclasses.replace(self.sampling, n=len(unit)))
 
     def emit(self, rec: dict) -> None:
         with self.write_lock:

@@ -45,7 +45,10 @@ class TransientError(TeacherError):
 @dataclass
 class Completion:
     text: str
-    usage: dict | None = None  # {"input_tokens": int, "output_tokens": int} when the provider reports it
+    # {"input_tokens", "output_tokens", "thought_tokens"} when the provider reports them; output_tokens excludes
+    # thoughts (both bill them at the output price). With several choices in one request the request's usage
+    # is on the first choice and the others carry {"shared": True}: a tally never counts a prompt twice.
+    usage: dict | None = None
     finish_reason: str | None = None
 
 
@@ -54,9 +57,13 @@ class Sampling:
     temperature: float = 0.0
     max_tokens: int = 512
     stop: tuple[str, ...] = ()
+    n: int = 1                        # choices asked for in one request (OpenAI `n`, Gemini candidate_count)
+    thinking: tuple = ()              # (key, value) pairs from dss.teacher.thinking.resolve
 
     def to_dict(self) -> dict:
-        return {"temperature": self.temperature, "max_tokens": self.max_tokens, "stop": list(self.stop)}
+        """What decides an answer (part of the cache key): n is not, it only batches samples."""
+        out = {"temperature": self.temperature, "max_tokens": self.max_tokens, "stop": list(self.stop)}
+        return {**out, **dict(self.thinking)}
 
 
 @dataclass

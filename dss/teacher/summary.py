@@ -22,15 +22,19 @@ def summarize(records, items, examples, task, cfg, stats: Stats, wall, out: Path
     inconsistent = sum(1 for ex in answered if voted[ex.id][0] is not None
                        and not task.is_correct(voted[ex.id][0], ex.label))
     price = None if cfg.import_released else price_for(model, cfg)
+    batch = cfg.batch or bool(cfg.batch_job)
     summary = {
         "out": str(out), "examples": len(examples), "answers": len(items),
         "done": status["ok"], "unparsed": status["unparsed"], "failed": status["error"],
         "missing": len(items) - len(mine),
         "this_run": {"ok": stats.ok, "unparsed": stats.unparsed, "failed": stats.error,
                      "requests": stats.requests, "retries": stats.retries},
-        "tokens_in": stats.tokens_in, "tokens_out": stats.tokens_out, "answers_without_usage": stats.no_usage,
-        "cost_usd": cost_of(stats.tokens_in, stats.tokens_out, price, cfg.batch or bool(cfg.batch_job)),
-        "price_per_1m": price, "wall_s": round(wall, 3),
+        "tokens_in": stats.tokens_in, "tokens_out": stats.tokens_out, "tokens_thought": stats.tokens_thought,
+        "answers_without_usage": stats.no_usage, "short_responses": stats.short_responses,
+        "cost_usd": cost_of(stats.tokens_in, stats.tokens_out, price, batch, stats.tokens_thought),
+        "thought_cost_usd": cost_of(0, 0, price, batch, stats.tokens_thought),
+        "saved_usd": _saving(stats, price, batch),
+        "price_per_1m": price, "price_model": model, "wall_s": round(wall, 3),
         "requests_per_s": round(stats.requests / stats.request_s, 2) if stats.request_s > 0 else 0.0,
         # over examples with an answer; unparsed answers count as wrong
         "teacher_accuracy": round(1 - (inconsistent + no_label) / len(answered), 4) if answered else None,
@@ -58,16 +62,30 @@ def consistent_records(examples: list[Example], groups: dict[str, list[dict]], v
     return keep
 
 
+def _saving(stats: Stats, price, batch: bool) -> float | None:
+    """What the prompts of the further choices would have cost as requests of their own (the prompt is paid
+    once per request): answers beyond one per request, at the run's mean prompt size."""
+    answers = stats.ok + stats.unparsed
+    if price is None or not stats.requests_with_usage or answers <= stats.requests_with_usage:
+        return None if price is None else 0.0
+    mean_in = stats.tokens_in / stats.requests_with_usage
+    return cost_of(int(mean_in * (answers - stats.requests_with_usage)), 0, price, batch)
+
+
 def format_summary(s: dict) -> str:
-    cost = "n/a (no price for this model: pass --price-in/--price-out or --prices)" if s["cost_usd"] is None \
-        else f"${s['cost_usd']:.4f}"
+    cost = (f"unknown (no price for {s.get('price_model')}: pass --price-in and --price-out, or --prices)"
+            if s["cost_usd"] is None else f"${s['cost_usd']:.4f}")
+    if s["cost_usd"] is not None and s.get("tokens_thought"):
+        cost += f" (of it ${s['thought_cost_usd']:.4f} for {s['tokens_thought']} thought tokens)"
+    if s.get("saved_usd"):
+        cost += f"; asking for several choices per request saved ${s['saved_usd']:.4f} of prompt tokens"
     tr = s["this_run"]
     lines = [f"wrote {s['out']}",
              f"  answers  {s['answers']} for {s['examples']} examples: {s['done']} ok, {s['unparsed']} unparsed, "
              f"{s['failed']} failed, {s['missing']} missing",
              f"  this run {tr['ok']} ok, {tr['unparsed']} unparsed, {tr['failed']} failed; {tr['requests']} "
              f"requests ({tr['retries']} retries), {s['requests_per_s']} req/s, wall {s['wall_s']:.1f} s",
-             f"  tokens   {s['tokens_in']} in, {s['tokens_out']} out"
+             f"  tokens   {s['tokens_in']} in, {s['tokens_out']} out, {s.get('tokens_thought', 0)} thought"
              + (f" ({s['answers_without_usage']} answers without usage)" if s['answers_without_usage'] else "")
              + f"; cost {cost}"]
     if s["teacher_accuracy"] is not None:
@@ -80,7 +98,8 @@ def format_summary(s: dict) -> str:
 
 
 def format_dry_run(s: dict, cfg: ExtractConfig) -> str:
-    cost = "n/a (no price for this model)" if s["cost_usd"] is None else \
+    cost = "unknown (no price for this model: pass --price-in and --price-out, or --prices)" \
+        if s["cost_usd"] is None else \
         f"about ${s['cost_usd']:.4f} (at most ${s['cost_usd_max']:.4f} if every answer hits --max-tokens)"
     return (f"dry run: {s['requests']} requests for {s['examples']} examples of {cfg.task}/{cfg.split} "
             f"to {cfg.teacher} -> {s['out']}\n"

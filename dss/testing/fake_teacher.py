@@ -53,12 +53,14 @@ class FakeTeacher:
     """The server runs an asyncio loop on a daemon thread: waiting (latency, hangs) costs no thread, so the
     fake itself stays cheap when it shares a small machine with the client under test."""
 
-    def __init__(self, latency: float = 0.0, responder=default_responder, batch_polls: int = 1):
+    def __init__(self, latency: float = 0.0, responder=default_responder, batch_polls: int = 1,
+                 honour_n: bool = True):
         self.latency = latency
         self.responder = responder
         self.script: list[tuple] = []
         self.rule = None                  # callable(request dict) -> action tuple or None
         self.batch_polls = batch_polls    # GETs of a batch that answer "running" before it succeeds
+        self.honour_n = honour_n          # False: one choice whatever n / candidateCount asks (Ollama, llama.cpp)
         self.requests: list[dict] = []    # every request: method, path, headers (lower-case), body
         self.batches: dict[str, dict] = {}
         self._lock = threading.Lock()
@@ -200,12 +202,31 @@ class FakeTeacher:
                 {"error": {"code": code, "message": f"scripted error {code}", "status": "SCRIPTED"}}
             return code, body, headers
         system, user = _texts(req["body"], openai)
-        text = action[1] if kind == "text" else self.responder(user, system)
+        texts = [action[1] if kind == "text" else self.responder(user, system) for _ in range(self.choices(req))]
         if kind == "huge":
-            text = (text + " ") * (action[1] // (len(text) + 1) + 1)
-        n_in, n_out = (len(system) + len(user)) // 4 + 1, len(text) // 4 + 1
+            texts = [(t + " ") * (action[1] // (len(t) + 1) + 1) for t in texts]
+        n_in, n_out = (len(system) + len(user)) // 4 + 1, sum(len(t) // 4 + 1 for t in texts)
         extra = {"x-trickle": action[1]} if kind == "trickle" else None
-        return 200, (_openai_body(text, n_in, n_out) if openai else _gemini_body(text, n_in, n_out)), extra
+        thought = self.thought_tokens(req["body"] or {}, openai)
+        body = _openai_body(texts, n_in, n_out, thought) if openai else _gemini_body(texts, n_in, n_out, thought)
+        return 200, body, extra
+
+    def choices(self, req: dict) -> int:
+        """How many choices to answer: n (OpenAI) or generationConfig.candidateCount (Gemini), if honoured."""
+        body = req["body"] or {}
+        asked = body.get("n") if "messages" in body else (body.get("generationConfig") or {}).get("candidateCount")
+        return max(1, int(asked or 1)) if self.honour_n else 1
+
+    @staticmethod
+    def thought_tokens(body: dict, openai: bool) -> int:
+        """Tokens a thinking model would have spent: none when told to think minimally or not at all."""
+        if openai:
+            return {None: 0, "none": 0, "minimal": 0, "low": 16, "medium": 64, "high": 256}.get(
+                body.get("reasoning_effort"), 0)
+        cfg = (body.get("generationConfig") or {}).get("thinkingConfig") or {}
+        if "thinkingBudget" in cfg:
+            return max(0, int(cfg["thinkingBudget"]))
+        return {"MINIMAL": 0, "LOW": 16, "MEDIUM": 64, "HIGH": 256}.get(cfg.get("thinkingLevel"), 300)
 
     def _batch_create(self, req: dict):
         model = re.search(r"models/([^:/]+):", req["path"]).group(1)
@@ -214,7 +235,7 @@ class FakeTeacher:
         for item in items.get("requests", []):
             system, user = _texts(item.get("request") or {}, openai=False)
             text = self.responder(user, system)
-            responses.append({"response": _gemini_body(text, len(user) // 4 + 1, len(text) // 4 + 1),
+            responses.append({"response": _gemini_body([text], len(user) // 4 + 1, len(text) // 4 + 1),
                               "metadata": item.get("metadata")})
         name = f"batches/fake{len(self.batches) + 1}"
         self.batches[name] = {"model": model, "responses": responses, "polls": 0}
@@ -254,17 +275,23 @@ def _texts(body, openai: bool) -> tuple[str, str]:
     return system, user
 
 
-def _openai_body(text: str, n_in: int, n_out: int) -> dict:
-    return {"id": "chatcmpl-fake", "object": "chat.completion", "model": "fake",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": n_in, "completion_tokens": n_out, "total_tokens": n_in + n_out}}
+def _openai_body(texts: list[str], n_in: int, n_out: int, thought: int = 0) -> dict:
+    choices = [{"index": k, "message": {"role": "assistant", "content": t}, "finish_reason": "stop"}
+               for k, t in enumerate(texts)]
+    usage = {"prompt_tokens": n_in, "completion_tokens": n_out + thought, "total_tokens": n_in + n_out + thought}
+    if thought:
+        usage["completion_tokens_details"] = {"reasoning_tokens": thought}
+    return {"id": "chatcmpl-fake", "object": "chat.completion", "model": "fake", "choices": choices,
+            "usage": usage}
 
 
-def _gemini_body(text: str, n_in: int, n_out: int) -> dict:
-    return {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP",
-                            "index": 0}],
-            "usageMetadata": {"promptTokenCount": n_in, "candidatesTokenCount": n_out,
-                              "totalTokenCount": n_in + n_out}}
+def _gemini_body(texts: list[str], n_in: int, n_out: int, thought: int = 0) -> dict:
+    cands = [{"content": {"role": "model", "parts": [{"text": t}]}, "finishReason": "STOP", "index": k}
+             for k, t in enumerate(texts)]
+    usage = {"promptTokenCount": n_in, "candidatesTokenCount": n_out, "totalTokenCount": n_in + n_out + thought}
+    if thought:
+        usage["thoughtsTokenCount"] = thought
+    return {"candidates": cands, "usageMetadata": usage}
 
 
 def main(argv=None) -> None:
