@@ -224,9 +224,12 @@ class FakeTeacher:
             return {None: 0, "none": 0, "minimal": 0, "low": 16, "medium": 64, "high": 256}.get(
                 body.get("reasoning_effort"), 0)
         cfg = (body.get("generationConfig") or {}).get("thinkingConfig") or {}
-        if "thinkingBudget" in cfg:
-            return max(0, int(cfg["thinkingBudget"]))
-        return {"MINIMAL": 0, "LOW": 16, "MEDIUM": 64, "HIGH": 256}.get(cfg.get("thinkingLevel"), 300)
+        # proto JSON: a field may come lowerCamelCase or as the proto's snake_case name (the SDK sends the latter)
+        budget, level = cfg.get("thinkingBudget", cfg.get("thinking_budget")), cfg.get("thinkingLevel",
+                                                                                    cfg.get("thinking_level"))
+        if budget is not None:
+            return max(0, int(budget))
+        return {"MINIMAL": 0, "LOW": 16, "MEDIUM": 64, "HIGH": 256}.get(level, 300)
 
     def _batch_create(self, req: dict):
         model = re.search(r"models/([^:/]+):", req["path"]).group(1)

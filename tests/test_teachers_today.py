@@ -1,0 +1,177 @@
+"""Teachers as they are in late 2026: thinking control and thought tokens, k samples in one request (and servers
+that ignore `n`), the price table's honesty, and the real google-genai SDK's request body field by field."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dss.core.errors import ConfigError
+from dss.tasks import get_task
+from dss.teacher.extract import run
+from dss.teacher.extract_config import ExtractConfig
+from dss.teacher.thinking import resolve
+from dss.testing.fake_teacher import FakeTeacher
+
+KEY = "sk-today-SECRET-5555"
+
+
+def quiet(*a, **k):
+    pass
+
+
+def camel(obj: dict) -> dict:
+    """Proto JSON field names in their lowerCamelCase form (the API's parser takes either that or snake_case;
+    google-genai sends nested config objects' keys as snake_case)."""
+    return {k.split("_")[0] + "".join(w.title() for w in k.split("_")[1:]): v for k, v in obj.items()}
+
+
+@pytest.fixture
+def env(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("GEMINI_API_KEY", KEY)
+
+
+def cfg(srv, data_dir, out, teacher="openai:fake", **kw):
+    base_url = srv.openai_url if teacher.startswith("openai") else srv.gemini_url
+    return ExtractConfig(**{"task": "cqa", "split": "train", "teacher": teacher, "base_url": base_url,
+                            "out": str(out), "data_dir": str(data_dir), "concurrency": 2, "progress": False,
+                            "backoff_base": 0.01, "timeout": 5.0, **kw})
+
+
+def lines(path):
+    return [json.loads(x) for x in open(path)]
+
+
+# ------------------------------------------------------------------------------------------------ thinking
+@pytest.mark.parametrize("provider,model,given,want", [
+    ("gemini", "gemini-3.5-flash", {}, {"thinking_level": "minimal"}),
+    ("gemini", "gemini-3.1-pro-preview", {}, {"thinking_level": "low"}),
+    ("gemini", "gemini-2.5-flash", {}, {"thinking_budget": 0}),
+    ("gemini", "gemini-2.5-pro", {}, {"thinking_budget": 128}),
+    ("gemini", "gemini-3.5-flash", {"level": "high"}, {"thinking_level": "high"}),
+    ("gemini", "gemini-2.5-flash", {"budget": 512}, {"thinking_budget": 512}),
+    ("openai", "gpt-5-mini", {"effort": "low"}, {"reasoning_effort": "low"}),
+    ("openai", "llama3.1", {}, {}),
+])
+def test_thinking_defaults_and_settings(provider, model, given, want):
+    assert resolve(provider, model, given.get("budget"), given.get("level"), given.get("effort")) == want
+
+
+@pytest.mark.parametrize("teacher,kw,message", [
+    ("gemini:gemini-3.5-flash", {"thinking_budget": 0, "thinking_level": "low"}, "pass one"),
+    ("gemini:gemini-2.5-flash", {"thinking_level": "low"}, "takes --thinking-budget"),
+    ("gemini:gemini-3.5-flash", {"thinking_budget": 100}, "takes --thinking-level"),
+    ("gemini:gemini-3.5-flash", {"reasoning_effort": "low"}, "for OpenAI-compatible servers"),
+    ("openai:gpt-5", {"thinking_level": "low"}, "are Gemini settings"),
+])
+def test_thinking_settings_a_model_does_not_take_are_config_errors(teacher, kw, message):
+    with pytest.raises(ConfigError, match=message):
+        ExtractConfig(teacher=teacher, **kw)
+
+
+def test_gemini_thinks_minimally_by_default_and_thought_tokens_are_counted_apart(env, tiny_cqa_dir, tmp_path):
+    pytest.importorskip("google.genai")
+    with FakeTeacher() as srv:
+        s = run(cfg(srv, tiny_cqa_dir, tmp_path / "a.jsonl", "gemini:gemini-3.5-flash", limit=2), get_task("cqa"),
+                log=quiet)
+        sent = srv.generation_requests()[-1]["body"]["generationConfig"]
+        assert camel(sent["thinkingConfig"]) == {"thinkingLevel": "MINIMAL"} and s["tokens_thought"] == 0
+        s = run(cfg(srv, tiny_cqa_dir, tmp_path / "b.jsonl", "gemini:gemini-3.5-flash", limit=2,
+                    thinking_level="high", price_in=1.0, price_out=10.0), get_task("cqa"), log=quiet)
+    recs = lines(tmp_path / "b.jsonl")
+    assert all(r["usage"]["thought_tokens"] == 256 for r in recs) and s["tokens_thought"] == 512
+    assert s["cost_usd"] == pytest.approx((s["tokens_in"] * 1.0 + (s["tokens_out"] + 512) * 10.0) / 1e6)
+    assert s["thought_cost_usd"] == pytest.approx(512 * 10.0 / 1e6)
+    assert recs[0]["sampling"]["thinking_level"] == "high"  # part of the cache key
+
+
+def test_openai_reasoning_tokens_are_thought_tokens(env, tiny_cqa_dir, tmp_path):
+    with FakeTeacher() as srv:
+        s = run(cfg(srv, tiny_cqa_dir, tmp_path / "r.jsonl", "openai:gpt-5-mini", limit=2, reasoning_effort="medium",
+                    price_in=1.0, price_out=2.0), get_task("cqa"), log=quiet)
+        assert srv.generation_requests()[-1]["body"]["reasoning_effort"] == "medium"
+    assert s["tokens_thought"] == 128 and all(r["usage"]["thought_tokens"] == 64 for r in lines(tmp_path / "r.jsonl"))
+
+
+# ----------------------------------------------------------------------------------- k samples, one request
+@pytest.mark.parametrize("provider", ["openai", "gemini"])
+def test_five_samples_are_one_request_where_the_server_honours_n(env, tiny_cqa_dir, tmp_path, provider):
+    if provider == "gemini":
+        pytest.importorskip("google.genai")
+    teacher = "openai:fake" if provider == "openai" else "gemini:gemini-3.5-flash"
+    with FakeTeacher() as srv:
+        s = run(cfg(srv, tiny_cqa_dir, tmp_path / "r.jsonl", teacher, limit=4, samples=5, price_in=1.0,
+                    price_out=1.0), get_task("cqa"), log=quiet)
+        reqs = srv.generation_requests()
+    assert len(reqs) == 4  # one request per example
+    asked = [r["body"].get("n") if provider == "openai" else r["body"]["generationConfig"]["candidateCount"]
+             for r in reqs]
+    assert asked == [5] * 4
+    recs = lines(tmp_path / "r.jsonl")
+    per_id = {}
+    for r in recs:
+        per_id.setdefault(r["id"], []).append(r["sample"])
+    assert len(per_id) == 4 and all(sorted(v) == [0, 1, 2, 3, 4] for v in per_id.values())
+    assert sum(r["attempts"] for r in recs) == 4 and s["this_run"]["requests"] == 4
+    assert s["saved_usd"] > 0 and s["short_responses"] == 0
+
+
+def test_a_server_that_ignores_n_still_ends_with_every_sample(env, tiny_cqa_dir, tmp_path):
+    with FakeTeacher(honour_n=False) as srv:
+        s = run(cfg(srv, tiny_cqa_dir, tmp_path / "r.jsonl", limit=3, samples=5), get_task("cqa"), log=quiet)
+        reqs = srv.generation_requests()
+    recs = lines(tmp_path / "r.jsonl")
+    assert len(recs) == 15 and len({(r["id"], r["sample"]) for r in recs}) == 15
+    assert len(reqs) == 15 and s["short_responses"] == 12  # asked 5, 4, 3, 2 then 1 per example
+    assert sorted(r["body"].get("n", 1) for r in reqs) == [1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 5]
+
+
+def test_choices_per_request_one_sends_a_request_per_sample(env, tiny_cqa_dir, tmp_path):
+    with FakeTeacher() as srv:
+        run(cfg(srv, tiny_cqa_dir, tmp_path / "r.jsonl", limit=2, samples=3, choices_per_request=1),
+            get_task("cqa"), log=quiet)
+        assert len(srv.generation_requests()) == 6 and all("n" not in r["body"] for r in srv.generation_requests())
+
+
+# -------------------------------------------------------------------------------------------------- prices
+def test_an_unknown_model_costs_unknown_never_zero(env, tiny_cqa_dir, tmp_path, capsys):
+    from dss.teacher.cost import price_for
+    from dss.teacher.prices import AS_OF, DEFAULT_TEACHER, PRICES, SOURCES
+    assert price_for("gemini-3.5-flash-002", ExtractConfig()) == (1.50, 9.00)  # the longest known prefix
+    assert price_for("my-local-llm", ExtractConfig(price_in=1.0)) is None  # one side given: still unknown
+    assert all(src in SOURCES for _, _, src in PRICES.values()) and AS_OF.startswith("2026")
+    assert DEFAULT_TEACHER.split(":")[1] in PRICES and ExtractConfig().teacher == DEFAULT_TEACHER
+    with FakeTeacher() as srv:
+        s = run(cfg(srv, tiny_cqa_dir, tmp_path / "r.jsonl", "openai:my-local-llm", limit=2), get_task("cqa"))
+    assert s["cost_usd"] is None
+    assert "cost unknown (no price for my-local-llm" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------- the SDK's body, field by field
+def test_the_sdk_request_matches_the_documented_rest_body(env, tiny_cqa_dir, tmp_path):
+    """POST /v1beta/models/{model}:generateContent with {contents, systemInstruction, generationConfig}
+    (ai.google.dev/api/generate-content): every field dss sets, under its documented camelCase name."""
+    pytest.importorskip("google.genai")
+    from dss.teacher.gemini import GeminiClient
+    from dss.teacher.protocol import Sampling
+    msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Q1"},
+            {"role": "assistant", "content": "A1"}, {"role": "user", "content": "Q2"}]
+    with FakeTeacher() as srv:
+        GeminiClient("gemini-3.5-flash", srv.gemini_url).complete(msgs, Sampling(
+            0.7, 300, ("\n\nQ:",), n=3, thinking=(("thinking_level", "minimal"),)))
+        req = srv.generation_requests()[-1]
+    # the documented path is /v1beta/models/{model}:generateContent; this SDK uses the API's v1 alias of it
+    assert req["method"] == "POST" and req["path"] in ("/v1beta/models/gemini-3.5-flash:generateContent",
+                                                        "/v1/models/gemini-3.5-flash:generateContent")
+    assert req["headers"]["x-goog-api-key"] == KEY
+    body = req["body"]
+    assert set(body) == {"contents", "systemInstruction", "generationConfig"}
+    assert body["contents"] == [{"role": "user", "parts": [{"text": "Q1"}]},
+                                {"role": "model", "parts": [{"text": "A1"}]},
+                                {"role": "user", "parts": [{"text": "Q2"}]}]
+    assert body["systemInstruction"]["parts"] == [{"text": "Be brief."}]
+    gc = body["generationConfig"]
+    assert camel({k: v for k, v in gc.items() if k != "thinkingConfig"}) == {
+        "temperature": 0.7, "maxOutputTokens": 300, "stopSequences": ["\n\nQ:"], "candidateCount": 3}
+    assert camel(gc["thinkingConfig"]) == {"thinkingLevel": "MINIMAL"}
