@@ -289,7 +289,7 @@ def test_gemini_live_and_batch_write_the_same_records(srv, tiny_cqa_dir, tmp_pat
     srv.batch_polls = 2
     msgs = []
     s = run(cfg_for(srv, tiny_cqa_dir, batch, batch=True, poll_interval=0.01, **kw), task, log=msgs.append)
-    assert any("submitted Batch API job batches/fake1" in m for m in msgs)
+    assert any("submitted batch job batches/fake1" in m for m in msgs)
     assert s["done"] == 5 and not (tmp_path / "batch.jsonl.batch.json").exists()
     key = lambda r: (r["id"], r["prompt_sha"], r["label"], r["raw"])  # noqa: E731
     assert sorted(map(key, lines(live))) == sorted(map(key, lines(batch)))
@@ -313,8 +313,8 @@ def test_batch_resumes_the_saved_job(srv, tiny_cqa_dir, tmp_path):
     srv.batch_polls = 0
     msgs = []
     s = run(cfg_for(srv, tiny_cqa_dir, out, **kw), task, log=msgs.append)
-    assert any("resuming Batch API job batches/fake1" in m for m in msgs)
-    assert s["done"] == 4 and len(srv.batches) == 1  # collected, not paid twice
+    assert any("resuming batch job batches/fake1" in m for m in msgs)
+    assert s["done"] == 4 and len(srv.batch_api.jobs) == 1  # collected, not paid twice
 
 
 def test_apply_rationales_contract(tmp_path):

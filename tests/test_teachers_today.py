@@ -175,3 +175,93 @@ def test_the_sdk_request_matches_the_documented_rest_body(env, tiny_cqa_dir, tmp
     assert camel({k: v for k, v in gc.items() if k != "thinkingConfig"}) == {
         "temperature": 0.7, "maxOutputTokens": 300, "stopSequences": ["\n\nQ:"], "candidateCount": 3}
     assert camel(gc["thinkingConfig"]) == {"thinkingLevel": "MINIMAL"}
+
+
+# ------------------------------------------------------------------------------------------------ batches
+def big_cqa(tmp_path):
+    from dss.testing.release import write_cqa
+    return write_cqa(tmp_path / "data", {"train": 340}, with_teacher=False)  # 306 train rows after carving
+
+
+def record_shape(recs):
+    return sorted((r["id"], r["sample"], r["status"], r["label"], r["prompt_sha"]) for r in recs)
+
+
+def test_openai_batch_300_requests_through_files_and_batches(env, tmp_path):
+    from dss.commands.cli import main
+    data = big_cqa(tmp_path)
+    with FakeTeacher(batch_polls=2) as srv:
+        argv = ["extract", "--task", "cqa", "--split", "train", "--data-dir", str(data), "--limit", "300",
+                "--teacher", "openai:fake-model", "--base-url", srv.openai_url, "--batch", "--poll-interval", "0.01",
+                "--out", str(tmp_path / "b.jsonl"), "--no-progress"]
+        assert main(argv) == 0
+        paths = [(r["method"], r["path"]) for r in srv.requests]
+        live_like = len(srv.generation_requests())
+    assert ("POST", "/v1/files") in paths and ("POST", "/v1/batches") in paths and live_like == 0
+    assert sum(p == ("GET", "/v1/batches/batch_1") for p in paths) == 3  # validating, in_progress, completed
+    recs = lines(tmp_path / "b.jsonl")
+    assert len(recs) == 300 and all(r["status"] == "ok" for r in recs)
+    assert not (tmp_path / "b.jsonl.batch.json").exists()
+
+
+def test_write_batch_then_read_batch_gives_the_same_records(env, tmp_path):
+    """The vllm route: --write-batch writes OpenAI-format lines; `vllm run-batch` (written here by hand, in its
+    documented output format) answers them; --read-batch turns the answers into the live run's records."""
+    from dss.commands.cli import main
+    data = big_cqa(tmp_path)
+    base = ["extract", "--task", "cqa", "--split", "train", "--data-dir", str(data), "--limit", "300",
+            "--teacher", "openai:Qwen/Qwen2.5-7B-Instruct", "--no-progress"]
+    requests = tmp_path / "requests.jsonl"
+    assert main([*base, "--out", str(tmp_path / "v.jsonl"), "--write-batch", str(requests)]) == 0
+    sent = lines(requests)
+    assert len(sent) == 300 and set(sent[0]) == {"custom_id", "method", "url", "body"}
+    assert sent[0]["url"] == "/v1/chat/completions" and sent[0]["body"]["model"] == "Qwen/Qwen2.5-7B-Instruct"
+    example_id, sample, sha = json.loads(sent[0]["custom_id"])  # the cache key travels with the request
+    assert sample == 0 and len(sha) > 8
+    assert not (tmp_path / "v.jsonl").is_file() or lines(tmp_path / "v.jsonl") == []  # nothing was answered
+    from dss.testing.bodies import openai_body, texts_of
+    from dss.testing.fake_teacher import default_responder
+    with open(tmp_path / "results.jsonl", "w") as fh:  # `vllm run-batch -o`: {"id", "custom_id", "response"}
+        for k, line in enumerate(sent):
+            system, user = texts_of(line["body"], openai=True)
+            body = openai_body([default_responder(user, system)], 100, 20)
+            if k == 7:  # one request failed on the server
+                fh.write(json.dumps({"id": f"r{k}", "custom_id": line["custom_id"], "response": None,
+                                     "error": {"message": "out of memory"}}) + "\n")
+                continue
+            fh.write(json.dumps({"id": f"r{k}", "custom_id": line["custom_id"],
+                                 "response": {"status_code": 200, "request_id": f"q{k}", "body": body},
+                                 "error": None}) + "\n")
+    assert main([*base, "--out", str(tmp_path / "v.jsonl"), "--read-batch", str(tmp_path / "results.jsonl")]) == 0
+    recs = lines(tmp_path / "v.jsonl")
+    assert len(recs) == 300 and sum(r["status"] == "error" for r in recs) == 1
+    with FakeTeacher() as srv:  # the same examples answered live: the same records, field for field
+        run(cfg(srv, data, tmp_path / "live.jsonl", "openai:Qwen/Qwen2.5-7B-Instruct", limit=300, concurrency=8),
+            get_task("cqa"), log=quiet)
+    live = [r for r in lines(tmp_path / "live.jsonl")]
+    ok = [r for r in recs if r["status"] == "ok"]
+    assert set(ok[0]) == set(live[0])
+    assert record_shape(ok) == [s for s in record_shape(live) if s[0] in {r["id"] for r in ok}]
+    # the failed request is redone by the next route (here a second --write-batch names only it)
+    assert main([*base, "--out", str(tmp_path / "v.jsonl"), "--write-batch", str(tmp_path / "again.jsonl")]) == 0
+    assert len(lines(tmp_path / "again.jsonl")) == 1
+
+
+@pytest.mark.parametrize("provider", ["openai", "gemini"])
+def test_a_failed_batch_job_says_so_and_a_rerun_submits_anew(env, tiny_cqa_dir, tmp_path, provider):
+    if provider == "gemini":
+        pytest.importorskip("google.genai")
+    from dss.core.errors import DataError
+    teacher = "openai:fake" if provider == "openai" else "gemini:gemini-3.5-flash"
+    out = tmp_path / "f.jsonl"
+    with FakeTeacher(batch_polls=1) as srv:
+        srv.fail_batches = True
+        msgs = []
+        with pytest.raises(DataError, match="ended (failed|JOB_STATE_FAILED).*rerun to submit a new one"):
+            run(cfg(srv, tiny_cqa_dir, out, teacher, limit=3, batch=True, poll_interval=0.01), get_task("cqa"),
+                log=msgs.append)
+        assert any("(validating|BATCH_STATE_PENDING|JOB_STATE_PENDING)" and "next poll" in m for m in msgs)
+        srv.fail_batches = False
+        s = run(cfg(srv, tiny_cqa_dir, out, teacher, limit=3, batch=True, poll_interval=0.01), get_task("cqa"),
+                log=quiet)
+        assert s["done"] == 3 and len(srv.batch_api.jobs) == 2

@@ -81,7 +81,7 @@ class OpenAIClient:
 
     provider = "openai"
 
-    def __init__(self, model: str, base_url: str, timeout_s: float = 120.0):
+    def __init__(self, model: str, base_url: str, timeout_s: float = 120.0, require_key: bool = True):
         self.model, self.timeout_s = model, timeout_s
         parts = urlsplit(base_url.rstrip("/"))
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -90,7 +90,7 @@ class OpenAIClient:
         self.path = (parts.path or "") + "/chat/completions"
         self.base_url = base_url
         self._key = os.environ.get("OPENAI_API_KEY") or None
-        if self._key is None and parts.hostname == "api.openai.com":
+        if self._key is None and parts.hostname == "api.openai.com" and require_key:
             raise FatalError("openai teacher: set OPENAI_API_KEY (api.openai.com needs a key)")
         self._local = threading.local()
 
@@ -129,12 +129,13 @@ class OpenAIClient:
             body["stop"] = list(sampling.stop)
         return body
 
-    def _post(self, payload: bytes, headers: dict, limit: int, held: dict) -> tuple[int, bytes, float | None]:
+    def _post(self, payload: bytes | None, headers: dict, limit: int, held: dict, method: str = "POST",
+              path: str | None = None) -> tuple[int, bytes, float | None]:
         """One request on this thread's connection (put in `held` for the caller's watchdog)."""
         conn = held["conn"] = self._conn()
         self._local.reused = getattr(self._local, "requests_on_socket", 0) > 0
         self._local.requests_on_socket = getattr(self._local, "requests_on_socket", 0) + 1
-        conn.request("POST", self.path, body=payload, headers=headers)
+        conn.request(method, path or self.path, body=payload, headers=headers)
         resp = conn.getresponse()
         length = resp.getheader("Content-Length")
         if length and length.isdigit() and int(length) > limit:
@@ -148,7 +149,8 @@ class OpenAIClient:
             self._drop_conn()
         return resp.status, raw, parse_retry_after(resp.getheader("Retry-After"))
 
-    def _send(self, payload: bytes, headers: dict, limit: int) -> tuple[int, bytes, float | None]:
+    def _send(self, payload: bytes | None, headers: dict, limit: int, method: str = "POST",
+              path: str | None = None) -> tuple[int, bytes, float | None]:
         """_post under a watchdog: at the deadline it shuts the socket down, which ends any blocked connect,
         write or read. (A socket timeout bounds each operation only: a server sending a byte every 0.5 s never
         trips it.)"""
@@ -168,14 +170,14 @@ class OpenAIClient:
         watchdog.start()
         try:
             try:
-                return self._post(payload, headers, limit, held)
+                return self._post(payload, headers, limit, held, method, path)
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                 if fired.is_set() or not self._local.reused:
                     raise
                 # the server closed an idle keep-alive connection before reading the request: resend now
                 # on a fresh one, as HTTP clients do, rather than back off as if the server were failing
                 self._drop_conn()
-                return self._post(payload, headers, limit, held)
+                return self._post(payload, headers, limit, held, method, path)
         except BadAnswer:
             self._drop_conn()  # the rest of the body is never read: the connection cannot be reused
             raise
@@ -186,6 +188,28 @@ class OpenAIClient:
             raise TransientError(f"connection failed: {type(e).__name__}: {e}") from None
         finally:
             watchdog.cancel()
+
+    def api(self, method: str, subpath: str, body: dict | None = None, files: dict | None = None,
+            fields: dict | None = None, raw: bool = False, limit: int = 1 << 31):
+        """One call to another endpoint of the server (files, batches): JSON in, JSON (or raw bytes) out."""
+        headers = {"Accept": "application/json"}
+        payload = None
+        if files:
+            payload, headers["Content-Type"] = _multipart(fields or {}, files)
+        elif body is not None:
+            payload, headers["Content-Type"] = json.dumps(body).encode("utf-8"), "application/json"
+        if self._key:
+            headers["Authorization"] = f"Bearer {self._key}"
+        base = self.path[: -len("/chat/completions")]
+        status, data, retry_after = self._send(payload, headers, limit, method, base + subpath)
+        if status != 200:
+            raise http_error(status, data, retry_after, f"{self.base_url}{subpath}", "OPENAI_API_KEY", self._key)
+        if raw:
+            return data
+        try:
+            return json.loads(data)
+        except ValueError:
+            raise TransientError(f"malformed response body from {subpath}: {data[:200]!r}") from None
 
     def complete(self, messages: list[dict], sampling: Sampling) -> list[Completion]:
         """The request's choices (sampling.n asked for; a server that ignores `n` returns one)."""
@@ -202,6 +226,19 @@ class OpenAIClient:
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
             raise TransientError(f"malformed response body ({type(e).__name__}): "
                                  f"{redact(raw[:200].decode('utf-8', 'replace'), [self._key])!r}") from None
+
+
+def _multipart(fields: dict, files: dict) -> tuple[bytes, str]:
+    """A multipart/form-data body (what /v1/files takes) and its content type."""
+    boundary = f"dss-{os.urandom(8).hex()}"
+    out = []
+    for name, value in fields.items():
+        out.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+    for name, (filename, data) in files.items():
+        out.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+                   f"Content-Type: application/jsonl\r\n\r\n".encode() + data + b"\r\n")
+    out.append(f"--{boundary}--\r\n".encode())
+    return b"".join(out), f"multipart/form-data; boundary={boundary}"
 
 
 def openai_completions(data: dict) -> list[Completion]:

@@ -13,9 +13,17 @@ import time
 from pathlib import Path
 
 from dss.core.errors import ConfigError, DataError
+from dss.core.io import atomic_write
 from dss.tasks.base import Example, Task
 from dss.teacher import prompts
-from dss.teacher.batch import run_batch
+from dss.teacher.batch import (
+    backend_for,
+    batch_state_path,
+    openai_batch_lines,
+    read_batch_file,
+    request_key,
+    run_batch,
+)
 from dss.teacher.client import make_client, parse_teacher
 from dss.teacher.cost import Stats, estimate
 from dss.teacher.extract_config import ExtractConfig, default_out
@@ -49,8 +57,11 @@ def run(cfg: ExtractConfig, task: Task, log=print) -> dict:
         summary = {"dry_run": True, "examples": len(examples), "out": str(out), **estimate(items, cfg)}
         log(format_dry_run(summary, cfg))
         return summary
-    if (cfg.batch or cfg.batch_job) and provider != "gemini":
-        raise ConfigError("--batch uses the Gemini Batch API: it needs a gemini:<model> teacher")
+    if (cfg.write_batch or cfg.read_batch) and provider != "openai":
+        raise ConfigError("--write-batch/--read-batch use the OpenAI batch format (vllm run-batch, OpenAI's Batch "
+                          "API): they need an openai:<model> teacher")
+    if cfg.write_batch:
+        return write_batch(items, out, cfg, task, log)
 
     records, stats, fatal = _answer(items, out, task, cfg, log)
     wall = time.monotonic() - t_start
@@ -80,11 +91,13 @@ def _answer(items: list[Item], out: Path, task: Task, cfg: ExtractConfig,
             for rec in import_released(task, cfg, [it.example for it in pending]):
                 rf.append(rec)
                 stats.add(rec)
-        elif pending:
+        elif cfg.read_batch:
+            read_batch_file(cfg.read_batch, pending, cfg, task, rf, stats, log)
+        elif pending or cfg.batch_job or (cfg.batch and batch_state_path(out).is_file()):
             t_requests = time.monotonic()
             client = make_client(cfg.teacher, cfg.base_url, cfg.timeout)
             if cfg.batch or cfg.batch_job:
-                run_batch(pending, client, cfg, task, rf, stats, log)
+                run_batch(pending, backend_for(client), cfg, task, rf, stats, log)
             else:
                 fatal = run_live(pending, client, cfg, task, rf, stats, log)
             stats.request_s = time.monotonic() - t_requests
@@ -92,6 +105,25 @@ def _answer(items: list[Item], out: Path, task: Task, cfg: ExtractConfig,
     finally:
         rf.close()
     return records, stats, fatal
+
+
+def write_batch(items: list[Item], out: Path, cfg: ExtractConfig, task: Task, log) -> dict:
+    """--write-batch: the requests the output still lacks, as an OpenAI-format batch file (for `vllm run-batch`
+    or an OpenAI batch run by hand); nothing is sent. --read-batch then turns the results into records."""
+    from dss.teacher.client import OpenAIClient, parse_teacher
+    rf = RecordFile(out)
+    try:
+        pending, _ = plan(items, rf, cfg.overwrite)
+    finally:
+        rf.close()
+    client = OpenAIClient(parse_teacher(cfg.teacher)[1], cfg.base_url or "http://localhost:8000/v1",
+                          cfg.timeout, require_key=False)
+    path = Path(cfg.write_batch)
+    atomic_write(path, openai_batch_lines([(request_key(it), it) for it in pending], client, cfg))
+    log(f"wrote {len(pending)} requests to {path} (of {len(items)}; the rest are done in {out}). Run them, e.g. "
+        f"`vllm run-batch -i {path} -o results.jsonl --model {client.model}`, then rerun this command with "
+        "--read-batch results.jsonl instead of --write-batch")
+    return {"write_batch": str(path), "requests": len(pending), "examples": len({it.example.id for it in items})}
 
 
 def import_released(task: Task, cfg: ExtractConfig, examples: list[Example]) -> list[dict]:

@@ -55,8 +55,14 @@ class ExtractConfig:
                                    "built-in prompt")
     dry_run: bool = field_(False, "estimate requests, tokens and cost; call nobody, write nothing")
     import_released: bool = field_(False, "write the released PaLM completions of the task as records")
-    batch: bool = field_(False, "submit through the Gemini Batch API (half price, slow), poll and collect")
-    batch_job: str | None = field_(None, "collect this saved Batch API job (batches/...) instead of submitting")
+    batch: bool = field_(False, "submit through the provider's Batch API (Gemini: a Files API upload; OpenAI: "
+                         "/v1/files + /v1/batches; half price, slow), poll and collect; a rerun collects the job")
+    batch_job: str | None = field_(None, "collect this batch job (Gemini batches/..., OpenAI batch_...) instead "
+                                   "of submitting")
+    write_batch: str | None = field_(None, "write the pending requests as an OpenAI-format batch file (for `vllm "
+                                     "run-batch -i FILE`, or OpenAI's Batch API) and send nothing")
+    read_batch: str | None = field_(None, "read a batch results file (`vllm run-batch -o FILE`, or OpenAI's "
+                                    "output) into records")
     poll_interval: float = field_(30.0, "seconds between Batch API status polls", min=0.001)
     prices: str | None = field_(None, "YAML price table {model: [usd_per_1M_in, usd_per_1M_out]}")
     price_in: float | None = field_(None, "USD per 1M input tokens for this model (overrides the table)", min=0)
@@ -73,6 +79,8 @@ class ExtractConfig:
             raise ConfigError("samples > 1 needs temperature > 0 (identical answers would make the vote moot)")
         if self.batch and self.batch_job:
             raise ConfigError("pass --batch to submit, or --batch-job NAME to collect one, not both")
+        if sum(map(bool, (self.batch or self.batch_job, self.write_batch, self.read_batch))) > 1:
+            raise ConfigError("--batch, --write-batch and --read-batch are different routes: pass one")
         if not self.import_released:
             try:
                 self.sampling()  # a thinking setting the provider or model does not take fails now

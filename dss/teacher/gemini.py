@@ -70,6 +70,23 @@ class GeminiClient:
             max_output_tokens=sampling.max_tokens, stop_sequences=list(sampling.stop) or None,
             candidate_count=sampling.n, thinking_config=self._types.ThinkingConfig(**thinking) if thinking else None)
 
+    def rest_request(self, messages: list[dict], sampling: Sampling) -> dict:
+        """A GenerateContentRequest as the REST API documents it (ai.google.dev/api/generate-content): what a
+        batch file's lines carry, one candidate each."""
+        system, contents = gemini_contents(messages)
+        gc = {"temperature": sampling.temperature, "maxOutputTokens": sampling.max_tokens, "candidateCount": 1}
+        if sampling.stop:
+            gc["stopSequences"] = list(sampling.stop)
+        thinking = dict(sampling.thinking)
+        if "thinking_budget" in thinking:
+            gc["thinkingConfig"] = {"thinkingBudget": thinking["thinking_budget"]}
+        elif "thinking_level" in thinking:
+            gc["thinkingConfig"] = {"thinkingLevel": thinking["thinking_level"].upper()}
+        request = {"contents": contents, "generationConfig": gc}
+        if system:
+            request["systemInstruction"] = {"parts": [{"text": system}]}
+        return request
+
     def complete(self, messages: list[dict], sampling: Sampling) -> list[Completion]:
         """The request's candidates (sampling.n asked for as candidate_count)."""
         system, contents = gemini_contents(messages)

@@ -1,7 +1,9 @@
 """A scriptable fake teacher on 127.0.0.1 for tests, the speed benchmark, and trying `dss extract` offline.
 
-Speaks the OpenAI chat-completions protocol (POST /v1/chat/completions) and the Gemini protocol that
-google-genai uses (POST /v1beta/models/{m}:generateContent, :batchGenerateContent, GET /v1beta/batches/{id}).
+Speaks the OpenAI chat-completions protocol (POST /v1/chat/completions, honouring `n` unless honour_n=False,
+reporting reasoning tokens) and the Gemini protocol that google-genai uses (POST /v1beta/models/{m}:generateContent
+with candidateCount and thinkingConfig, usage with thoughtsTokenCount), plus both providers' files and batch
+jobs (dss.testing.fake_batches).
 
     srv = FakeTeacher(latency=0.05).start()      # srv.openai_url, srv.gemini_url
     srv.script = [("status", 429, {"Retry-After": "0.1"}), ("status", 500), ("malformed",), ("hang", 5)]
@@ -29,6 +31,9 @@ import json
 import re
 import socket
 import threading
+
+from dss.testing.bodies import gemini_body, openai_body, texts_of
+from dss.testing.fake_batches import FakeBatches
 
 _CHOICE = re.compile(r"^\(([a-e])\)\s*(.+)$", re.M)
 
@@ -62,7 +67,8 @@ class FakeTeacher:
         self.batch_polls = batch_polls    # GETs of a batch that answer "running" before it succeeds
         self.honour_n = honour_n          # False: one choice whatever n / candidateCount asks (Ollama, llama.cpp)
         self.requests: list[dict] = []    # every request: method, path, headers (lower-case), body
-        self.batches: dict[str, dict] = {}
+        self.fail_batches = False         # batch jobs end FAILED
+        self.batch_api = FakeBatches(self)
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -152,7 +158,7 @@ class FakeTeacher:
                     body = json.loads(raw) if raw else None
                 except ValueError:
                     body = None
-                req = {"method": method, "path": path, "headers": headers, "body": body}
+                req = {"method": method, "path": path, "headers": headers, "body": body, "raw": raw}
                 with self._lock:
                     self.requests.append(req)
                 reply = await self._handle(req)
@@ -161,7 +167,8 @@ class FakeTeacher:
                 code, payload, extra = reply
                 trickle = (extra or {}).pop("x-trickle", None)
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-                head_out = [f"HTTP/1.1 {code} {_REASONS.get(code, 'Status')}", "Content-Type: application/json",
+                kind = "application/json" if not isinstance(payload, bytes) else "application/octet-stream"
+                head_out = [f"HTTP/1.1 {code} {_REASONS.get(code, 'Status')}", f"Content-Type: {kind}",
                             f"Content-Length: {len(data)}"] + [f"{k}: {v}" for k, v in (extra or {}).items()]
                 writer.write(("\r\n".join(head_out) + "\r\n\r\n").encode("latin-1") + (b"" if trickle else data))
                 await writer.drain()
@@ -178,10 +185,9 @@ class FakeTeacher:
 
     async def _handle(self, req: dict):
         path = req["path"]
-        if req["method"] == "GET":
-            return self._batch_get(path)
-        if path.endswith(":batchGenerateContent"):
-            return self._batch_create(req)
+        reply = self.batch_api.route(req)
+        if reply is not None:
+            return reply
         openai = path.endswith("/chat/completions")
         if not openai and not path.endswith(":generateContent"):
             return 404, {"error": {"code": 404, "message": f"no route {path}", "status": "NOT_FOUND"}}, None
@@ -201,14 +207,14 @@ class FakeTeacher:
             body = action[3] if len(action) > 3 else \
                 {"error": {"code": code, "message": f"scripted error {code}", "status": "SCRIPTED"}}
             return code, body, headers
-        system, user = _texts(req["body"], openai)
+        system, user = texts_of(req["body"], openai)
         texts = [action[1] if kind == "text" else self.responder(user, system) for _ in range(self.choices(req))]
         if kind == "huge":
             texts = [(t + " ") * (action[1] // (len(t) + 1) + 1) for t in texts]
         n_in, n_out = (len(system) + len(user)) // 4 + 1, sum(len(t) // 4 + 1 for t in texts)
         extra = {"x-trickle": action[1]} if kind == "trickle" else None
         thought = self.thought_tokens(req["body"] or {}, openai)
-        body = _openai_body(texts, n_in, n_out, thought) if openai else _gemini_body(texts, n_in, n_out, thought)
+        body = openai_body(texts, n_in, n_out, thought) if openai else gemini_body(texts, n_in, n_out, thought)
         return 200, body, extra
 
     def choices(self, req: dict) -> int:
@@ -231,70 +237,9 @@ class FakeTeacher:
             return max(0, int(budget))
         return {"MINIMAL": 0, "LOW": 16, "MEDIUM": 64, "HIGH": 256}.get(level, 300)
 
-    def _batch_create(self, req: dict):
-        model = re.search(r"models/([^:/]+):", req["path"]).group(1)
-        items = (((req["body"] or {}).get("batch") or {}).get("inputConfig") or {}).get("requests", {})
-        responses = []
-        for item in items.get("requests", []):
-            system, user = _texts(item.get("request") or {}, openai=False)
-            text = self.responder(user, system)
-            responses.append({"response": _gemini_body([text], len(user) // 4 + 1, len(text) // 4 + 1),
-                              "metadata": item.get("metadata")})
-        name = f"batches/fake{len(self.batches) + 1}"
-        self.batches[name] = {"model": model, "responses": responses, "polls": 0}
-        return 200, {"name": name, "metadata": {"model": f"models/{model}", "state": "BATCH_STATE_PENDING"}}, None
-
-    def _batch_get(self, path: str):
-        m = re.match(r"^/v1[a-z0-9]*/(batches/[^/?]+)", path)
-        if not m or m.group(1) not in self.batches:
-            return 404, {"error": {"code": 404, "message": "not found", "status": "NOT_FOUND"}}, None
-        job = self.batches[m.group(1)]
-        job["polls"] += 1
-        state = "BATCH_STATE_SUCCEEDED" if job["polls"] > self.batch_polls else "BATCH_STATE_RUNNING"
-        meta = {"@type": "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch",
-                "model": job["model"], "state": state}
-        if state == "BATCH_STATE_SUCCEEDED":
-            meta["output"] = {"inlinedResponses": {"inlinedResponses": job["responses"]}}
-        return 200, {"name": m.group(1), "metadata": meta}, None
-
-
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
             408: "Request Timeout", 429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
             503: "Service Unavailable", 504: "Gateway Timeout"}
-
-
-def _texts(body, openai: bool) -> tuple[str, str]:
-    """(system text, last user text) of a request body."""
-    body = body or {}
-    if openai:
-        msgs = body.get("messages") or []
-        system = " ".join(m.get("content", "") for m in msgs if m.get("role") == "system")
-        users = [m.get("content", "") for m in msgs if m.get("role") == "user"]
-        return system, users[-1] if users else ""
-    sys_inst = body.get("systemInstruction") or body.get("system_instruction") or {}
-    system = " ".join(p.get("text", "") for p in sys_inst.get("parts", []))
-    users = [c for c in body.get("contents", []) if c.get("role", "user") == "user"]
-    user = " ".join(p.get("text", "") for p in users[-1].get("parts", [])) if users else ""
-    return system, user
-
-
-def _openai_body(texts: list[str], n_in: int, n_out: int, thought: int = 0) -> dict:
-    choices = [{"index": k, "message": {"role": "assistant", "content": t}, "finish_reason": "stop"}
-               for k, t in enumerate(texts)]
-    usage = {"prompt_tokens": n_in, "completion_tokens": n_out + thought, "total_tokens": n_in + n_out + thought}
-    if thought:
-        usage["completion_tokens_details"] = {"reasoning_tokens": thought}
-    return {"id": "chatcmpl-fake", "object": "chat.completion", "model": "fake", "choices": choices,
-            "usage": usage}
-
-
-def _gemini_body(texts: list[str], n_in: int, n_out: int, thought: int = 0) -> dict:
-    cands = [{"content": {"role": "model", "parts": [{"text": t}]}, "finishReason": "STOP", "index": k}
-             for k, t in enumerate(texts)]
-    usage = {"promptTokenCount": n_in, "candidatesTokenCount": n_out, "totalTokenCount": n_in + n_out + thought}
-    if thought:
-        usage["thoughtsTokenCount"] = thought
-    return {"candidates": cands, "usageMetadata": usage}
 
 
 def main(argv=None) -> None:
