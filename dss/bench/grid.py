@@ -44,6 +44,9 @@ class BenchConfig:
                                   "then the hub)")
     task_options: dict = field_({}, "options for --task custom (train_file, label_column, ...)")
     train: dict = field_({}, "TrainConfig values for every cell (max_steps, batch_size, lr, ...)")
+    train_by_fraction: dict = field_({}, "TrainConfig values for the cells of one fraction, over `train:`, "
+                                     "e.g. {0.125: {max_steps: 400}, 1.0: {max_steps: 1000}} (budgets scaled to "
+                                     "the data)")
     launcher: str = field_("inprocess", "how a cell runs: in this process, as a `dss train` subprocess, or "
                            "under `accelerate launch`", choices=LAUNCHERS)
     launch_args: list[str] = field_([], "extra `accelerate launch` arguments, e.g. --num_processes,8")
@@ -69,8 +72,30 @@ class BenchConfig:
             raise ConfigError(f"train: {', '.join(clash)} are set by the grid (use tasks/methods/labels/models/"
                               "fractions/seeds/data_dir/task_options)")
 
+        self.train_by_fraction = by_fraction(self.train_by_fraction, self.fractions)
+
     def out_dir(self) -> Path:
         return Path(self.output_dir or Path("runs") / (self.name or "-".join(self.tasks)))
+
+
+def by_fraction(table: dict, fractions: list[float]) -> dict[float, dict]:
+    """train_by_fraction with float keys, each one of the sweep's fractions, each value a mapping of
+    non-grid TrainConfig keys."""
+    out = {}
+    for key, values in (table or {}).items():
+        try:
+            fraction = float(key)
+        except (TypeError, ValueError):
+            raise ConfigError(f"train_by_fraction: {key!r} is not a fraction") from None
+        if fraction not in [float(f) for f in fractions]:
+            raise ConfigError(f"train_by_fraction: {key!r} is not one of fractions {fractions}")
+        if not isinstance(values, dict):
+            raise ConfigError(f"train_by_fraction.{key}: expected a mapping of train settings, got {values!r}")
+        clash = sorted(set(values) & set(GRID_KEYS))
+        if clash:
+            raise ConfigError(f"train_by_fraction.{key}: {', '.join(clash)} are set by the grid")
+        out[fraction] = dict(values)
+    return out
 
 
 def shard_of(text: str) -> tuple[int, int]:
@@ -113,9 +138,9 @@ def grid(cfg: BenchConfig) -> list[Cell]:
     cells: list[Cell] = []
     for task in cfg.tasks:
         for model in cfg.models:
-            for labels in cfg.labels:
-                for seed in cfg.seeds:
-                    for fraction in cfg.fractions:
+            for seed in cfg.seeds:
+                for fraction in cfg.fractions:
+                    for labels in cfg.labels:
                         for method in cfg.methods:
                             cell = Cell(task, model, effective_labels(method, labels), seed, float(fraction),
                                         method)
@@ -149,6 +174,7 @@ def parse_model(spec: str) -> dict:
 def cell_overrides(cfg: BenchConfig, cell: Cell, out_dir: Path) -> dict:
     """The TrainConfig values of one cell: the sweep's `train:` values, then the grid's."""
     values = dict(cfg.train)
+    values.update(cfg.train_by_fraction.get(cell.fraction, {}))
     values.update(parse_model(cell.model))
     values.update(task=cell.task, method=cell.method, labels=cell.labels, train_fraction=cell.fraction,
                   seed=cell.seed, output_dir=str(cell.run_dir(out_dir)))
