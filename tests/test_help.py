@@ -103,9 +103,15 @@ def test_every_help_example_runs(sandbox, capsys):
     for _, line in todo:
         argv = shlex.split(line)[1:]
         argv += CHEAP.get(argv[0], [])
-        if argv[0] == "extract" and "--show-prompt" in argv:
+        if argv[0] == "extract" and ("--show-prompt" in argv or "--list-models" in argv):
             argv.remove("--dry-run")
-        rc = main(argv)
+        if "--list-models" in argv:  # online: asked of a loopback teacher
+            from dss.testing.fake_teacher import FakeTeacher
+            with FakeTeacher() as srv, pytest.MonkeyPatch.context() as mp:
+                mp.setenv("GEMINI_API_KEY", "k")
+                rc = main([*argv, "--base-url", srv.gemini_url])
+        else:
+            rc = main(argv)
         err = capsys.readouterr().err
         if rc != 0:
             failures.append(f"{line}  ->  exit {rc}: {err.strip().splitlines()[-1:] if err.strip() else ''}")

@@ -265,3 +265,31 @@ def test_a_failed_batch_job_says_so_and_a_rerun_submits_anew(env, tiny_cqa_dir, 
         s = run(cfg(srv, tiny_cqa_dir, out, teacher, limit=3, batch=True, poll_interval=0.01), get_task("cqa"),
                 log=quiet)
         assert s["done"] == 3 and len(srv.batch_api.jobs) == 2
+
+
+# ------------------------------------------------------------------------------------------------ --list-models
+@pytest.mark.parametrize("provider", ["openai", "gemini"])
+def test_list_models_asks_the_endpoint_and_prices_each(provider, env, capsys):
+    from dss.commands.cli import main
+    with FakeTeacher() as srv:
+        srv.models = [f"model-{k:03d}" for k in range(130)] + ["gemini-3.5-flash", "gemini-embedding-001"]
+        url = srv.openai_url if provider == "openai" else srv.gemini_url
+        assert main(["extract", "--list-models", "--teacher", f"{provider}:x", "--base-url", url, "--json"]) == 0
+        listed = json.loads(capsys.readouterr().out)
+        paths = [r["path"] for r in srv.requests]
+        assert main(["extract", "--list-models", "--teacher", f"{provider}:x", "--base-url", url]) == 0
+        text = capsys.readouterr().out
+    assert len(listed) == 132  # every page: Gemini lists 100 a page, so the SDK had to follow nextPageToken
+    assert paths == (["/v1/models"] if provider == "openai" else
+                     ["/v1/models?pageSize=100", "/v1/models?pageSize=100&pageToken=100"])
+    flash = next(m for m in listed if m["id"] == "gemini-3.5-flash")
+    assert flash["price"] == [1.5, 9.0] and next(m for m in listed if m["id"] == "model-007")["price"] is None
+    assert "132 models" in text and "unknown" in text and KEY not in text
+    if provider == "gemini":
+        assert "generateContent" in flash["actions"]
+
+
+def test_list_models_needs_no_task_and_extract_still_does(env, capsys):
+    from dss.commands.cli import main
+    assert main(["extract", "--teacher", "openai:x", "--base-url", "http://127.0.0.1:9/v1"]) == 2
+    assert "--task is required" in capsys.readouterr().err

@@ -31,8 +31,9 @@ class BenchConfig:
     name: str = field_("", "sweep name; output goes to runs/<name> (default: the config file's name)")
     output_dir: str = field_("", "sweep folder (default runs/<name>)")
     tasks: list[str] = field_(["demo"], "tasks to benchmark (dss tasks lists them)")
-    methods: list[str] = field_(["standard", "dss"], "training methods, one line per method on the curves",
-                                choices=METHOD_NAMES)
+    methods: list[str] = field_(["standard", "dss"], "training methods, one line per method on the curves: "
+                                f"{', '.join(METHOD_NAMES)}, or a variant with its own settings, e.g. "
+                                "'dss:rationales_per_example=3' or 'dss:alpha=0.8'")
     labels: list[str] = field_(["gold"], "label sources for dss/single (standard always trains on gold "
                                "labels, distill on teacher labels)", choices=LABELS)
     models: list[str] = field_(["tiny"], "students: 'tiny', 'tiny:key=value,...' (tiny sizes), a hub id or "
@@ -67,6 +68,8 @@ class BenchConfig:
         for name in ("tasks", "methods", "models", "fractions", "seeds", "labels"):
             if not getattr(self, name):
                 raise ConfigError(f"{name}: needs at least one value")
+        for spec in self.methods:
+            parse_method(spec)
         clash = sorted(set(self.train) & set(GRID_KEYS))
         if clash:
             raise ConfigError(f"train: {', '.join(clash)} are set by the grid (use tasks/methods/labels/models/"
@@ -117,7 +120,7 @@ class Cell:
 
     @property
     def key(self) -> str:
-        return f"{self.task}/{slug(self.model)}/{self.method}-{self.labels}/f{self.fraction:g}-s{self.seed}"
+        return f"{self.task}/{slug(self.model)}/{slug(self.method)}-{self.labels}/f{self.fraction:g}-s{self.seed}"
 
     def run_dir(self, out_dir: Path) -> Path:
         return Path(out_dir) / self.key
@@ -130,7 +133,7 @@ def slug(text: str) -> str:
 
 def effective_labels(method: str, labels: str) -> str:
     """standard fine-tuning is defined by gold labels and standard distillation by teacher labels."""
-    return METHODS[method].label_source(labels)
+    return METHODS[parse_method(method)[0]].label_source(labels)
 
 
 def grid(cfg: BenchConfig) -> list[Cell]:
@@ -158,6 +161,22 @@ def shard_cells(cells: list[Cell], shard: str) -> list[Cell]:
     return [c for c in cells if c in mine]
 
 
+def parse_method(spec: str) -> tuple[str, dict]:
+    """'dss:rationales_per_example=3,alpha=0.8' -> ('dss', {'rationales_per_example': '3', 'alpha': '0.8'})."""
+    name, _, rest = str(spec).partition(":")
+    if name not in METHOD_NAMES:
+        raise ConfigError(f"methods: {spec!r}: {name!r} is not one of {', '.join(METHOD_NAMES)}")
+    values = {}
+    for item in filter(None, (x.strip() for x in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ConfigError(f"methods: {spec!r}: expected {name}:key=value,...")
+        if key.strip() in GRID_KEYS:
+            raise ConfigError(f"methods: {spec!r}: {key.strip()} is set by the grid")
+        values[key.strip()] = value.strip()
+    return name, values
+
+
 def parse_model(spec: str) -> dict:
     """'tiny:d_model=64,num_layers=2' -> {'model': 'tiny', 'd_model': '64', 'num_layers': '2'}."""
     if not spec.startswith("tiny:"):
@@ -176,7 +195,9 @@ def cell_overrides(cfg: BenchConfig, cell: Cell, out_dir: Path) -> dict:
     values = dict(cfg.train)
     values.update(cfg.train_by_fraction.get(cell.fraction, {}))
     values.update(parse_model(cell.model))
-    values.update(task=cell.task, method=cell.method, labels=cell.labels, train_fraction=cell.fraction,
+    method, method_values = parse_method(cell.method)
+    values.update(method_values)
+    values.update(task=cell.task, method=method, labels=cell.labels, train_fraction=cell.fraction,
                   seed=cell.seed, output_dir=str(cell.run_dir(out_dir)))
     if cfg.data_dir:
         values["data_dir"] = cfg.data_dir

@@ -69,7 +69,8 @@ def example_rows(ex, cfg) -> list[Row]:
         return [Row(ex.input, label, LABEL)]
     rows = [Row(cfg.label_prefix + ex.input, label, LABEL)]
     if usable_rationale(ex):
-        rows.append(Row(cfg.rationale_prefix + ex.input, ex.llm_rationale, RATIONALE))
+        for rationale in [ex.llm_rationale, *ex.more_rationales][:cfg.rationales_per_example]:
+            rows.append(Row(cfg.rationale_prefix + ex.input, rationale, RATIONALE))
     return rows
 
 
@@ -94,6 +95,8 @@ def training_items(examples: list, cfg) -> tuple[list[list[Row]], dict]:
             continue
         if method.rationale_task and len(rows) == 1:
             stats["missing_rationale"] += 1  # kept: trains the label task only
+        if method.rationale_task and cfg.rationales_per_example > 1:
+            stats["rationale_rows"] = stats.get("rationale_rows", 0) + len(rows) - 1
         items.append(rows)
     stats["train_examples"] = len(items)
     return items, stats

@@ -34,6 +34,11 @@ class TrainConfig:
                                "question unstripped), to reproduce its numbers", choices=("dss", "reference"))
     label_prefix: str = field_("[label] ", "dss: input prefix of the label task (reference code: 'predict: ')")
     rationale_prefix: str = field_("[rationale] ", "dss: input prefix of the rationale task ('explain: ')")
+    rationales_per_example: int = field_(1, "dss: train on up to k of the teacher's rationales per example (the "
+                                         "samples of `dss extract --samples N` that reach the voted label), each "
+                                         "its own [rationale] row; the label row is not repeated, and the "
+                                         "rationale loss is the token mean over all rationale rows, so alpha "
+                                         "still splits the loss between the two tasks", min=1)
     rationales: str | None = field_(None, "JSONL written by `dss extract`: its labels/rationales replace the "
                                     "task's released teacher outputs, matched by example id")
     train_fraction: float = field_(1.0, "fraction of the training set, a nested subset fixed by seed "
@@ -107,6 +112,8 @@ class TrainConfig:
         if self.eval_mode == "score" and METHODS[self.method].rationale_in_target:
             raise ConfigError("eval_mode=score scores label targets; method single writes a rationale first "
                               "(use eval_mode=generate)")
+        if self.rationales_per_example > 1 and METHODS[self.method].rationale_in_target:
+            raise ConfigError("rationales_per_example > 1 is for method dss (single's target is one rationale)")
         if self.mixed_precision == "fp16":
             warnings.warn("fp16 overflows in T5 (NaN losses are common); prefer mixed_precision=bf16",
                           stacklevel=3)

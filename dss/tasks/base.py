@@ -24,6 +24,9 @@ class Example:
     label: str                    # the gold label text y
     llm_label: str | None = None  # teacher's parsed label (None: no teacher output, or it did not parse)
     llm_rationale: str | None = None
+    # other rationales of the teacher's samples that reach the same (voted) label, in sample order, distinct
+    # from llm_rationale and each other: `rationales_per_example` > 1 trains on them too
+    more_rationales: list[str] = field(default_factory=list)
     meta: dict = field(default_factory=dict)  # raw fields prompts need (premise, choices, ...)
 
     def to_dict(self) -> dict:

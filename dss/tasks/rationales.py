@@ -70,45 +70,57 @@ def vote(samples: list[dict], task: Task | None = None) -> tuple[str | None, str
     """Majority label over a sample set's parsed labels (self-consistency), compared as the task scores them
     (SVAMP equations by value), and the rationale of the first sample that gave it; ties go to the label seen
     first. (None, None) when no sample parsed."""
+    label, rationales = vote_all(samples, task)
+    return label, rationales[0] if rationales else None
+
+
+def vote_all(samples: list[dict], task: Task | None = None) -> tuple[str | None, list[str]]:
+    """The voted label and the distinct rationales of every sample that gave it, in sample order."""
     key = task.answer_key if task is not None else Task().answer_key
     ok = [r for r in sorted(samples, key=lambda r: int(r["sample"])) if r["status"] == "ok" and r.get("label")]
     if not ok:
-        return None, None
+        return None, []
     counts = Counter(key(r["label"]) for r in ok)
     best = max(counts.values())
     winner = next(r for r in ok if counts[key(r["label"])] == best)
-    return winner["label"], winner.get("rationale")
+    agreeing = [r.get("rationale") for r in ok if key(r["label"]) == key(winner["label"])]
+    if not agreeing[0]:
+        return winner["label"], []  # the winner's own (empty) rationale stays what `vote` reports
+    return winner["label"], list(dict.fromkeys(x for x in agreeing if x))
 
 
 def apply_rationales(examples: list[Example], path, task: Task | None = None, filter: str | None = None) -> dict:
     """Overwrite each example's llm_label / llm_rationale from the file's records, matched by id.
 
-    Several samples of an example are reduced by `vote`; an example whose records are all unparsed or errors
+    Several samples of an example are reduced by `vote_all` (the other rationales that reach the voted label
+    go to ex.more_rationales, counted as "more_rationales"); an example whose records are all unparsed or errors
     gets None, as does one with no record (counted as missing). filter="consistent" also sets None where the
     teacher's label differs from the gold label. `task` (default: the records' own) decides how labels compare.
-    Returns counts {"matched", "missing", "unparsed"} (+ "inconsistent" with that filter).
+    Returns counts {"matched", "missing", "unparsed", "more_rationales"} (+ "inconsistent" with that filter).
     """
     if filter not in (None, "none", "consistent"):
         raise DataError(f"filter {filter!r}: expected 'consistent' or none")
     records = read_rationale_file(path)
     task = task or _task_of(records)
     groups = by_example(records)
-    counts = {"matched": 0, "missing": 0, "unparsed": 0}
+    counts = {"matched": 0, "missing": 0, "unparsed": 0, "more_rationales": 0}
     if filter == "consistent":
         counts["inconsistent"] = 0
     for ex in examples:
         recs = groups.get(str(ex.id))
-        label, rationale = vote(recs, task) if recs else (None, None)
+        label, rationales = vote_all(recs, task) if recs else (None, [])
+        rationale, more = (rationales[0], rationales[1:]) if rationales else (None, [])
         if not recs:
             counts["missing"] += 1
         elif label is None:
             counts["unparsed"] += 1
         elif filter == "consistent" and not task.is_correct(label, ex.label):
             counts["inconsistent"] += 1
-            label, rationale = None, None
+            label, rationale, more = None, None, []
         else:
             counts["matched"] += 1
-        ex.llm_label, ex.llm_rationale = label, rationale
+            counts["more_rationales"] += len(more)
+        ex.llm_label, ex.llm_rationale, ex.more_rationales = label, rationale, more
     return counts
 
 

@@ -62,7 +62,7 @@ def parse_teacher(teacher: str) -> tuple[str, str]:
     provider, sep, model = teacher.partition(":")
     if not sep or not model or provider not in ("gemini", "openai"):
         raise FatalError(f"--teacher {teacher!r}: expected gemini:<model> or openai:<model> "
-                         "(e.g. gemini:gemini-2.5-flash, openai:gpt-4o-mini, openai:llama3.1 with --base-url)")
+                         "(e.g. gemini:gemini-3.5-flash, openai:gpt-4o-mini, openai:llama3.1 with --base-url)")
     return provider, model
 
 
@@ -210,6 +210,11 @@ class OpenAIClient:
             return json.loads(data)
         except ValueError:
             raise TransientError(f"malformed response body from {subpath}: {data[:200]!r}") from None
+
+    def list_models(self) -> list[dict]:
+        """GET /models: [{"id", "owned_by"}] as the server lists them."""
+        data = self.api("GET", "/models", limit=16 << 20)
+        return [{"id": str(m.get("id")), "owned_by": m.get("owned_by")} for m in (data.get("data") or [])]
 
     def complete(self, messages: list[dict], sampling: Sampling) -> list[Completion]:
         """The request's choices (sampling.n asked for; a server that ignores `n` returns one)."""

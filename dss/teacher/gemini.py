@@ -98,6 +98,12 @@ class GeminiClient:
             self.limits.max_bytes = None
         return gemini_completion(resp)
 
+    def list_models(self) -> list[dict]:
+        """The models the key can use (the SDK pages through GET /v1beta/models)."""
+        models = self.call(lambda: list(self.client.models.list(config={"page_size": 100})))
+        return [{"id": (m.name or "").removeprefix("models/"), "display_name": m.display_name,
+                 "actions": list(m.supported_actions or [])} for m in models]
+
     def call(self, fn):
         """fn() (any google-genai call) with its failures classified as FatalError / TransientError."""
         from google.genai import errors

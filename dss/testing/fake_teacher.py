@@ -68,6 +68,7 @@ class FakeTeacher:
         self.honour_n = honour_n          # False: one choice whatever n / candidateCount asks (Ollama, llama.cpp)
         self.requests: list[dict] = []    # every request: method, path, headers (lower-case), body
         self.fail_batches = False         # batch jobs end FAILED
+        self.models = ["gemini-3.5-flash", "gemini-3.5-flash-lite", "gemini-embedding-001", "fake-model-x"]
         self.batch_api = FakeBatches(self)
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -188,6 +189,8 @@ class FakeTeacher:
         reply = self.batch_api.route(req)
         if reply is not None:
             return reply
+        if req["method"] == "GET" and re.search(r"/v1(beta)?/models(\?|$)", path):
+            return self.model_list(path, gemini="x-goog-api-key" in req["headers"])
         openai = path.endswith("/chat/completions")
         if not openai and not path.endswith(":generateContent"):
             return 404, {"error": {"code": 404, "message": f"no route {path}", "status": "NOT_FOUND"}}, None
@@ -216,6 +219,21 @@ class FakeTeacher:
         thought = self.thought_tokens(req["body"] or {}, openai)
         body = openai_body(texts, n_in, n_out, thought) if openai else gemini_body(texts, n_in, n_out, thought)
         return 200, body, extra
+
+    def model_list(self, path: str, gemini: bool):
+        """GET /v1/models: OpenAI's list, or Gemini's (the SDK's key header; paged by pageSize/pageToken)."""
+        if not gemini:
+            return 200, {"object": "list", "data": [{"id": m, "object": "model", "owned_by": "fake"}
+                                                    for m in self.models]}, None
+        query = dict(q.split("=", 1) for q in path.partition("?")[2].split("&") if "=" in q)
+        size, start = int(query.get("pageSize") or 50), int(query.get("pageToken") or 0)
+        page = [{"name": f"models/{m}", "displayName": m.title(), "supportedGenerationMethods":
+                 ["embedContent"] if "embedding" in m else ["generateContent", "batchGenerateContent"]}
+                for m in self.models[start:start + size]]
+        body = {"models": page}
+        if start + size < len(self.models):
+            body["nextPageToken"] = str(start + size)
+        return 200, body, None
 
     def choices(self, req: dict) -> int:
         """How many choices to answer: n (OpenAI) or generationConfig.candidateCount (Gemini), if honoured."""
