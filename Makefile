@@ -84,7 +84,7 @@ train: $(VENV)/.installed
 
 extract: $(VENV)/.installed
 	$(call only,TASK DATA VALID TEST TEACHER BASE_URL RATIONALES ARGS)
-	$(if $(TEACHER),,$(error make extract: set TEACHER=..., e.g. TEACHER=gemini:gemini-2.5-flash))
+	$(if $(TEACHER),,$(error make extract: set TEACHER=..., e.g. TEACHER=gemini:gemini-3.5-flash))
 	$(DSS) extract --task $(TASK) --teacher $(TEACHER) $(CUSTOM_FILES) $(if $(BASE_URL),--base-url $(BASE_URL)) $(if $(RATIONALES),--out $(RATIONALES)) $(ARGS)
 
 # One sweep folder per data file (runs/study-<file>; NAME= to choose): a study on other data never finds the
