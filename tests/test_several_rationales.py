@@ -86,12 +86,12 @@ def test_a_run_trains_on_several_rationales_and_says_how_many(tiny_cqa_dir, tmp_
     run = tmp_path / "run"
     assert main(["train", "--task", "cqa", "--data-dir", str(tiny_cqa_dir), "--model", "tiny", "--d-model", "32",
                  "--d-ff", "64", "--heads", "2", "--layers", "1", "--vocab-size", "200", "--batch-size", "4",
-                 "--no-tensorboard", "--rationales", str(recs), "--rationales-per-example", "2",
+                 "--no-tensorboard", "--rationales", str(recs), "--rationales-per-example", "3",
                  "--max-steps", "2", "--eval-steps", "2", "--max-eval-examples", "2", "--output-dir", str(run)]) == 0
     data = json.loads((run / "results.json").read_text())["data"]
     n = len(train)
-    assert data["rationale_file"]["more_rationales"] == 2 * n and data["rationale_rows"] == 2 * n
-    assert json.loads((run / "config.json").read_text())["config"]["rationales_per_example"] == 2
+    assert data["rationale_file"]["more_rationales"] == 2 * n and data["rationale_rows"] == 3 * n
+    assert json.loads((run / "config.json").read_text())["config"]["rationales_per_example"] == 3
 
 
 def test_a_sweep_compares_k_as_a_method_variant(tmp_path):

@@ -1,0 +1,86 @@
+"""Both evaluation modes on one trained checkpoint: accuracy and examples/s of closed-set scoring, dss's
+label-only greedy decoding, and the reference code's decoding (up to 64 new tokens), on the same rows.
+
+    .venv/bin/python benchmarks/eval_modes.py runs/bench-esnli/esnli/tiny/dss-gold/f1-s0 [--split test]
+        [--repeats 3] [--threads 1] [--batch-size 64]
+
+The run folder's config.json says how the student was trained (task, prefixes, input format, caps); its
+model/ is the checkpoint. The modes are timed in rotation (A B C, then B C A, ...) so that a change of load on
+a shared machine falls on all of them; min and median over repeats are printed, and the ratios of medians.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+MODES = ("score", "generate", "reference-generate")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", help="a finished run folder (config.json, model/)")
+    p.add_argument("--split", default="test", choices=("valid", "test"))
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--json", action="store_true", help="also print the result as one JSON line")
+    args = p.parse_args(argv)
+
+    import dataclasses
+
+    import torch
+    from accelerate import Accelerator
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    from dss.core.config import load_config
+    from dss.student.config import TrainConfig
+    from dss.student.evaluate import evaluate
+    from dss.student.prepare import load_data
+    from dss.student.run_folder import read_config
+
+    torch.set_num_threads(args.threads)
+    hf_logging.disable_progress_bar()
+    stored = read_config(Path(args.run))
+    if stored is None:
+        sys.exit(f"{args.run}: no config.json (not a finished run folder)")
+    base = load_config(TrainConfig, None, {k: v for k, v in stored["config"].items() if k not in ("resume",)})
+    task, _, valid, test, _ = load_data(base)
+    rows = valid if args.split == "valid" else test
+    model = AutoModelForSeq2SeqLM.from_pretrained(Path(args.run) / "model")
+    tokenizer = AutoTokenizer.from_pretrained(Path(args.run) / "model")
+    accelerator = Accelerator(cpu=True)
+    cfgs = {"score": dataclasses.replace(base, eval_mode="score", eval_batch_size=args.batch_size),
+            "generate": dataclasses.replace(base, eval_mode="generate", eval_batch_size=args.batch_size),
+            "reference-generate": dataclasses.replace(base, eval_mode="generate", eval_batch_size=args.batch_size,
+                                                      eval_max_new_tokens=64)}
+    acc, times = {}, {m: [] for m in MODES}
+    for r in range(args.repeats):
+        order = MODES[r % 3:] + MODES[:r % 3]
+        for mode in order:
+            t0 = time.perf_counter()
+            acc[mode], _ = evaluate(model, tokenizer, task, rows, cfgs[mode], accelerator)
+            times[mode].append(time.perf_counter() - t0)
+    n = len(rows)
+    out = {"run": str(args.run), "split": args.split, "rows": n, "threads": args.threads, "repeats": args.repeats}
+    print(f"{args.run}: {args.split}, {n} rows, {args.threads} thread(s), {args.repeats} repeats in rotation")
+    for mode in MODES:
+        eps = [n / t for t in times[mode]]
+        out[mode] = {"accuracy": acc[mode], "examples_per_second_min": min(eps),
+                     "examples_per_second_median": statistics.median(eps)}
+        print(f"  {mode:<19} accuracy {100 * acc[mode]:5.1f} %   examples/s median {statistics.median(eps):7.1f}"
+              f"  min {min(eps):7.1f}")
+    med = {m: statistics.median(times[m]) for m in MODES}
+    print(f"  score vs generate: {med['generate'] / med['score']:.2f}x; score vs reference-generate: "
+          f"{med['reference-generate'] / med['score']:.2f}x (ratios of median times)")
+    if args.json:
+        print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
