@@ -374,3 +374,16 @@ def test_the_paper_sweep_offline_names_everything_missing_before_any_cell(tmp_pa
     cfg = dataclasses.replace(cfg, min_train_rows={"cqa": 1000})
     with pytest.raises(ConfigError, match="cqa train has 36 rows here, the sweep needs 1,000"):
         S.preflight(cfg)
+
+
+def test_a_setting_added_later_counts_as_its_default_for_older_cells():
+    from dss.core.config import to_dict
+    from dss.student import run_folder as RF
+    from dss.student.config import TrainConfig
+    now = to_dict(TrainConfig(task="demo"))
+    older = {k: v for k, v in now.items() if k not in ("tiny_arch", "rationales_per_example")}  # before they existed
+    stored = {"config": older, "protocol": RF.PROTOCOL, "data": {"fingerprint": "f"}}
+    assert RF.identity_changes(stored, now, "f") == []
+    changed = to_dict(TrainConfig(task="demo", tiny_arch="llama", rationales_per_example=2))
+    assert RF.identity_changes(stored, changed, "f") == ["rationales_per_example: None -> 2",
+                                                         "tiny_arch: None -> 'llama'"]

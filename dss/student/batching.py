@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from dss.core.io import atomic_path
+from dss.student import causal as C
 from dss.student.methods import METHODS, SINGLE_SEP
 
 LABEL, RATIONALE = 0, 1
@@ -102,12 +103,17 @@ def training_items(examples: list, cfg) -> tuple[list[list[Row]], dict]:
     return items, stats
 
 
-def tokenize_items(items: list[list[Row]], tokenizer, cfg) -> list[dict]:
-    """Token ids for every row, in one batched tokenizer call per side."""
+def tokenize_items(items: list[list[Row]], tokenizer, cfg, causal: bool = False) -> list[dict]:
+    """Token ids for every row, in one batched tokenizer call per side (causal: prompt and completion ids,
+    dss.student.causal)."""
     rows = [r for item in items for r in item]
-    src = tokenizer([r.source for r in rows], truncation=True, max_length=cfg.max_input_length)["input_ids"]
-    tgt = tokenizer(text_target=[r.target for r in rows], truncation=True,
-                    max_length=cfg.max_target_length)["input_ids"]
+    if causal:
+        src = C.prompt_ids(tokenizer, [r.source for r in rows], cfg.max_input_length)
+        tgt = C.completion_ids(tokenizer, [r.target for r in rows], cfg.max_target_length)
+    else:
+        src = tokenizer([r.source for r in rows], truncation=True, max_length=cfg.max_input_length)["input_ids"]
+        tgt = tokenizer(text_target=[r.target for r in rows], truncation=True,
+                        max_length=cfg.max_target_length)["input_ids"]
     out, k = [], 0
     for item in items:
         n = len(item)
@@ -130,15 +136,17 @@ def tokenizer_identity(tokenizer) -> str:
     return json.dumps(spec, sort_keys=True)
 
 
-def cached_tokenize(items: list[list[Row]], tokenizer, cfg, cache_dir: Path) -> list[dict]:
+def cached_tokenize(items: list[list[Row]], tokenizer, cfg, cache_dir: Path, causal: bool = False) -> list[dict]:
     """tokenize_items, stored under a hash of the rows, tokenizer and lengths so reruns and resumes skip it."""
     h = hashlib.sha256(tokenizer_identity(tokenizer).encode())
+    if causal:
+        h.update(json.dumps(["causal", getattr(tokenizer, "chat_template", None)]).encode())
     h.update(json.dumps([cfg.max_input_length, cfg.max_target_length,
                          [[(r.source, r.target, r.task) for r in it] for it in items]]).encode())
     path = Path(cache_dir) / f"tokens-{h.hexdigest()[:16]}.pt"
     if path.is_file():
         return torch.load(path)
-    features = tokenize_items(items, tokenizer, cfg)
+    features = tokenize_items(items, tokenizer, cfg, causal)
     with atomic_path(path) as tmp:  # another process never reads half a file
         torch.save(features, tmp)
     return features
@@ -208,7 +216,7 @@ def to_device(batch: dict, device) -> dict:
             "n_rationale_tokens": batch["n_rationale_tokens"].to(device)}
 
 
-def collate(features: list[dict], pad_id: int, split_tasks: bool = True) -> dict:
+def collate(features: list[dict], pad_id: int, split_tasks: bool = True, causal: bool = False) -> dict:
     """A micro-batch: `parts`, the forward passes to run, and the micro-batch's target-token counts per task.
 
     split_tasks: one part per task, each padded to its own longest row. Labels are a few tokens and
@@ -216,7 +224,8 @@ def collate(features: list[dict], pad_id: int, split_tasks: bool = True) -> dict
     """
     rows = [(s, t, k) for f in features for s, t, k in zip(f["input_ids"], f["labels"], f["task"])]
     groups = [[r for r in rows if r[2] == k] for k in (LABEL, RATIONALE)] if split_tasks else [rows]
-    parts = [pad_rows(*map(list, zip(*g)), pad_id) for g in groups if g]
+    pad = C.pad_causal if causal else pad_rows
+    parts = [pad(*map(list, zip(*g)), pad_id) for g in groups if g]
     n_label = sum(len(t) for _, t, k in rows if k == LABEL)
     return {"parts": parts, "n_label_tokens": torch.tensor(n_label),
             "n_rationale_tokens": torch.tensor(sum(len(t) for _, t, _ in rows) - n_label)}

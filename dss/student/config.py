@@ -47,6 +47,8 @@ class TrainConfig:
     # student
     model: str = field_("tiny", "'tiny' (small T5 from scratch, tokenizer trained on the run's text) or a "
                         "Hugging Face seq2seq checkpoint: hub id or local path")
+    tiny_arch: str = field_("t5", "tiny: t5 (encoder-decoder, `layers` each) or llama (decoder-only, 2 x layers; "
+                            "prompt -> completion, dss.student.causal)", choices=("t5", "llama"))
     d_model: int = field_(128, "tiny: hidden size", min=8)
     layers: int = field_(2, "tiny: encoder and decoder layers", min=1)
     heads: int = field_(4, "tiny: attention heads (d_model must divide by it)", min=1)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from dss.student import causal as C
 from dss.student.config import TrainConfig
 from dss.student.methods import METHODS
 
@@ -30,6 +31,12 @@ def generate(model, tokenizer, sources: list[str], accelerator, batch_size: int,
     out = []
     for k in range(0, len(mine), batch_size):
         idx = mine[k:k + batch_size]
+        if C.is_causal(net):  # prompts left-padded, the new tokens decoded
+            with accelerator.autocast():
+                texts = C.generate_batch(net, tokenizer, [sources[i] for i in idx], accelerator.device,
+                                         max_input_length, max_new_tokens)
+            out += zip(idx, texts)
+            continue
         enc = tokenizer([sources[i] for i in idx], padding=True, truncation=True, max_length=max_input_length,
                         return_tensors="pt").to(accelerator.device)
         with accelerator.autocast():
@@ -54,6 +61,12 @@ def score(model, tokenizer, sources: list[str], candidates: list[list[str]], acc
     out = []
     for k in range(0, len(mine), batch_size):
         idx = mine[k:k + batch_size]
+        if C.is_causal(net):  # the prompt runs once per candidate: no encoder to share
+            with accelerator.autocast():
+                totals = C.score_batch(net, tokenizer, [sources[i] for i in idx], [candidates[i] for i in idx],
+                                       accelerator.device, max_input_length, max_target_length)
+            out += zip(idx, totals)
+            continue
         enc = tokenizer([sources[i] for i in idx], padding=True, truncation=True, max_length=max_input_length,
                         return_tensors="pt").to(accelerator.device)
         row_of = [j for j, i in enumerate(idx) for _ in candidates[i]]  # candidate row -> example row

@@ -21,6 +21,7 @@ import torch
 from dss.core.config import to_dict
 from dss.core.errors import ConfigError
 from dss.student import batching as D
+from dss.student import causal as C
 from dss.student import run_folder as RF
 from dss.student.config import TrainConfig
 from dss.student.evaluate import evaluate
@@ -48,15 +49,19 @@ def train_step(model, micro_batches, alpha, accelerator, optimizer, scheduler, m
     counts = torch.stack([sum(b["n_label_tokens"] for b in micro_batches),
                           sum(b["n_rationale_tokens"] for b in micro_batches)]).to(accelerator.device)
     counts = accelerator.reduce(counts, "sum").clamp(min=1)  # global target tokens of this step, per task
-    shift = accelerator.unwrap_model(model).prepare_decoder_input_ids_from_labels
+    net = accelerator.unwrap_model(model)
+    causal = C.is_causal(net)
+    shift = None if causal else net.prepare_decoder_input_ids_from_labels
     parts = [p for b in micro_batches for p in b["parts"]]
     total = torch.zeros(3, device=accelerator.device)
     for k, part in enumerate(parts):
         with nullcontext() if k == len(parts) - 1 else accelerator.no_sync(model):  # all-reduce once a step
-            # [rows, src_len] -> logits [rows, tgt_len, vocab]
-            logits = model(input_ids=part["input_ids"], attention_mask=part["attention_mask"],
-                           decoder_input_ids=shift(labels=part["labels"])).logits
-            losses = multitask_loss(logits, part["labels"], part["is_rationale"], alpha, counts[0], counts[1])
+            if causal:  # [rows, len] -> logits [rows, len - 1, vocab] aligned with the next tokens
+                logits, labels = C.forward(model, part)
+            else:  # [rows, src_len] -> logits [rows, tgt_len, vocab]
+                logits, labels = model(input_ids=part["input_ids"], attention_mask=part["attention_mask"],
+                                       decoder_input_ids=shift(labels=part["labels"])).logits, part["labels"]
+            losses = multitask_loss(logits, labels, part["is_rationale"], alpha, counts[0], counts[1])
             # DDP averages gradients over processes; the loss already divides by global counts
             accelerator.backward(losses[0] * accelerator.num_processes)
         total += torch.stack(losses).detach()
@@ -94,7 +99,7 @@ def fit(cfg: TrainConfig, run: Path, accelerator, mode: str, task, items, valid,
     model, tokenizer = build_student(cfg, items, run, accelerator)
     log(f"tokenizing {sum(map(len, items))} rows of {len(items)} examples")
     with accelerator.main_process_first():  # main tokenizes and caches; the others read the cache
-        features = D.cached_tokenize(items, tokenizer, cfg, run / "cache")
+        features = D.cached_tokenize(items, tokenizer, cfg, run / "cache", C.is_causal(model))
     order = batch_order(features, cfg)
     optimizer, scheduler = make_optimizer(model, cfg)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
@@ -112,7 +117,9 @@ def fit(cfg: TrainConfig, run: Path, accelerator, mode: str, task, items, valid,
     log(f"training {cfg.method} for {cfg.max_steps - state['step']} steps of {cfg.batch_size} examples "
         f"({order.steps_per_epoch} steps an epoch)")
     model.train()
-    for micro in step_batches(features, order, state["step"], cfg, accelerator, tokenizer.pad_token_id):
+    batches = step_batches(features, order, state["step"], cfg, accelerator, tokenizer.pad_token_id,
+                           causal=C.is_causal(accelerator.unwrap_model(model)))
+    for micro in batches:
         window += train_step(model, micro, alpha, accelerator, optimizer, scheduler, cfg.max_grad_norm)
         step = state["step"] = state["step"] + 1
         is_eval = step % cfg.eval_steps == 0 or step == cfg.max_steps
@@ -192,12 +199,10 @@ def log_losses(accelerator, run: Path, cfg: TrainConfig, step: int, window, step
 
 def finish(cfg: TrainConfig, run: Path, task, test, state: dict, stats: dict, accelerator) -> dict:
     """Test accuracy of the best checkpoint (chosen on valid), predictions.jsonl and results.json."""
-    from transformers import AutoModelForSeq2SeqLM
-
-    from dss.student.model import load_tokenizer
+    from dss.student.model import load_student_model, load_tokenizer
 
     accelerator.wait_for_everyone()
-    best = AutoModelForSeq2SeqLM.from_pretrained(str(run / "model")).to(accelerator.device)
+    best = load_student_model(run / "model").to(accelerator.device)
     tokenizer = load_tokenizer(run / "model")
     t0 = time.perf_counter()
     test_acc, records = evaluate(best, tokenizer, task, test, cfg, accelerator)

@@ -50,8 +50,19 @@ def load_tokenizer(path):
 
 def tiny_model(cfg, tokenizer):
     """A T5 with gated-GELU feed-forward (v1.1) and tied, scaled embeddings (transformers 5 always ties T5
-    weights; untied without the output scaling starts from huge logits). Initialised from the global seed."""
+    weights; untied without the output scaling starts from huge logits). Initialised from the global seed.
+    tiny_arch=llama: a decoder-only Llama of the same width with 2 x layers layers (as many as the T5's
+    encoder and decoder together), tied embeddings, no BOS (the tokenizer has none)."""
     from transformers import T5Config, T5ForConditionalGeneration
+
+    if cfg.tiny_arch == "llama":
+        from transformers import LlamaConfig, LlamaForCausalLM
+        return LlamaForCausalLM(LlamaConfig(
+            vocab_size=len(tokenizer), hidden_size=cfg.d_model, intermediate_size=cfg.d_ff,
+            num_hidden_layers=2 * cfg.layers, num_attention_heads=cfg.heads, num_key_value_heads=cfg.heads,
+            max_position_embeddings=cfg.max_input_length + cfg.max_target_length, attention_dropout=cfg.dropout,
+            tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+            bos_token_id=None))
 
     config = T5Config(
         vocab_size=len(tokenizer), d_model=cfg.d_model, d_kv=cfg.d_model // cfg.heads, d_ff=cfg.d_ff,
@@ -84,8 +95,17 @@ def load_pretrained_tokenizer(name: str):
 
 
 def load_pretrained(name: str, what: str = "model"):
-    """(model, tokenizer) from a hub id or local folder; offline, a message that says what to do."""
-    from transformers import AutoModelForSeq2SeqLM
-
+    """(model, tokenizer) from a hub id or local folder, seq2seq or decoder-only as its config says;
+    offline, a message that says what to do."""
     tokenizer = load_pretrained_tokenizer(name)
-    return _loading(name, what, lambda: AutoModelForSeq2SeqLM.from_pretrained(name)), tokenizer
+    if tokenizer.pad_token is None:  # Llama-style tokenizers have none; padding is masked and never a target
+        tokenizer.pad_token = tokenizer.eos_token
+    return _loading(name, what, lambda: load_student_model(name)), tokenizer
+
+
+def load_student_model(name):
+    """AutoModelForSeq2SeqLM, or AutoModelForCausalLM for a decoder-only config."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
+    config = AutoConfig.from_pretrained(str(name))
+    cls = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
+    return cls.from_pretrained(str(name))

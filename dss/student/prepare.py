@@ -95,7 +95,7 @@ def batch_order(features, cfg: TrainConfig) -> D.LengthGroupedBatchSampler:
 
 
 def step_batches(features, order, start: int, cfg: TrainConfig, accelerator, pad_id: int,
-                 split_tasks: bool = True):
+                 split_tasks: bool = True, causal: bool = False):
     """The micro-batches of each optimizer step from `start` to max_steps, collated on this process's device.
 
     Step s is batch s mod steps_per_epoch of epoch s // steps_per_epoch, and an epoch's batches are a pure
@@ -113,7 +113,7 @@ def step_batches(features, order, start: int, cfg: TrainConfig, accelerator, pad
             for b in batches[i * k:(i + 1) * k]:
                 n = len(b) // world
                 mine = [features[j] for j in b[rank * n:(rank + 1) * n]]
-                micro.append(D.to_device(D.collate(mine, pad_id, split_tasks), accelerator.device))
+                micro.append(D.to_device(D.collate(mine, pad_id, split_tasks, causal), accelerator.device))
             yield micro
             step += 1
 

@@ -70,13 +70,25 @@ def identity_changes(stored: dict | None, config: dict, fingerprint: str | None)
     if stored.get("protocol", 1) != PROTOCOL:
         out.append(f"trained by an older dss (protocol {stored.get('protocol', 1)}, now {PROTOCOL})")
     old = stored["config"]
+    added = setting_defaults()
     for key in sorted(set(old) | set(config)):
+        if key not in old and key in added and config.get(key) == added[key]:
+            continue  # a setting added after this run was made, at its default: the behaviour it had then
         if key not in VOLATILE and old.get(key) != config.get(key):
             out.append(f"{key}: {old.get(key)!r} -> {config.get(key)!r}")
     old_fp = (stored.get("data") or {}).get("fingerprint")
     if fingerprint is not None and old_fp != fingerprint:
         out.append(f"data: content changed (fingerprint {str(old_fp)[:12]} -> {fingerprint[:12]})")
     return out
+
+
+def setting_defaults() -> dict:
+    """TrainConfig's defaults. A setting added to dss later defaults to what dss did before it existed (a
+    change of default behaviour bumps PROTOCOL instead), so a run folder that lacks it used its default."""
+    import dataclasses
+
+    from dss.student.config import TrainConfig
+    return {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
 
 
 @contextmanager

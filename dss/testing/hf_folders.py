@@ -6,6 +6,10 @@ initialised, with tokenizers trained here: what `--model <folder>` meets on the 
     t5_folder(path, texts, family="mt5")    the same conventions under MT5Config (and "umt5": UMT5Config)
     bart_folder(path, texts)                BART: byte-level BPE, <s> 0, <pad> 1, </s> 2, <unk> 3, <mask>;
                                             BOS and EOS added, decoder_start_token_id = EOS
+    llama_folder(path, texts)               Llama 3: byte-level BPE, <|begin_of_text|> added, <|end_of_text|>
+                                            EOS, no pad token, no chat template (a base model)
+    qwen2_folder(path, texts)               Qwen2 instruct: byte-level BPE, no BOS, <|im_end|> EOS,
+                                            <|endoftext|> pad, a ChatML chat template
 
 Each writes config.json, the weights and the tokenizer with `save_pretrained`, so the Auto classes load it.
 """
@@ -80,3 +84,52 @@ def bart_folder(path, texts: list[str], vocab_size: int = 400) -> Path:
     BartForConditionalGeneration(config).save_pretrained(path)
     tok.save_pretrained(path)
     return path
+
+
+CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+          "'<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+
+
+def _byte_bpe(texts: list[str], specials: list[str], vocab_size: int):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    tk.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
+                                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                                      show_progress=False))
+    return tk
+
+
+def llama_folder(path, texts: list[str], vocab_size: int = 400) -> Path:
+    from tokenizers import processors
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    _quiet()
+    bos, eos = "<|begin_of_text|>", "<|end_of_text|>"
+    tk = _byte_bpe(texts, [bos, eos], vocab_size)
+    tk.post_processor = processors.TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A {bos} $B",
+                                                      special_tokens=[(bos, tk.token_to_id(bos))])
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token=bos, eos_token=eos)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=SIZE["d_model"], intermediate_size=SIZE["d_ff"],
+                         num_hidden_layers=SIZE["layers"], num_attention_heads=SIZE["heads"],
+                         num_key_value_heads=1, max_position_embeddings=1024, bos_token_id=tok.bos_token_id,
+                         eos_token_id=tok.eos_token_id, tie_word_embeddings=False)
+    LlamaForCausalLM(config).save_pretrained(Path(path))
+    tok.save_pretrained(Path(path))
+    return Path(path)
+
+
+def qwen2_folder(path, texts: list[str], vocab_size: int = 400) -> Path:
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+    _quiet()
+    tk = _byte_bpe(texts, ["<|endoftext|>", "<|im_start|>", "<|im_end|>"], vocab_size)
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                  additional_special_tokens=["<|im_start|>"])
+    tok.chat_template = CHATML
+    config = Qwen2Config(vocab_size=len(tok), hidden_size=SIZE["d_model"], intermediate_size=SIZE["d_ff"],
+                         num_hidden_layers=SIZE["layers"], num_attention_heads=SIZE["heads"],
+                         num_key_value_heads=1, max_position_embeddings=1024, eos_token_id=tok.eos_token_id,
+                         pad_token_id=tok.pad_token_id, tie_word_embeddings=True)
+    Qwen2ForCausalLM(config).save_pretrained(Path(path))
+    tok.save_pretrained(Path(path))
+    return Path(path)
