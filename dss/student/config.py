@@ -74,6 +74,14 @@ class TrainConfig:
     group_by_length: bool = field_(True, "batch examples of similar length together (less padding)")
     threads: int | None = field_(None, "torch CPU threads for this run (default: torch's own choice). On CPU the "
                                  "numbers depend on it: float sums are grouped per thread", min=1)
+    gradient_checkpointing: bool = field_(False, "recompute activations in the backward pass: less memory, "
+                                          "about a third more compute")
+    lora_r: int = field_(0, "LoRA rank (0: train every weight); > 0 trains low-rank adapters through peft, "
+                         "model/ holds the merged model and adapter/ the adapter", min=0)
+    lora_alpha: float = field_(16.0, "LoRA scale numerator: the update is B @ A * lora_alpha / lora_r", min=0.0)
+    lora_dropout: float = field_(0.05, "dropout on the LoRA input", min=0.0, max=1.0)
+    lora_targets: list[str] = field_([], "modules that get adapters (default: peft's per-family choice, the "
+                                     "attention query and value projections)")
     mixed_precision: str = field_("no", "no | bf16 | fp16 (fp16 overflows in T5; prefer bf16)",
                                   choices=("no", "bf16", "fp16"))
     # evaluation, logging, checkpoints

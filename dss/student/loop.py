@@ -105,6 +105,7 @@ def fit(cfg: TrainConfig, run: Path, accelerator, mode: str, task, items, valid,
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     state = resume_state(run, accelerator, mode)
     stats["parameters"] = sum(p.numel() for p in model.parameters())
+    stats["trainable_parameters"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if accelerator.is_main_process:
         RF.write_config(run, run_info(cfg, stats, accelerator.num_processes))
     if cfg.tensorboard:

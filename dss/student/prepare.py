@@ -76,7 +76,8 @@ def build_student(cfg: TrainConfig, items, run: Path, accelerator=None):
     from dss.student import model as M
 
     if cfg.model != "tiny":
-        return M.load_pretrained(cfg.model)
+        model, tokenizer = M.load_pretrained(cfg.model)
+        return adapt(model, cfg), tokenizer
     tok_dir = run / "tokenizer"
     with accelerator.main_process_first() if accelerator else nullcontext():
         if not (tok_dir / "tokenizer.json").is_file():
@@ -86,7 +87,20 @@ def build_student(cfg: TrainConfig, items, run: Path, accelerator=None):
             M.train_tokenizer(texts, [cfg.label_prefix, cfg.rationale_prefix], cfg.vocab_size, tok_dir)
         tokenizer = M.load_tokenizer(tok_dir)
     set_seed(cfg.seed)  # initialisation depends on the seed only
-    return M.tiny_model(cfg, tokenizer), tokenizer
+    return adapt(M.tiny_model(cfg, tokenizer), cfg), tokenizer
+
+
+def adapt(model, cfg: TrainConfig):
+    """Gradient checkpointing and LoRA adapters, as the config asks."""
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.config.use_cache = False  # the cache is for generation; with checkpointing it is recomputed
+    if cfg.lora_r > 0:
+        from dss.student import lora
+        if cfg.gradient_checkpointing:
+            model.enable_input_require_grads()  # frozen embeddings: checkpointed blocks still need a grad path
+        model = lora.wrap(model, cfg)
+    return model
 
 
 def batch_order(features, cfg: TrainConfig) -> D.LengthGroupedBatchSampler:
@@ -140,8 +154,9 @@ def make_accelerator(cfg: TrainConfig):
 
 
 def make_optimizer(model, cfg: TrainConfig):
-    decay = [p for p in model.parameters() if p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.ndim < 2]  # norms and biases
+    params = [p for p in model.parameters() if p.requires_grad]  # LoRA: the adapters only
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]  # norms and biases
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(

@@ -6,6 +6,7 @@
     results.json       the outcome (`write_results` / `read_results`)
     predictions.jsonl  test predictions (`write_predictions`)
     model/             the best student, with dss.json: how to build its inputs (`save_student` / `student_info`)
+    adapter/           a LoRA student's adapter alone (model/ holds it merged)
     checkpoints/       the latest full training state (`save_checkpoint` / `latest_checkpoint`)
     .lock              held while a process writes (`run_lock`)
     tokenizer/ cache/ tb/
@@ -42,7 +43,7 @@ PROTOCOL = 2
 VOLATILE = ("output_dir", "resume", "overwrite", "data_dir", "tensorboard", "log_steps")
 REQUIRED_RESULTS = ("valid_accuracy", "test_accuracy")
 # what a started run leaves in its folder (the token cache is not listed: it is keyed by content)
-RUN_FILES = ("checkpoints", "model", "tokenizer", "tb", "metrics.jsonl", "results.json", "config.json",
+RUN_FILES = ("checkpoints", "model", "adapter", "tokenizer", "tb", "metrics.jsonl", "results.json", "config.json",
              "predictions.jsonl")
 
 
@@ -195,9 +196,16 @@ STUDENT_INFO = "dss.json"
 
 
 def save_student(model, tokenizer, cfg, accelerator, path: Path, step: int) -> None:
+    """model/ (the model and tokenizer, plain Hugging Face; LoRA merged) and its dss.json; adapter/ beside
+    it for a LoRA student."""
     if accelerator.is_main_process:
-        accelerator.unwrap_model(model).save_pretrained(str(path), safe_serialization=True)
-        tokenizer.save_pretrained(str(path))
+        net = accelerator.unwrap_model(model)
+        if cfg.lora_r > 0:
+            from dss.student import lora
+            lora.save(net, tokenizer, path, Path(path).parent / "adapter")
+        else:
+            net.save_pretrained(str(path), safe_serialization=True)
+            tokenizer.save_pretrained(str(path))
         atomic_write_json(Path(path) / STUDENT_INFO, {"task": cfg.task, "step": step,
                                                       **{k: getattr(cfg, k) for k in STUDENT_KEYS}})
 
