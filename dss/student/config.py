@@ -18,6 +18,8 @@ from dss.core.config import check, field_
 from dss.core.errors import ConfigError
 from dss.student.methods import METHOD_NAMES, METHODS
 
+TRACKERS = ("tensorboard", "wandb", "mlflow")
+
 
 @dataclass
 class TrainConfig:
@@ -96,10 +98,19 @@ class TrainConfig:
     eval_max_new_tokens: int = field_(32, "generated tokens for a label (single: max_target_length)", min=1)
     log_steps: int = field_(10, "log loss/lr to metrics.jsonl and TensorBoard every N steps", min=1)
     tensorboard: bool = field_(True, "TensorBoard logs through Accelerate's trackers in <output_dir>/tb")
+    report_to: list[str] = field_([], "more experiment trackers, through Accelerate's: wandb (project $WANDB_PROJECT "
+                                  "or dss; WANDB_MODE=offline works), mlflow ($MLFLOW_TRACKING_URI; experiment "
+                                  "dss); each gets the resolved config and every metrics.jsonl line",
+                                  choices=TRACKERS)
     output_dir: str | None = field_(None, "the run folder (default runs/<task>-<method>, with -teacher for "
                                     "teacher labels)")
     resume: bool = field_(False, "continue from the latest checkpoint in output_dir/checkpoints")
     overwrite: bool = field_(False, "allow training into an output_dir that already holds results")
+
+    def trackers(self) -> list[str]:
+        """Accelerate tracker names: tensorboard (unless tensorboard=false), then report_to's, each once."""
+        names = (["tensorboard"] if self.tensorboard else []) + [t for t in self.report_to if t != "tensorboard"]
+        return list(dict.fromkeys(names))
 
     def __post_init__(self):
         check(self)

@@ -35,6 +35,7 @@ from dss.student.prepare import (
     make_accelerator,
     make_optimizer,
     step_batches,
+    tracker_init,
 )
 from dss.student.run_folder import latest_checkpoint, run_info, save_checkpoint, save_student
 
@@ -108,9 +109,10 @@ def fit(cfg: TrainConfig, run: Path, accelerator, mode: str, task, items, valid,
     stats["trainable_parameters"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if accelerator.is_main_process:
         RF.write_config(run, run_info(cfg, stats, accelerator.num_processes))
-    if cfg.tensorboard:
-        accelerator.init_trackers("tb", config={k: v for k, v in vars(cfg).items()
-                                                if isinstance(v, (int, float, str, bool))})
+    if cfg.trackers():  # the resolved config, lists and mappings as text (trackers take scalars)
+        config = {k: v if isinstance(v, (int, float, str, bool)) else json.dumps(v) for k, v in to_dict(cfg).items()}
+        project = "tb" if cfg.trackers() == ["tensorboard"] else os.environ.get("WANDB_PROJECT", "dss")
+        accelerator.init_trackers(project, config=config, init_kwargs=tracker_init(cfg, run))
     alpha = METHODS[cfg.method].alpha(cfg.alpha)  # 1.0: a method without a rationale task
     window = torch.zeros(3, device=accelerator.device)  # summed step losses since the last log line
     last_log, t0 = state["step"], time.perf_counter()

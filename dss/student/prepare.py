@@ -132,6 +132,22 @@ def step_batches(features, order, start: int, cfg: TrainConfig, accelerator, pad
             step += 1
 
 
+def tracker_backends(cfg: TrainConfig) -> list[str]:
+    """cfg.trackers(), each checked importable (a clear message when an optional tracker is missing)."""
+    import importlib.util
+
+    from dss.core.errors import ConfigError
+    for name in cfg.trackers():
+        if importlib.util.find_spec(name) is None:
+            raise ConfigError(f"report_to {name}: the {name} package is not installed (pip install {name})")
+    return cfg.trackers()
+
+
+def tracker_init(cfg: TrainConfig, run: Path) -> dict:
+    """Per-tracker init arguments: the run folder's name as the run's name; W&B writes under the run folder."""
+    return {"wandb": {"name": run.name, "dir": str(run)}, "mlflow": {"run_name": run.name}}
+
+
 def make_accelerator(cfg: TrainConfig):
     from accelerate import Accelerator, DataLoaderConfiguration
     from accelerate.utils import ProjectConfiguration
@@ -140,7 +156,7 @@ def make_accelerator(cfg: TrainConfig):
     accelerator = Accelerator(
         # several processes and no GPU (torchrun --nproc_per_node 2 on CPU): Accelerate's gloo backend
         cpu=int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available(),
-        mixed_precision=cfg.mixed_precision, log_with="tensorboard" if cfg.tensorboard else None,
+        mixed_precision=cfg.mixed_precision, log_with=tracker_backends(cfg) or None,
         project_config=ProjectConfiguration(project_dir=str(run), logging_dir=str(run / "tb")),
         # one scheduler step per optimizer step, however many processes (batches are ours: see step_batches)
         dataloader_config=DataLoaderConfiguration(split_batches=True))

@@ -40,7 +40,7 @@ METRICS = "metrics.jsonl"
 # before it no longer count as the same run. 2: every epoch has its own batch order (it had one for all).
 PROTOCOL = 2
 # config keys that cannot change what is trained or measured (data_dir: the data's content is fingerprinted)
-VOLATILE = ("output_dir", "resume", "overwrite", "data_dir", "tensorboard", "log_steps")
+VOLATILE = ("output_dir", "resume", "overwrite", "data_dir", "tensorboard", "report_to", "log_steps")
 REQUIRED_RESULTS = ("valid_accuracy", "test_accuracy")
 # what a started run leaves in its folder (the token cache is not listed: it is keyed by content)
 RUN_FILES = ("checkpoints", "model", "adapter", "tokenizer", "tb", "metrics.jsonl", "results.json", "config.json",
