@@ -216,8 +216,8 @@ def test_paper_figures_only_for_t5_base():
 def test_subprocess_and_accelerate_commands(tmp_path):
     cfg = BenchConfig(launcher="accelerate", launch_args=["--num_processes", "8"])
     cmd = S.launch_command(cfg, tmp_path / "cell.yaml")
-    assert cmd[:4] == ["accelerate", "launch", "--num_processes", "8"]
-    assert cmd[4:] == ["-m", "dss", "train", "--config", str(tmp_path / "cell.yaml")]
+    assert cmd[1:5] == ["-m", "accelerate.commands.launch", "--num_processes", "8"]
+    assert cmd[5:] == ["-m", "dss", "train", "--config", str(tmp_path / "cell.yaml")]
     assert S.launch_command(BenchConfig(launcher="subprocess"), Path("c.yaml"))[1:4] == ["-m", "dss", "train"]
 
 

@@ -18,7 +18,7 @@ from dss.student.methods import METHOD_NAMES, METHODS
 LABELS = ("gold", "teacher")
 
 
-LAUNCHERS = ("inprocess", "subprocess", "accelerate")
+LAUNCHERS = ("inprocess", "subprocess", "accelerate", "slurm")
 
 
 # keys that the grid sets per cell, so they cannot come from `train:` overrides
@@ -51,6 +51,8 @@ class BenchConfig:
     launcher: str = field_("inprocess", "how a cell runs: in this process, as a `dss train` subprocess, or "
                            "under `accelerate launch`", choices=LAUNCHERS)
     launch_args: list[str] = field_([], "extra `accelerate launch` arguments, e.g. --num_processes,8")
+    slurm: dict = field_({}, "launcher slurm: {partition, time_min, gpus_per_cell, cpus_per_cell, mem_gb, sbatch: "
+                         "{option: value}, setup: [shell lines], cluster: slurm|local, wait} (dss/bench/slurm.py)")
     shard: str = field_("0/1", "i/n: run only the i-th of n disjoint shards of the grid (0 <= i < n)")
     jobs: int = field_(1, "cells trained at once (worker processes sharing the cores; CPU sweeps: 2 on 2 cores "
                        "beats one 2-thread process for tiny students)", min=1)
@@ -70,6 +72,9 @@ class BenchConfig:
                 raise ConfigError(f"{name}: needs at least one value")
         for spec in self.methods:
             parse_method(spec)
+        if self.slurm or self.launcher == "slurm":
+            from dss.bench.slurm import slurm_config
+            slurm_config(self.slurm)  # unknown or out-of-range keys fail here
         clash = sorted(set(self.train) & set(GRID_KEYS))
         if clash:
             raise ConfigError(f"train: {', '.join(clash)} are set by the grid (use tasks/methods/labels/models/"
@@ -212,15 +217,15 @@ def train_config(cfg: BenchConfig, cell: Cell, out_dir: Path):
 
 
 def load_bench_config(yaml_path=None, overrides: dict | None = None) -> BenchConfig:
-    """BenchConfig from YAML + overrides; `train.KEY=VALUE` overrides go into the per-cell `train` values."""
+    """BenchConfig from YAML + overrides; `train.KEY=VALUE` overrides go into the per-cell `train` values (and
+    `slurm.KEY=VALUE` into `slurm`)."""
     overrides = dict(overrides or {})
-    train_over = {k.split(".", 1)[1]: v for k, v in overrides.items() if k.startswith("train.")}
-    rest = {k: v for k, v in overrides.items() if not k.startswith("train.")}
-    if train_over:
-        base = {}
-        if yaml_path:
-            base = load_yaml(yaml_path).get("train") or {}
-        rest["train"] = {**base, **coerce("train", rest.get("train", {}), dict), **train_over}
+    rest = {k: v for k, v in overrides.items() if not k.startswith(("train.", "slurm."))}
+    for section in ("train", "slurm"):
+        over = {k.split(".", 1)[1]: v for k, v in overrides.items() if k.startswith(section + ".")}
+        if over:
+            base = (load_yaml(yaml_path).get(section) or {}) if yaml_path else {}
+            rest[section] = {**base, **coerce(section, rest.get(section, {}), dict), **over}
     cfg = load_config(BenchConfig, yaml_path, rest)
     if not cfg.name and yaml_path:
         cfg.name = Path(yaml_path).stem

@@ -80,23 +80,35 @@ def refuse_changed(status: dict, retrain: bool) -> None:
 TrainFn = Callable[[object], dict]
 
 
-def run_cell(cfg: BenchConfig, cell: Cell, out_dir: Path, tcfg, train_fn: TrainFn | None = None) -> dict:
-    """Train one cell (its TrainConfig `tcfg`) and return its results; the cell's results.json is the record."""
+def prepare_cell(cell: Cell, out_dir: Path, tcfg) -> None:
+    """A cell about to (re)start: a stale results.json goes, and a killed attempt is resumed."""
     run_dir = cell.run_dir(out_dir)
     if (run_dir / "results.json").exists():  # unreadable or incomplete (cf. read_results): not a result
         (run_dir / "results.json").unlink()
     if _has_checkpoints(run_dir) and not getattr(tcfg, "overwrite", False):
         tcfg.resume = True  # a killed cell continues from its last checkpoint (or starts over if it had none)
+
+
+def cell_command(cfg: BenchConfig, cell: Cell, out_dir: Path, tcfg) -> list[str]:
+    """The `dss train` command of a cell run as its own process, its config written to <cell>/cell.yaml."""
+    prepare_cell(cell, out_dir, tcfg)
+    cell_yaml = cell.run_dir(out_dir) / "cell.yaml"
+    atomic_write(cell_yaml, yaml.safe_dump(to_dict(tcfg), sort_keys=False))
+    return launch_command(cfg, cell_yaml)
+
+
+def run_cell(cfg: BenchConfig, cell: Cell, out_dir: Path, tcfg, train_fn: TrainFn | None = None) -> dict:
+    """Train one cell (its TrainConfig `tcfg`) and return its results; the cell's results.json is the record."""
+    run_dir = cell.run_dir(out_dir)
     if cfg.launcher == "inprocess":
+        prepare_cell(cell, out_dir, tcfg)
         if train_fn is None:
             from dss.student.loop import train as train_fn
         results = train_fn(tcfg)
         if read_results(run_dir) is None and isinstance(results, dict):
             atomic_write(run_dir / "results.json", json.dumps(results, indent=2))
     else:
-        cell_yaml = run_dir / "cell.yaml"
-        atomic_write(cell_yaml, yaml.safe_dump(to_dict(tcfg), sort_keys=False))
-        cmd = launch_command(cfg, cell_yaml)
+        cmd = cell_command(cfg, cell, out_dir, tcfg)
         print("+ " + " ".join(cmd), flush=True)
         rc = subprocess.call(cmd)
         if rc != 0:
@@ -109,8 +121,15 @@ def run_cell(cfg: BenchConfig, cell: Cell, out_dir: Path, tcfg, train_fn: TrainF
 
 
 def launch_command(cfg: BenchConfig, cell_yaml: Path) -> list[str]:
-    if cfg.launcher == "accelerate":
-        return ["accelerate", "launch", *cfg.launch_args, "-m", "dss", "train", "--config", str(cell_yaml)]
+    gpus = 1
+    if cfg.launcher == "slurm":
+        from dss.bench.slurm import slurm_config
+        gpus = slurm_config(cfg.slurm).gpus_per_cell
+    if cfg.launcher == "accelerate" or gpus > 1:
+        procs = ["--num_processes", str(gpus)] if gpus > 1 else []
+        # `accelerate launch` of this interpreter's environment, whatever PATH the job has
+        return [sys.executable, "-m", "accelerate.commands.launch", *procs, *cfg.launch_args, "-m", "dss", "train",
+                "--config", str(cell_yaml)]
     return [sys.executable, "-m", "dss", "train", "--config", str(cell_yaml)]
 
 
@@ -124,7 +143,7 @@ def preflight(cfg: BenchConfig) -> None:
     """Fail before the first cell, with one message naming everything missing (a train split, a hub student,
     a GPU, a train split smaller than the sweep needs), instead of failing in every cell."""
     problems = [p for p in (*_data_problems(cfg), *_student_problems(cfg)) if p]
-    if cfg.device == "cuda":
+    if cfg.device == "cuda" and cfg.launcher != "slurm":  # a Slurm sweep's GPUs are on the compute nodes
         import torch
         if not torch.cuda.is_available():
             problems.append("no CUDA GPU here (this sweep sets device: cuda)")
@@ -194,6 +213,10 @@ def run_sweep(cfg: BenchConfig, train_fn: TrainFn | None = None, argv: list[str]
     if todo and train_fn is None:
         preflight(cfg)
     trained, failed = [], []
+    if cfg.launcher == "slurm" and todo:
+        from dss.bench import slurm
+        slurm.submit(cfg, todo, out_dir, {c: cell_command(cfg, c, out_dir, configs[c]) for c in todo}, log)
+        todo = []  # the jobs train them; the report below holds what has finished
     for k, (cell, outcome) in enumerate(_run_cells(cfg, todo, out_dir, configs, train_fn, log), 1):
         if isinstance(outcome, BaseException):
             if not cfg.keep_going:
