@@ -20,3 +20,15 @@ def test_speed_variants_report_throughput(tiny_cqa_dir, tmp_path):
     assert runs[0]["final_loss"] == pytest.approx(runs[1]["final_loss"], rel=1e-4)
     table = summarize(runs)
     assert [s["variant"] for s in table] == ["dss", "dss-joint", "baseline"] and table[2]["x_baseline"] == 1.0
+
+
+def test_repeats_alternate_their_order_and_ratios_are_taken_within_a_repeat():
+    from dss.bench.train_speed import order
+    assert [order(["a", "b"], r) for r in range(4)] == [["a", "b"], ["b", "a"], ["a", "b"], ["b", "a"]]
+    runs = [{"variant": v, "repeat": r, "examples_per_second": eps, "tokens_per_second": 1.0, "peak_memory_mb": 1.0,
+             "threads": 1} for v, r, eps in [("dss", 0, 20), ("baseline", 0, 10), ("baseline", 1, 4), ("dss", 1, 6),
+                                            ("baseline", 2, 10), ("dss", 2, 30)]]
+    dss, base = summarize(runs)
+    # the load fell in repeat 1 for both: ratios within repeats are 2.0, 1.5, 3.0, not a mix of repeats
+    assert (dss["x_baseline"], dss["x_baseline_min"], dss["examples_per_second_min"]) == (2.0, 1.5, 6)
+    assert base["x_baseline"] == 1.0 and dss["threads"] == 1

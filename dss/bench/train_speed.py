@@ -152,13 +152,24 @@ def _report(variant, cfg, steps, seconds, tokens, device, loss) -> dict:
 
 
 def _child(cfg_dict: dict, variant: str, steps: int, warmup: int) -> dict:
+    import torch
+
     from dss.student.config import TrainConfig
     cfg = TrainConfig(**cfg_dict)
-    return run_baseline(cfg, steps, warmup) if variant == "baseline" else run_ours(cfg, variant, steps, warmup)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    run = run_baseline(cfg, steps, warmup) if variant == "baseline" else run_ours(cfg, variant, steps, warmup)
+    return {**run, "threads": torch.get_num_threads()}
+
+
+def order(variants, repeat: int) -> list[str]:
+    """A B C, then C B A, ...: each variant runs early and late equally often, so a trend in the machine's
+    load (another job starting or ending) does not favour the variant that always runs first."""
+    return list(variants) if repeat % 2 == 0 else list(reversed(variants))
 
 
 def speed(cfg, variants=("dss", "baseline"), steps: int = 20, warmup: int = 3, repeats: int = 1) -> list[dict]:
-    """Run each variant in its own process (repeats interleaved, so background load hits all alike)."""
+    """Run each variant in its own process from the same initialisation, repeats interleaved A-B-B-A."""
     from dss.core.config import to_dict
 
     unknown = set(variants) - set(VARIANTS)
@@ -169,7 +180,7 @@ def speed(cfg, variants=("dss", "baseline"), steps: int = 20, warmup: int = 3, r
     ctx = multiprocessing.get_context("spawn")
     runs = []
     for r in range(repeats):
-        for v in variants:
+        for v in order(variants, r):
             with ctx.Pool(1) as pool:
                 runs.append({**pool.apply(_child, (to_dict(cfg), v, steps, warmup)), "repeat": r})
             print(json.dumps(runs[-1]), flush=True)
@@ -177,15 +188,19 @@ def speed(cfg, variants=("dss", "baseline"), steps: int = 20, warmup: int = 3, r
 
 
 def summarize(runs: list[dict]) -> list[dict]:
-    """Median examples/s and tokens/s per variant, and the ratio to the baseline."""
+    """Per variant: median and min examples/s, median tokens/s, and its ratio to the baseline measured within
+    each repeat (the two ran back to back, under the same load), median and min over repeats."""
     import statistics
     out = []
+    base = {r.get("repeat", 0): r["examples_per_second"] for r in runs if r["variant"] == "baseline"}
     for v in dict.fromkeys(r["variant"] for r in runs):
         rs = [r for r in runs if r["variant"] == v]
-        out.append({"variant": v, "examples_per_second": statistics.median(r["examples_per_second"] for r in rs),
+        eps = [r["examples_per_second"] for r in rs]
+        ratios = [r["examples_per_second"] / base[r.get("repeat", 0)] for r in rs if r.get("repeat", 0) in base]
+        out.append({"variant": v, "examples_per_second": statistics.median(eps), "examples_per_second_min": min(eps),
                     "tokens_per_second": statistics.median(r["tokens_per_second"] for r in rs),
-                    "peak_memory_mb": max(r["peak_memory_mb"] for r in rs), "runs": len(rs)})
-    base = next((s["examples_per_second"] for s in out if s["variant"] == "baseline"), None)
-    for s in out:
-        s["x_baseline"] = round(s["examples_per_second"] / base, 2) if base else None
+                    "peak_memory_mb": max(r["peak_memory_mb"] for r in rs), "runs": len(rs),
+                    "threads": rs[0].get("threads"),
+                    "x_baseline": round(statistics.median(ratios), 2) if ratios else None,
+                    "x_baseline_min": round(min(ratios), 2) if ratios else None})
     return out

@@ -3,6 +3,7 @@
 
     dss speed --task demo --method dss --model tiny --batch-size 32 --steps 20
     dss speed --task cqa train_fraction=0.5 --variants dss,dss-joint,dss-nogroup,baseline
+    dss speed --task cqa --data-dir ../shared/dss-data train_fraction=0.1 --batch-size 32 --repeats 6 --threads 1
 """
 from __future__ import annotations
 
@@ -41,11 +42,15 @@ def run(args) -> int:
             args.output_dir = tmp  # tokenizer and token cache only
         cfg = config_from_args(args)
         runs = speed(cfg, [v.strip() for v in args.variants.split(",")], args.steps, args.warmup, args.repeats)
-    print(f"\n{'variant':<12} {'examples/s':>11} {'tokens/s':>10} {'peak MB':>9} {'x baseline':>10}")
-    for s in summarize(runs):
+    table = summarize(runs)
+    print(f"\n{'variant':<12} {'examples/s':>11} {'(min)':>8} {'tokens/s':>10} {'peak MB':>9} {'x baseline':>11} "
+          f"{'(min)':>6}")
+    for s in table:
         ratio = f"{s['x_baseline']:.2f}" if s["x_baseline"] else "-"
-        print(f"{s['variant']:<12} {s['examples_per_second']:>11.1f} {s['tokens_per_second']:>10.0f} "
-              f"{s['peak_memory_mb']:>9.0f} {ratio:>10}")
-    print(f"({cfg.task}, method {cfg.method}, model {cfg.model}, global batch {cfg.batch_size}, "
-          f"{args.steps} timed steps)")
+        low = f"{s['x_baseline_min']:.2f}" if s["x_baseline_min"] else "-"
+        print(f"{s['variant']:<12} {s['examples_per_second']:>11.1f} {s['examples_per_second_min']:>8.1f} "
+              f"{s['tokens_per_second']:>10.0f} {s['peak_memory_mb']:>9.0f} {ratio:>11} {low:>6}")
+    print(f"({cfg.task}, method {cfg.method}, model {cfg.model}, global batch {cfg.batch_size}, {args.steps} timed "
+          f"steps, {args.repeats} repeat(s) in A-B-B-A order, {table[0]['threads']} torch thread(s) per run; "
+          "x baseline: the ratio within each repeat, median and min)")
     return 0
