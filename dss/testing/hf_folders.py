@@ -39,7 +39,10 @@ def _unigram_vocab(texts: list[str], vocab_size: int) -> list[tuple[str, float]]
     return [(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())]
 
 
-def t5_folder(path, texts: list[str], family: str = "t5", vocab_size: int = 400) -> Path:
+def t5_folder(path, texts: list[str], family: str = "t5", vocab_size: int = 400, dims: dict | None = None,
+              model_vocab: int | None = None) -> Path:
+    """dims: d_model, d_ff, layers, heads (default SIZE, tiny); model_vocab: the embedding rows (T5's 32128),
+    at least the tokenizer's size."""
     from transformers import (
         MT5Config,
         MT5ForConditionalGeneration,
@@ -54,9 +57,11 @@ def t5_folder(path, texts: list[str], family: str = "t5", vocab_size: int = 400)
     tok = T5Tokenizer(vocab=_unigram_vocab(texts, vocab_size), extra_ids=100)
     cls, model_cls = {"t5": (T5Config, T5ForConditionalGeneration), "mt5": (MT5Config, MT5ForConditionalGeneration),
                       "umt5": (UMT5Config, UMT5ForConditionalGeneration)}[family]
-    config = cls(vocab_size=len(tok), d_model=SIZE["d_model"], d_kv=SIZE["d_model"] // SIZE["heads"],
-                 d_ff=SIZE["d_ff"], num_layers=SIZE["layers"], num_decoder_layers=SIZE["layers"],
-                 num_heads=SIZE["heads"], feed_forward_proj="gated-gelu", tie_word_embeddings=False,
+    size = {**SIZE, **(dims or {})}
+    config = cls(vocab_size=max(len(tok), model_vocab or 0), d_model=size["d_model"],
+                 d_kv=size.get("d_kv", size["d_model"] // size["heads"]), d_ff=size["d_ff"], num_layers=size["layers"],
+                 num_decoder_layers=size["layers"], num_heads=size["heads"], feed_forward_proj="gated-gelu",
+                 tie_word_embeddings=False,
                  pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
                  decoder_start_token_id=tok.pad_token_id)
     model_cls(config).save_pretrained(path)
