@@ -82,3 +82,24 @@ def test_gradient_checkpointing_changes_memory_not_numbers(folders, tmp_path):
     assert [r["step"] for r in plain] == [r["step"] for r in ckpt]
     for p, c in zip(plain, ckpt):
         assert c["loss"] == pytest.approx(p["loss"], rel=1e-4)
+
+
+def test_a_killed_lora_run_resumes_exactly(folders, tmp_path, monkeypatch):
+    import dss.student.loop as T
+    data, models = folders
+    args = ["--lora-r", "4", "--max-steps", "6", "--eval-steps", "3"]
+    assert train(data, models["t5"], tmp_path / "full", *args) == 0
+    save = T.save_checkpoint
+
+    def crash_after_step_3(accelerator, run, step, state):
+        save(accelerator, run, step, state)
+        if step == 3:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(T, "save_checkpoint", crash_after_step_3)
+    assert train(data, models["t5"], tmp_path / "cut", *args) == 130
+    monkeypatch.setattr(T, "save_checkpoint", save)
+    assert train(data, models["t5"], tmp_path / "cut", *args, "--resume") == 0
+    full, cut = ([json.loads(x) for x in open(tmp_path / r / "metrics.jsonl")] for r in ("full", "cut"))
+    assert full == cut
+    assert (tmp_path / "full/adapter/adapter_model.safetensors").read_bytes() == \
+        (tmp_path / "cut/adapter/adapter_model.safetensors").read_bytes()
