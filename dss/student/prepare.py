@@ -93,7 +93,9 @@ def build_student(cfg: TrainConfig, items, run: Path, accelerator=None):
 def adapt(model, cfg: TrainConfig):
     """Gradient checkpointing and LoRA adapters, as the config asks."""
     if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        # transformers 5.24 renamed it (the old name warns); older versions only have the old one
+        enable = getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)
+        enable()
         model.config.use_cache = False  # the cache is for generation; with checkpointing it is recomputed
     if cfg.lora_r > 0:
         from dss.student import lora
