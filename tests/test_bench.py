@@ -110,15 +110,18 @@ def test_cell_configs_are_real_train_configs(tmp_path):
 
 
 def test_budgets_scale_with_the_fraction(tmp_path):
-    table = {0.25: {"max_steps": 40, "eval_steps": 10}, "1.0": {"max_steps": 100}}  # YAML may give "1.0"
+    table = {0.25: {"max_steps": 40, "eval_steps": 10}, 0.5: {}, "1.0": {"max_steps": 100}}  # YAML may give "1.0"
     cfg = BenchConfig(tasks=["cqa"], fractions=[0.25, 0.5, 1.0], train={"max_steps": 70}, train_by_fraction=table)
     steps = {c.fraction: (grid.train_config(cfg, c, tmp_path).max_steps, grid.train_config(cfg, c, tmp_path).eval_steps)
              for c in grid.grid(cfg)}
     assert steps[0.25] == (40, 10) and steps[0.5][0] == 70 and steps[1.0][0] == 100
-    for bad, match in [({0.3: {"max_steps": 1}}, "not one of fractions"), ({"x": {}}, "not a fraction"),
-                       ({0.5: 3}, "expected a mapping"), ({0.5: {"seed": 1}}, "set by the grid")]:
+    for bad, match in [({0.3: {"max_steps": 1}, 0.5: {}}, "no entry for fraction.s. 0.25"),
+                       ({"x": {}}, "not a fraction"), ({0.5: 3}, "expected a mapping"),
+                       ({0.25: {}, 0.5: {"seed": 1}}, "set by the grid")]:
         with pytest.raises(ConfigError, match=match):
             BenchConfig(tasks=["cqa"], fractions=[0.25, 0.5], train_by_fraction=bad)
+    subset = BenchConfig(tasks=["cqa"], fractions=[0.25], train_by_fraction=table)  # a table may cover more
+    assert subset.train_by_fraction[0.25]["max_steps"] == 40
 
 
 # ---------------------------------------------------------------------------------- sweep with a fake

@@ -87,22 +87,25 @@ class BenchConfig:
 
 
 def by_fraction(table: dict, fractions: list[float]) -> dict[float, dict]:
-    """train_by_fraction with float keys, each one of the sweep's fractions, each value a mapping of
-    non-grid TrainConfig keys."""
+    """train_by_fraction with float keys, each value a mapping of non-grid TrainConfig keys. A non-empty table
+    must cover every fraction the sweep runs (a mistyped key would otherwise leave a fraction on the default
+    budget); it may hold more (a sweep run on a subset, `fractions=0.125,0.25`)."""
     out = {}
     for key, values in (table or {}).items():
         try:
             fraction = float(key)
         except (TypeError, ValueError):
             raise ConfigError(f"train_by_fraction: {key!r} is not a fraction") from None
-        if fraction not in [float(f) for f in fractions]:
-            raise ConfigError(f"train_by_fraction: {key!r} is not one of fractions {fractions}")
         if not isinstance(values, dict):
             raise ConfigError(f"train_by_fraction.{key}: expected a mapping of train settings, got {values!r}")
         clash = sorted(set(values) & set(GRID_KEYS))
         if clash:
             raise ConfigError(f"train_by_fraction.{key}: {', '.join(clash)} are set by the grid")
         out[fraction] = dict(values)
+    missing = [f for f in fractions if out and float(f) not in out]
+    if missing:
+        raise ConfigError(f"train_by_fraction: no entry for fraction(s) {', '.join(f'{f:g}' for f in missing)} "
+                          f"(it has {', '.join(f'{f:g}' for f in out)})")
     return out
 
 
