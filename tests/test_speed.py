@@ -13,13 +13,16 @@ def test_speed_variants_report_throughput(tiny_cqa_dir, tmp_path):
     cfg = TrainConfig(task="cqa", data_dir=str(tiny_cqa_dir), method="dss", d_model=32, d_ff=64, heads=2, layers=1,
                       vocab_size=200, batch_size=4, dropout=0.0, output_dir=str(tmp_path))
     runs = [run_ours(cfg, "dss", steps=2, warmup=1), run_ours(cfg, "dss-joint", steps=2, warmup=1),
-            run_baseline(cfg, steps=2, warmup=1)]
+            run_baseline(cfg, steps=2, warmup=1), run_ours(cfg, "dss-shared", steps=2, warmup=1)]
     for r in runs:
         assert r["examples_per_second"] > 0 and r["tokens_per_second"] > 0 and r["peak_memory_mb"] > 0
     # split and joint passes compute the same loss from the same initialisation and batches (no dropout)
     assert runs[0]["final_loss"] == pytest.approx(runs[1]["final_loss"], rel=1e-4)
-    table = summarize(runs)
+    table = summarize(runs[:3])
     assert [s["variant"] for s in table] == ["dss", "dss-joint", "baseline"] and table[2]["x_baseline"] == 1.0
+    # the same data: dss-shared counts the tokens it covers alike, though it encodes each source once
+    assert runs[3]["tokens_per_second"] * runs[3]["seconds"] == pytest.approx(
+        runs[0]["tokens_per_second"] * runs[0]["seconds"], rel=0.02)
 
 
 def test_repeats_alternate_their_order_and_ratios_are_taken_within_a_repeat():

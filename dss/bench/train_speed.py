@@ -9,6 +9,7 @@ rows to the longest in a random batch. Variants of our loop isolate what makes i
                  sync per step
     dss-joint    one forward pass over both tasks' rows (label rows padded to rationale length)
     dss-nogroup  random batches instead of length-grouped ones
+    dss-shared   method dss-shared: x encoded once, the task prefix at the decoder's start (changes the method)
     baseline     the reference TaskPrefixTrainer
 
 Every variant runs in a fresh process (so peak memory is its own) on the same model initialisation, data,
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from dss.student.methods import METHODS
 
-VARIANTS = ("dss", "dss-joint", "dss-nogroup", "baseline")
+VARIANTS = ("dss", "dss-joint", "dss-nogroup", "dss-shared", "baseline")
 
 
 def _setup(cfg):
@@ -55,6 +56,8 @@ def run_ours(cfg, variant: str, steps: int, warmup: int) -> dict:
     from dss.student import loop as T
 
     cfg = dataclasses.replace(cfg, group_by_length=variant != "dss-nogroup", max_steps=warmup + steps)
+    if variant == "dss-shared":
+        cfg = dataclasses.replace(cfg, method="dss-shared")
     features, tokenizer, model = _setup(cfg)
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision,
                               dataloader_config=DataLoaderConfiguration(split_batches=True))
@@ -72,12 +75,24 @@ def run_ours(cfg, variant: str, steps: int, warmup: int) -> dict:
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
         if done >= warmup:  # real (non-pad) tokens, summed on the device: no host sync
-            tokens = tokens + sum(p["attention_mask"].sum() + (p["labels"] != -100).sum()
-                                  for b in micro for p in b["parts"])
-        last = T.train_step(model, micro, alpha, accelerator, optimizer, scheduler, cfg.max_grad_norm)
+            tokens = tokens + sum(_real_tokens(p) for b in micro for p in b["parts"])
+        last = T.train_step(model, micro, alpha, accelerator, optimizer, scheduler, cfg.max_grad_norm,
+                            shared=variant == "dss-shared")
     final_loss = float(last[0])  # the one host sync of the timed run
     seconds = time.perf_counter() - t0
     return _report(variant, cfg, steps, seconds, int(tokens), accelerator.device, final_loss)
+
+
+def _real_tokens(part: dict):
+    """Source and target tokens of a part's rows. A dss-shared part counts each rationale row's source too, as
+    the other variants do, so that tokens/s compares the same data (it encodes them once, not twice)."""
+    if "label" not in part:
+        return part["attention_mask"].sum() + (part["labels"] != -100).sum()
+    lab, rat = part["label"], part.get("rationale")
+    n = lab["attention_mask"].sum() + (lab["labels"] != -100).sum()
+    if rat is not None:
+        n = n + lab["attention_mask"][rat["row_of"]].sum() + (rat["labels"] != -100).sum()
+    return n
 
 
 def reference_trainer(cfg, warmup: int, timer: dict):

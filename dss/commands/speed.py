@@ -3,7 +3,7 @@
 
     dss speed --task demo --method dss --model tiny --batch-size 32 --steps 20
     dss speed --task cqa train_fraction=0.5 --variants dss,dss-joint,dss-nogroup,baseline
-    dss speed --task cqa --data-dir ../shared/dss-data train_fraction=0.1 --batch-size 32 --repeats 6 --threads 1
+    dss speed --task cqa train_fraction=0.5 --batch-size 32 --repeats 6 --threads 1   # data: $DSS_DATA_DIR
 """
 from __future__ import annotations
 

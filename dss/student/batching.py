@@ -19,6 +19,7 @@ import torch
 from dss.core.io import atomic_path
 from dss.student import causal as C
 from dss.student.methods import METHODS, SINGLE_SEP
+from dss.student.padding import pad_rows
 
 LABEL, RATIONALE = 0, 1
 
@@ -68,10 +69,11 @@ def example_rows(ex, cfg) -> list[Row]:
         return [Row(ex.input, ex.llm_rationale + SINGLE_SEP + label, LABEL)] if usable_rationale(ex) else []
     if not method.rationale_task:
         return [Row(ex.input, label, LABEL)]
-    rows = [Row(cfg.label_prefix + ex.input, label, LABEL)]
+    prefix = method.prefix_inputs  # dss: the prefix is on the input; dss-shared: it starts the decoder
+    rows = [Row(cfg.label_prefix * prefix + ex.input, label, LABEL)]
     if usable_rationale(ex):
         for rationale in [ex.llm_rationale, *ex.more_rationales][:cfg.rationales_per_example]:
-            rows.append(Row(cfg.rationale_prefix + ex.input, rationale, RATIONALE))
+            rows.append(Row(cfg.rationale_prefix * prefix + ex.input, rationale, RATIONALE))
     return rows
 
 
@@ -114,12 +116,21 @@ def tokenize_items(items: list[list[Row]], tokenizer, cfg, causal: bool = False)
         src = tokenizer([r.source for r in rows], truncation=True, max_length=cfg.max_input_length)["input_ids"]
         tgt = tokenizer(text_target=[r.target for r in rows], truncation=True,
                         max_length=cfg.max_target_length)["input_ids"]
+    prompts = None
+    if METHODS[cfg.method].shared_encoder:  # the task's prefix tokens start the target (dss.student.shared)
+        from dss.student.shared import prompt_ids
+        by_task = {LABEL: prompt_ids(tokenizer, cfg.label_prefix),
+                   RATIONALE: prompt_ids(tokenizer, cfg.rationale_prefix)}
+        tgt = [by_task[r.task] + t for r, t in zip(rows, tgt)]
+        prompts = [len(by_task[r.task]) for r in rows]
     out, k = [], 0
     for item in items:
         n = len(item)
         ids, labels = src[k:k + n], tgt[k:k + n]
         out.append({"input_ids": ids, "labels": labels, "task": [r.task for r in item],
                     "length": max(map(len, ids)) + max(map(len, labels))})
+        if prompts is not None:
+            out[-1]["prompt"] = prompts[k:k + n]
         k += n
     return out
 
@@ -141,6 +152,8 @@ def cached_tokenize(items: list[list[Row]], tokenizer, cfg, cache_dir: Path, cau
     h = hashlib.sha256(tokenizer_identity(tokenizer).encode())
     if causal:
         h.update(json.dumps(["causal", getattr(tokenizer, "chat_template", None)]).encode())
+    if METHODS[cfg.method].shared_encoder:
+        h.update(json.dumps(["shared", cfg.label_prefix, cfg.rationale_prefix]).encode())
     h.update(json.dumps([cfg.max_input_length, cfg.max_target_length,
                          [[(r.source, r.target, r.task) for r in it] for it in items]]).encode())
     path = Path(cache_dir) / f"tokens-{h.hexdigest()[:16]}.pt"
@@ -192,22 +205,6 @@ class LengthGroupedBatchSampler:
         if self.group_by_length:
             batches = batches[rng.permutation(len(batches))]
         return [[int(i) for i in b] for b in batches]
-
-
-def pad_rows(ids: list[list[int]], tgt: list[list[int]], task: list[int], pad_id: int) -> dict:
-    """One forward pass's tensors, padded to these rows' longest source and target (dynamic padding).
-
-    input_ids/attention_mask [rows, src_len]; labels [rows, tgt_len] with -100 on padding; is_rationale [rows].
-    """
-    src_len, tgt_len = max(map(len, ids)), max(map(len, tgt))
-    input_ids = torch.full((len(ids), src_len), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(ids), src_len), dtype=torch.long)
-    labels = torch.full((len(tgt), tgt_len), -100, dtype=torch.long)
-    for i, (s, t) in enumerate(zip(ids, tgt)):
-        input_ids[i, :len(s)], attention_mask[i, :len(s)] = torch.tensor(s), 1
-        labels[i, :len(t)] = torch.tensor(t)
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels,
-            "is_rationale": torch.tensor(task, dtype=torch.bool)}
 
 
 def to_device(batch: dict, device) -> dict:

@@ -133,6 +133,8 @@ class TrainConfig:
         if self.eval_mode == "score" and METHODS[self.method].rationale_in_target:
             raise ConfigError("eval_mode=score scores label targets; method single writes a rationale first "
                               "(use eval_mode=generate)")
+        if METHODS[self.method].shared_encoder and self.tiny_arch == "llama" and self.model == "tiny":
+            raise ConfigError("method dss-shared needs an encoder (a seq2seq student), not tiny_arch=llama")
         if self.rationales_per_example > 1 and METHODS[self.method].rationale_in_target:
             raise ConfigError("rationales_per_example > 1 is for method dss (single's target is one rationale)")
         if self.mixed_precision == "fp16":

@@ -23,6 +23,7 @@ from dss.core.errors import ConfigError
 from dss.student import batching as D
 from dss.student import causal as C
 from dss.student import run_folder as RF
+from dss.student import shared as S
 from dss.student.config import TrainConfig
 from dss.student.evaluate import evaluate
 from dss.student.loss import multitask_loss
@@ -40,7 +41,7 @@ from dss.student.prepare import (
 from dss.student.run_folder import latest_checkpoint, run_info, save_checkpoint, save_student
 
 
-def train_step(model, micro_batches, alpha, accelerator, optimizer, scheduler, max_grad_norm):
+def train_step(model, micro_batches, alpha, accelerator, optimizer, scheduler, max_grad_norm, shared=False):
     """One optimizer step over grad_accum micro-batches of one or two parts (forward passes) each.
 
     Every part's loss divides by the step's global token counts, so the parts, micro-batches and processes
@@ -56,6 +57,11 @@ def train_step(model, micro_batches, alpha, accelerator, optimizer, scheduler, m
     parts = [p for b in micro_batches for p in b["parts"]]
     total = torch.zeros(3, device=accelerator.device)
     for k, part in enumerate(parts):
+        if shared:  # dss-shared: the encoder once for both tasks (one process, see dss.student.shared)
+            losses = S.losses(net, part, alpha, counts)
+            accelerator.backward(losses[0])
+            total += torch.stack(losses).detach()
+            continue
         with nullcontext() if k == len(parts) - 1 else accelerator.no_sync(model):  # all-reduce once a step
             if causal:  # [rows, len] -> logits [rows, len - 1, vocab] aligned with the next tokens
                 logits, labels = C.forward(model, part)
@@ -123,7 +129,8 @@ def fit(cfg: TrainConfig, run: Path, accelerator, mode: str, task, items, valid,
     batches = step_batches(features, order, state["step"], cfg, accelerator, tokenizer.pad_token_id,
                            causal=C.is_causal(accelerator.unwrap_model(model)))
     for micro in batches:
-        window += train_step(model, micro, alpha, accelerator, optimizer, scheduler, cfg.max_grad_norm)
+        window += train_step(model, micro, alpha, accelerator, optimizer, scheduler, cfg.max_grad_norm,
+                             shared=METHODS[cfg.method].shared_encoder)
         step = state["step"] = state["step"] + 1
         is_eval = step % cfg.eval_steps == 0 or step == cfg.max_steps
         if step % cfg.log_steps == 0 or is_eval:

@@ -5,6 +5,7 @@
     m.rationale_task             # a second task [rationale] x -> r, weighted 1 - alpha in the loss
     m.rationale_in_target        # single: the label target is "r So the answer is y"
     m.prefix_inputs              # inputs carry the task prefix (the label-only eval input too)
+    m.shared_encoder             # the prefix starts the decoder instead, x encoded once for both tasks
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ class Method:
     rationale_task: bool = False
     rationale_in_target: bool = False
     prefix_inputs: bool = False
+    shared_encoder: bool = False       # the task prefix starts the decoder; x is encoded once (dss.student.shared)
 
     def label_source(self, labels: str) -> str:
         return self.labels or labels
@@ -55,5 +57,8 @@ METHODS = {m.name: m for m in (
     Method("dss", "[label] x -> y and [rationale] x -> r, loss = alpha * label + (1 - alpha) * rationale",
            rationale_task=True, prefix_inputs=True),
     Method("single", "x -> 'r So the answer is y' (the paper's single-task ablation)", rationale_in_target=True),
+    Method("dss-shared", "DSS with x encoded once and the task prefix at the decoder's start: x -> [label] y and "
+           "x -> [rationale] r (changes the method; opt-in, one process)", rationale_task=True,
+           shared_encoder=True),
 )}
 METHOD_NAMES = tuple(METHODS)

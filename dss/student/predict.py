@@ -59,23 +59,28 @@ def predict(model_dir, inputs: list[str], rationale: bool = False, batch_size: i
     label_tokens = max_new_tokens or (info["max_target_length"] if method.rationale_in_target
                                       else info["eval_max_new_tokens"])
     sources = [method.eval_source(x, info["label_prefix"]) for x in inputs]
+    prompts = {"label": None, "rationale": None}
+    if method.shared_encoder:  # the task prefix starts the decoder (dss.student.shared)
+        from dss.student.shared import prompt_ids
+        prompts = {k: prompt_ids(tokenizer, info[f"{k}_prefix"]) for k in prompts}
     if candidates is not None:
         if method.rationale_in_target:
             raise ConfigError("a `single` student writes its rationale before the label: it cannot score candidates")
         scores = score(model, tokenizer, sources, candidates, accelerator, batch_size, info["max_input_length"],
-                       info["max_target_length"])
+                       info["max_target_length"], prompts["label"])
         out = [{"prediction": c[max(range(len(c)), key=s.__getitem__)],
                 "scores": {k: round(v, 4) for k, v in zip(c, s)}} for c, s in zip(candidates, scores)]
     else:
         texts = generate(model, tokenizer, sources, accelerator, batch_size, info["max_input_length"],
-                         label_tokens)
+                         label_tokens, prompts["label"])
         out = [{"prediction": method.parse_prediction(t)} for t in texts]
     if rationale and method.rationale_in_target:  # the single target holds the rationale before the label
         for o, t in zip(out, texts):
             o["rationale"] = method.split_rationale(t)
     elif rationale:
-        texts = generate(model, tokenizer, [info["rationale_prefix"] + x for x in inputs], accelerator,
-                         batch_size, info["max_input_length"], max_new_tokens or info["max_target_length"])
+        sources = inputs if method.shared_encoder else [info["rationale_prefix"] + x for x in inputs]
+        texts = generate(model, tokenizer, sources, accelerator, batch_size, info["max_input_length"],
+                         max_new_tokens or info["max_target_length"], prompts["rationale"])
         for o, t in zip(out, texts):
             o["rationale"] = t.strip()
     return out

@@ -12,9 +12,11 @@ from pathlib import Path
 import torch
 
 from dss.student import batching as D
+from dss.student import shared as S
 from dss.student.config import TrainConfig
 from dss.student.evaluate import candidate_sets
 from dss.student.loss import lr_factor
+from dss.student.methods import METHODS
 from dss.tasks.rationales import apply_rationales
 
 
@@ -129,7 +131,10 @@ def step_batches(features, order, start: int, cfg: TrainConfig, accelerator, pad
             for b in batches[i * k:(i + 1) * k]:
                 n = len(b) // world
                 mine = [features[j] for j in b[rank * n:(rank + 1) * n]]
-                micro.append(D.to_device(D.collate(mine, pad_id, split_tasks, causal), accelerator.device))
+                if METHODS[cfg.method].shared_encoder:
+                    micro.append(S.to_device(S.collate(mine, pad_id), accelerator.device))
+                else:
+                    micro.append(D.to_device(D.collate(mine, pad_id, split_tasks, causal), accelerator.device))
             yield micro
             step += 1
 
@@ -164,8 +169,11 @@ def make_accelerator(cfg: TrainConfig):
         dataloader_config=DataLoaderConfiguration(split_batches=True))
     # T5 ties its embeddings and lm_head; accelerate would warn at every checkpoint that it stored them once
     logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
+    from dss.core.errors import ConfigError
+    if METHODS[cfg.method].shared_encoder and accelerator.num_processes > 1:
+        raise ConfigError("method dss-shared runs in one process for now (its two decoder passes share one "
+                          "encoder pass outside DDP's forward); use method dss with several processes")
     if cfg.batch_size % (cfg.grad_accum * accelerator.num_processes):
-        from dss.core.errors import ConfigError
         raise ConfigError(f"batch_size {cfg.batch_size} must divide by grad_accum x processes "
                           f"({cfg.grad_accum} x {accelerator.num_processes})")
     return accelerator

@@ -1,0 +1,80 @@
+"""Shared-encoder DSS (`--method dss-shared`, opt-in: it changes the method). The paper puts the task prefix on
+the encoder's input, so x is encoded twice, once per task. Here x is encoded once and the task prefix starts
+the decoder instead: the label task decodes `[label] y`, the rationale task `[rationale] r`, both attending to
+the same encoder states. The prefix tokens are given, never predicted (their positions carry no loss); the
+loss is the same alpha mix of the two tasks' token means.
+
+A row's target ids are prompt + target (prompt = the prefix's tokens); `prompt` holds its length.
+One encoder pass per micro-batch means one forward/backward through the model's parts rather than through its
+top-level forward, so this variant runs in one process (DDP counts one forward per backward).
+"""
+from __future__ import annotations
+
+import torch
+
+from dss.student.loss import multitask_loss
+from dss.student.padding import pad_rows
+
+
+def prompt_ids(tokenizer, prefix: str) -> list[int]:
+    """The decoder prompt of a task: its prefix's tokens (one added token for tiny students)."""
+    return tokenizer(prefix.strip(), add_special_tokens=False)["input_ids"]
+
+
+def collate(features: list[dict], pad_id: int) -> dict:
+    """A micro-batch: `label` (every example's source and label target) and `rationale` (its rationale rows,
+    `row_of` naming each one's example row), target-token counts without the given prompt tokens."""
+    lab, rat, row_of = [], [], []
+    for i, f in enumerate(features):
+        for src, tgt, task, n in zip(f["input_ids"], f["labels"], f["task"], f["prompt"]):
+            if task == 0:
+                lab.append((src, tgt, n))
+            else:
+                rat.append((src, tgt, n))
+                row_of.append(i)
+    parts = {"label": _part([r[0] for r in lab], [r[1] for r in lab], [r[2] for r in lab], 0, pad_id)}
+    if rat:
+        parts["rationale"] = _part([lab[0][0]] * len(rat), [r[1] for r in rat], [r[2] for r in rat], 1, pad_id)
+        parts["rationale"]["row_of"] = torch.tensor(row_of)
+        del parts["rationale"]["input_ids"], parts["rationale"]["attention_mask"]  # the label part's are used
+    return {"parts": [parts], "n_label_tokens": torch.tensor(sum(len(t) - n for _, t, n in lab)),
+            "n_rationale_tokens": torch.tensor(sum(len(t) - n for _, t, n in rat))}
+
+
+def _part(src, tgt, prompt, task: int, pad_id: int) -> dict:
+    part = pad_rows(src, tgt, [task] * len(tgt), pad_id)
+    part["decoder_labels"] = part["labels"].clone()  # [rows, tgt_len]: what the decoder reads (shifted)
+    for i, n in enumerate(prompt):
+        part["labels"][i, :n] = -100  # given, not predicted
+    return part
+
+
+def to_device(batch: dict, device) -> dict:
+    return {"parts": [{k: {n: v.to(device) for n, v in p.items()} for k, p in part.items()}
+                      for part in batch["parts"]],
+            "n_label_tokens": batch["n_label_tokens"].to(device),
+            "n_rationale_tokens": batch["n_rationale_tokens"].to(device)}
+
+
+def losses(net, parts: dict, alpha: float, counts) -> list:
+    """[loss, label_loss, rationale_loss] of one micro-batch, x encoded once. net: the unwrapped model."""
+    lab = parts["label"]
+    shift = net.prepare_decoder_input_ids_from_labels
+    hidden = net.get_encoder()(input_ids=lab["input_ids"], attention_mask=lab["attention_mask"]).last_hidden_state
+    logits = net(encoder_outputs=(hidden,), attention_mask=lab["attention_mask"],
+                 decoder_input_ids=shift(labels=lab["decoder_labels"])).logits  # [B, tgt_len, vocab]
+    out = list(multitask_loss(logits, lab["labels"], lab["is_rationale"], alpha, counts[0], counts[1]))
+    rat = parts.get("rationale")
+    if rat is not None:
+        rows = rat["row_of"]  # [R] -> example rows: the encoder states are reused, not recomputed
+        logits = net(encoder_outputs=(hidden[rows],), attention_mask=lab["attention_mask"][rows],
+                     decoder_input_ids=shift(labels=rat["decoder_labels"])).logits
+        more = multitask_loss(logits, rat["labels"], rat["is_rationale"], alpha, counts[0], counts[1])
+        out = [a + b for a, b in zip(out, more)]
+    return out
+
+
+def decoder_start(net, prompt: list[int], rows: int, device) -> torch.Tensor:
+    """[rows, 1 + len(prompt)]: the decoder start token, then the task prompt, for generation."""
+    start = net.config.decoder_start_token_id
+    return torch.tensor([[start, *prompt]] * rows, device=device)
