@@ -384,7 +384,8 @@ def test_a_setting_added_later_counts_as_its_default_for_older_cells():
     from dss.student import run_folder as RF
     from dss.student.config import TrainConfig
     now = to_dict(TrainConfig(task="demo"))
-    older = {k: v for k, v in now.items() if k not in ("tiny_arch", "rationales_per_example")}  # before they existed
+    added = ("tiny_arch", "rationales_per_example", "lora_targets", "report_to")  # a str, an int and two lists
+    older = {k: v for k, v in now.items() if k not in added}  # made before they existed
     stored = {"config": older, "protocol": RF.PROTOCOL, "data": {"fingerprint": "f"}}
     assert RF.identity_changes(stored, now, "f") == []
     changed = to_dict(TrainConfig(task="demo", tiny_arch="llama", rationales_per_example=2))

@@ -89,7 +89,13 @@ def setting_defaults() -> dict:
     import dataclasses
 
     from dss.student.config import TrainConfig
-    return {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
+    out = {}
+    for f in dataclasses.fields(TrainConfig):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:  # lists and mappings
+            out[f.name] = f.default_factory()
+    return out
 
 
 @contextmanager
