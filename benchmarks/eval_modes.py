@@ -6,7 +6,7 @@ up to 64 new tokens for batches in dataset order and also runs a loss pass on th
 reproduced here as `reference` (same batch size). `generate-64` is dss's decoding with that 64-token cap.
 
     .venv/bin/python benchmarks/eval_modes.py runs/bench-esnli/esnli/tiny/dss-gold/f1-s0 [--split test]
-        [--repeats 3] [--threads 1] [--batch-size 64]
+        [--repeats 3] [--threads 1] [--batch-size 64] [--limit N]
 
 The run folder's config.json says how the student was trained (task, prefixes, input format, caps); its
 model/ is the checkpoint. The modes are timed in rotation (A B C D, then B C D A, ...) so that a change of load on
@@ -46,6 +46,7 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--limit", type=int, default=None, help="only the split's first N rows")
     p.add_argument("--json", action="store_true", help="also print the result as one JSON line")
     args = p.parse_args(argv)
 
@@ -69,7 +70,7 @@ def main(argv=None) -> int:
         sys.exit(f"{args.run}: no config.json (not a finished run folder)")
     base = load_config(TrainConfig, None, {k: v for k, v in stored["config"].items() if k not in ("resume",)})
     task, _, valid, test, _ = load_data(base)
-    rows = valid if args.split == "valid" else test
+    rows = (valid if args.split == "valid" else test)[:args.limit]
     model = AutoModelForSeq2SeqLM.from_pretrained(Path(args.run) / "model")
     tokenizer = AutoTokenizer.from_pretrained(Path(args.run) / "model")
     accelerator = Accelerator(cpu=True)
