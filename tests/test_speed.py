@@ -20,9 +20,11 @@ def test_speed_variants_report_throughput(tiny_cqa_dir, tmp_path):
     assert runs[0]["final_loss"] == pytest.approx(runs[1]["final_loss"], rel=1e-4)
     table = summarize(runs[:3])
     assert [s["variant"] for s in table] == ["dss", "dss-joint", "baseline"] and table[2]["x_baseline"] == 1.0
-    # the same data: dss-shared counts the tokens it covers alike, though it encodes each source once
-    assert runs[3]["tokens_per_second"] * runs[3]["seconds"] == pytest.approx(
-        runs[0]["tokens_per_second"] * runs[0]["seconds"], rel=0.02)
+    # the same data: dss-shared counts each rationale row's source too, though it encodes each source once (it
+    # has no prefix token on either source and its decoder prompts are not targets: 2 tokens fewer per example
+    # of ~60; without the rationale rows' sources it would count ~40 % fewer)
+    shared, ours = (r["tokens_per_second"] * r["seconds"] for r in (runs[3], runs[0]))
+    assert 0.9 * ours < shared < ours
 
 
 def test_repeats_alternate_their_order_and_ratios_are_taken_within_a_repeat():
