@@ -31,3 +31,11 @@ def shared_data() -> Path:
 def tiny_cqa_dir(tmp_path) -> Path:
     """A 40-row cqa train and 10-row test with teacher completions, in the release layout."""
     return write_cqa(tmp_path, {"train": 40, "test": 10}, batch=16)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_accelerator_state():
+    """Each test starts without Accelerate's per-process AcceleratorState (its precision is fixed once made)."""
+    yield
+    from accelerate.state import AcceleratorState
+    AcceleratorState._reset_state()

@@ -9,6 +9,7 @@ rows to the longest in a random batch. Variants of our loop isolate what makes i
                  sync per step
     dss-joint    one forward pass over both tasks' rows (label rows padded to rationale length)
     dss-nogroup  random batches instead of length-grouped ones
+    dss-plain    dss with transformers' own modules (fast_kernels=false)
     dss-shared   method dss-shared: x encoded once, the task prefix at the decoder's start (changes the method)
     baseline     the reference TaskPrefixTrainer
 
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from dss.student.methods import METHODS
 
-VARIANTS = ("dss", "dss-joint", "dss-nogroup", "dss-shared", "baseline")
+VARIANTS = ("dss", "dss-joint", "dss-nogroup", "dss-plain", "dss-shared", "baseline")
 
 
 def _setup(cfg):
@@ -54,12 +55,19 @@ def run_ours(cfg, variant: str, steps: int, warmup: int) -> dict:
     from accelerate import Accelerator, DataLoaderConfiguration
 
     from dss.student import loop as T
+    from dss.student.prepare import fresh_precision, precision
 
     cfg = dataclasses.replace(cfg, group_by_length=variant != "dss-nogroup", max_steps=warmup + steps)
     if variant == "dss-shared":
         cfg = dataclasses.replace(cfg, method="dss-shared")
+    if variant == "dss-plain":
+        from dss.student.prepare import fresh_precision
+
+    cfg = dataclasses.replace(cfg, fast_kernels=False)
+    fresh_precision(precision)
     features, tokenizer, model = _setup(cfg)
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision,
+    fresh_precision(precision(cfg))
+    accelerator = Accelerator(mixed_precision=precision(cfg),
                               dataloader_config=DataLoaderConfiguration(split_batches=True))
     optimizer, scheduler = T.make_optimizer(model, cfg)  # exactly what `dss train` uses
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
@@ -80,7 +88,8 @@ def run_ours(cfg, variant: str, steps: int, warmup: int) -> dict:
                             shared=variant == "dss-shared")
     final_loss = float(last[0])  # the one host sync of the timed run
     seconds = time.perf_counter() - t0
-    return _report(variant, cfg, steps, seconds, int(tokens), accelerator.device, final_loss)
+    return _report(variant, cfg, steps, seconds, int(tokens), accelerator.device, final_loss,
+                   accelerator.mixed_precision)
 
 
 def _real_tokens(part: dict):
@@ -131,11 +140,17 @@ def reference_trainer(cfg, warmup: int, timer: dict):
     return TaskPrefixDataCollator, TaskPrefixTrainer, Timer
 
 
-def run_baseline(cfg, steps: int, warmup: int) -> dict:
-    """The reference code's TaskPrefixTrainer on the same features and initialisation."""
+def run_baseline(cfg, steps: int, warmup: int, precision: str = "no") -> dict:
+    """The reference code's TaskPrefixTrainer on the same features and initialisation, with transformers' own
+    modules (the reference has no fast kernels); precision: no (fp32, the reference's default) or bf16 (its
+    --bf16 flag)."""
     import torch
     from transformers import Seq2SeqTrainingArguments
 
+    from dss.student.prepare import fresh_precision
+
+    cfg = dataclasses.replace(cfg, fast_kernels=False)
+    fresh_precision(precision)
     features, tokenizer, model = _setup(cfg)
     rows = []
     for f in features:  # the reference's columns: the label task's row and the rationale task's row
@@ -151,29 +166,33 @@ def run_baseline(cfg, steps: int, warmup: int) -> dict:
             gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.lr, max_grad_norm=cfg.max_grad_norm,
             remove_unused_columns=False, report_to="none", save_strategy="no", eval_strategy="no",
             logging_steps=10 ** 6, seed=cfg.seed, dataloader_num_workers=0, disable_tqdm=True,
-            bf16=cfg.mixed_precision == "bf16", use_cpu=not torch.cuda.is_available())
+            bf16=precision == "bf16", use_cpu=not torch.cuda.is_available())
         trainer = trainer_cls(model=model, args=args, train_dataset=rows, callbacks=[timer_cb()],
                               data_collator=collator(tokenizer=tokenizer, model=model))
         trainer.train()
     loss = trainer.state.log_history[-1].get("train_loss")
-    return _report("baseline", cfg, steps, timer["seconds"], int(timer["tokens"]), args.device, loss)
+    return _report("baseline", cfg, steps, timer["seconds"], int(timer["tokens"]), args.device, loss, precision)
 
 
-def _report(variant, cfg, steps, seconds, tokens, device, loss) -> dict:
+def _report(variant, cfg, steps, seconds, tokens, device, loss, precision) -> dict:
     return {"variant": variant, "steps": steps, "batch_size": cfg.batch_size, "seconds": round(seconds, 3),
             "examples_per_second": round(steps * cfg.batch_size / seconds, 2),
             "tokens_per_second": round(tokens / seconds, 1), "peak_memory_mb": round(_peak_memory(device) / 2**20, 1),
-            "device": str(device), "final_loss": loss}
+            "device": str(device), "final_loss": loss, "precision": precision}
 
 
-def _child(cfg_dict: dict, variant: str, steps: int, warmup: int) -> dict:
+def _child(cfg_dict: dict, variant: str, steps: int, warmup: int, baseline_precision: str) -> dict:
     import torch
 
     from dss.student.config import TrainConfig
+    from dss.student.prepare import precision
     cfg = TrainConfig(**cfg_dict)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    run = run_baseline(cfg, steps, warmup) if variant == "baseline" else run_ours(cfg, variant, steps, warmup)
+    if variant == "baseline":
+        return {**run_baseline(cfg, steps, warmup, precision(cfg) if baseline_precision == "same" else
+                               baseline_precision), "threads": torch.get_num_threads()}
+    run = run_ours(cfg, variant, steps, warmup)
     return {**run, "threads": torch.get_num_threads()}
 
 
@@ -183,8 +202,11 @@ def order(variants, repeat: int) -> list[str]:
     return list(variants) if repeat % 2 == 0 else list(reversed(variants))
 
 
-def speed(cfg, variants=("dss", "baseline"), steps: int = 20, warmup: int = 3, repeats: int = 1) -> list[dict]:
-    """Run each variant in its own process from the same initialisation, repeats interleaved A-B-B-A."""
+def speed(cfg, variants=("dss", "baseline"), steps: int = 20, warmup: int = 3, repeats: int = 1,
+          baseline_precision: str = "no") -> list[dict]:
+    """Run each variant in its own process from the same initialisation, repeats interleaved A-B-B-A. dss's
+    variants run at cfg's precision (mixed_precision=auto: bf16 where native); the baseline at
+    baseline_precision: no (fp32, the reference's default), bf16, or same (as the dss variants)."""
     from dss.core.config import to_dict
 
     unknown = set(variants) - set(VARIANTS)
@@ -197,7 +219,7 @@ def speed(cfg, variants=("dss", "baseline"), steps: int = 20, warmup: int = 3, r
     for r in range(repeats):
         for v in order(variants, r):
             with ctx.Pool(1) as pool:
-                runs.append({**pool.apply(_child, (to_dict(cfg), v, steps, warmup)), "repeat": r})
+                runs.append({**pool.apply(_child, (to_dict(cfg), v, steps, warmup, baseline_precision)), "repeat": r})
             print(json.dumps(runs[-1]), flush=True)
     return runs
 
@@ -215,7 +237,7 @@ def summarize(runs: list[dict]) -> list[dict]:
         out.append({"variant": v, "examples_per_second": statistics.median(eps), "examples_per_second_min": min(eps),
                     "tokens_per_second": statistics.median(r["tokens_per_second"] for r in rs),
                     "peak_memory_mb": max(r["peak_memory_mb"] for r in rs), "runs": len(rs),
-                    "threads": rs[0].get("threads"),
+                    "threads": rs[0].get("threads"), "precision": rs[0].get("precision"),
                     "x_baseline": round(statistics.median(ratios), 2) if ratios else None,
                     "x_baseline_min": round(min(ratios), 2) if ratios else None})
     return out

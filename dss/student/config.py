@@ -84,8 +84,12 @@ class TrainConfig:
     lora_dropout: float = field_(0.05, "dropout on the LoRA input", min=0.0, max=1.0)
     lora_targets: list[str] = field_([], "modules that get adapters (default: peft's per-family choice, the "
                                      "attention query and value projections)")
-    mixed_precision: str = field_("no", "no | bf16 | fp16 (fp16 overflows in T5; prefer bf16)",
-                                  choices=("no", "bf16", "fp16"))
+    fast_kernels: bool = field_(True, "T5-family students: dropout, tanh-GELU and RMS norm as fused kernels "
+                                "(dss.student.fast; the same maths, dropout's masks drawn another way)")
+    mixed_precision: str = field_("auto", "auto | no | bf16 | fp16. auto: bf16 autocast where the hardware runs it "
+                                  "natively (a CUDA GPU with bf16, a CPU with AVX512-BF16 or AMX), else no (fp32); "
+                                  "config.json and results.json record what it resolved to. fp16 overflows in T5",
+                                  choices=("auto", "no", "bf16", "fp16"))
     # evaluation, logging, checkpoints
     eval_steps: int = field_(200, "evaluate on valid (label-only greedy decoding) and checkpoint every N steps",
                              min=1)

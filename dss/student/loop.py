@@ -95,7 +95,7 @@ def train(cfg: TrainConfig) -> dict:
         set_seed(cfg.seed)
         task, items, valid, test, stats = load_data(cfg)
         if mode != "fresh":
-            check_same_run(run, cfg, stats["fingerprint"])
+            check_same_run(run, cfg, stats["fingerprint"], accelerator.mixed_precision)
         if mode == "finished":
             return RF.read_results(run)
         return fit(cfg, run, accelerator, mode, task, items, valid, test, stats)
@@ -114,7 +114,7 @@ def fit(cfg: TrainConfig, run: Path, accelerator, mode: str, task, items, valid,
     stats["parameters"] = sum(p.numel() for p in model.parameters())
     stats["trainable_parameters"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if accelerator.is_main_process:
-        RF.write_config(run, run_info(cfg, stats, accelerator.num_processes))
+        RF.write_config(run, run_info(cfg, stats, accelerator.num_processes, accelerator.mixed_precision))
     if cfg.trackers():  # the resolved config, lists and mappings as text (trackers take scalars)
         config = {k: v if isinstance(v, (int, float, str, bool)) else json.dumps(v) for k, v in to_dict(cfg).items()}
         project = "tb" if cfg.trackers() == ["tensorboard"] else os.environ.get("WANDB_PROJECT", "dss")
@@ -226,6 +226,7 @@ def finish(cfg: TrainConfig, run: Path, task, test, state: dict, stats: dict, ac
                "train_examples": stats["train_examples"], "valid_examples": stats["valid_examples"],
                "test_examples": len(test), "chance": task.chance(), "data": stats,
                "parameters": stats["parameters"], "protocol": RF.PROTOCOL, "eval_mode": cfg.eval_mode,
+               "precision": accelerator.mixed_precision,
                "test_accuracy_last": state.get("test_accuracy_last"),
                "eval_examples_per_second": round(len(test) / max(eval_seconds, 1e-9), 1),
                "train_seconds": round(state["train_seconds"], 3),
@@ -273,11 +274,17 @@ def prepare_run(cfg: TrainConfig, run: Path, accelerator) -> str:
     return mode
 
 
-def check_same_run(run: Path, cfg: TrainConfig, fingerprint: str) -> None:
-    """A resumed or finished run continues only with the settings and data it was started with."""
+def check_same_run(run: Path, cfg: TrainConfig, fingerprint: str, precision: str) -> None:
+    """A resumed or finished run continues only with the settings, data and precision it was started with
+    (mixed_precision=auto resolves per machine: a run started in bf16 does not go on in fp32)."""
     from dss.core.errors import ConfigError
 
-    changes = RF.identity_changes(RF.read_config(run), to_dict(cfg), fingerprint)
+    stored = RF.read_config(run)
+    changes = RF.identity_changes(stored, to_dict(cfg), fingerprint)
+    was = (stored or {}).get("precision", precision)
+    if was != precision:
+        changes.append(f"precision: trained in {was}, this machine resolves mixed_precision={cfg.mixed_precision} "
+                   f"to {precision} (pass mixed_precision={was})")
     if changes:
         raise ConfigError(f"{run} was trained with other settings or data ({'; '.join(changes)}); pass "
                           "overwrite=true to start it over, or choose another output_dir")

@@ -93,7 +93,10 @@ def build_student(cfg: TrainConfig, items, run: Path, accelerator=None):
 
 
 def adapt(model, cfg: TrainConfig):
-    """Gradient checkpointing and LoRA adapters, as the config asks."""
+    """Fast kernels, gradient checkpointing and LoRA adapters, as the config asks."""
+    if cfg.fast_kernels:
+        from dss.student import fast
+        fast.fuse(model)
     if cfg.gradient_checkpointing:
         # transformers 5.24 renamed it (the old name warns); older versions only have the old one
         enable = getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)
@@ -155,15 +158,46 @@ def tracker_init(cfg: TrainConfig, run: Path) -> dict:
     return {"wandb": {"name": run.name, "dir": str(run)}, "mlflow": {"run_name": run.name}}
 
 
+def native_bf16(device_type: str | None = None) -> bool:
+    """Whether this machine runs bf16 matmuls natively: a CUDA GPU that supports bf16, or (without a GPU) a CPU
+    with AVX512-BF16 or AMX tiles. Elsewhere bf16 autocast is emulated and slower than fp32."""
+    if device_type is None:
+        device_type = "cuda" if torch.cuda.is_available() else "cpu"
+    if device_type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device_type == "cpu":  # private helpers, present in torch >= 2.1; absent: assume no
+        cpu = getattr(torch, "cpu", None)
+        return any(getattr(cpu, f, lambda: False)() for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return False
+
+
+def precision(cfg: TrainConfig) -> str:
+    """mixed_precision with auto resolved for this machine: no, bf16 or fp16."""
+    if cfg.mixed_precision != "auto":
+        return cfg.mixed_precision
+    return "bf16" if native_bf16() else "no"
+
+
+def fresh_precision(mixed_precision: str) -> None:
+    """Accelerate keeps one AcceleratorState per process and refuses an Accelerator of another precision; runs
+    made one after another in one process (a sweep's cells with --jobs 1, tests) may differ in precision. The
+    distributed state (PartialState: ranks, process group) is kept."""
+    from accelerate.state import AcceleratorState
+    state = AcceleratorState._shared_state
+    if state and state.get("_mixed_precision", mixed_precision) != mixed_precision:
+        AcceleratorState._reset_state()
+
+
 def make_accelerator(cfg: TrainConfig):
     from accelerate import Accelerator, DataLoaderConfiguration
     from accelerate.utils import ProjectConfiguration
 
     run = Path(cfg.output_dir)
+    fresh_precision(precision(cfg))
     accelerator = Accelerator(
         # several processes and no GPU (torchrun --nproc_per_node 2 on CPU): Accelerate's gloo backend
         cpu=int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available(),
-        mixed_precision=cfg.mixed_precision, log_with=tracker_backends(cfg) or None,
+        mixed_precision=precision(cfg), log_with=tracker_backends(cfg) or None,
         project_config=ProjectConfiguration(project_dir=str(run), logging_dir=str(run / "tb")),
         # one scheduler step per optimizer step, however many processes (batches are ours: see step_batches)
         dataloader_config=DataLoaderConfiguration(split_batches=True))

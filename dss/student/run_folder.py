@@ -38,7 +38,8 @@ LOCK = ".lock"
 METRICS = "metrics.jsonl"
 # Bump when a fix changes what training computes for the same settings: runs (and sweep cells) trained
 # before it no longer count as the same run. 2: every epoch has its own batch order (it had one for all).
-PROTOCOL = 2
+# 3: fast_kernels (on by default) draws dropout's masks another way.
+PROTOCOL = 3
 # config keys that cannot change what is trained or measured (data_dir: the data's content is fingerprinted)
 VOLATILE = ("output_dir", "resume", "overwrite", "data_dir", "tensorboard", "report_to", "log_steps")
 REQUIRED_RESULTS = ("valid_accuracy", "test_accuracy")
@@ -271,9 +272,11 @@ def rerun_command(cfg, command: str = "dss train") -> str:
     return " ".join([command] + [shlex.quote(p) for p in parts])
 
 
-def run_info(cfg, stats: dict, num_processes: int) -> dict:
+def run_info(cfg, stats: dict, num_processes: int, precision: str = "no") -> dict:
+    """config.json. precision: what mixed_precision resolved to on this machine (auto: bf16 or no)."""
     import torch
     return {"config": to_dict(cfg), "seed": cfg.seed, "protocol": PROTOCOL, "git": git_commit(),
+            "precision": precision,
             "torch_threads": torch.get_num_threads(), "versions": versions(),
             "num_processes": num_processes, "data": stats, "argv": sys.argv,
             "rerun": rerun_command(cfg) + " overwrite=true"}
