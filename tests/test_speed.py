@@ -38,3 +38,22 @@ def test_repeats_alternate_their_order_and_ratios_are_taken_within_a_repeat():
     # the load fell in repeat 1 for both: ratios within repeats are 2.0, 1.5, 3.0, not a mix of repeats
     assert (dss["x_baseline"], dss["x_baseline_min"], dss["examples_per_second_min"]) == (2.0, 1.5, 6)
     assert base["x_baseline"] == 1.0 and dss["threads"] == 1
+
+
+def test_examples_without_a_rationale_leave_every_variant(tmp_path, capsys):
+    # unparsed teacher answers leave an example with its label row only (13 of e-SNLI's first 1,000): the
+    # reference's collator needs a rationale per row, so the bench leaves such examples out of every variant
+    from dss.bench.train_speed import _setup
+    from dss.testing.release import cqa_completions, cqa_rows, write_release
+    rows = cqa_rows(24)
+    completions = cqa_completions(rows)
+    completions[3] = completions[7] = "I cannot tell."
+    write_release(tmp_path / "data", "cqa", "train", rows, completions)
+    write_release(tmp_path / "data", "cqa", "test", cqa_rows(6, "test"), cqa_completions(cqa_rows(6, "test")))
+    cfg = TrainConfig(task="cqa", data_dir=str(tmp_path / "data"), method="dss", d_model=32, d_ff=64, heads=2,
+                      layers=1, vocab_size=200, batch_size=4, dropout=0.0, output_dir=str(tmp_path / "out"))
+    features = _setup(cfg)[0]
+    assert all(len(f["input_ids"]) == 2 for f in features) and len(features) < 24
+    assert "have no rationale row" in capsys.readouterr().err
+    base, ours = run_baseline(cfg, steps=2, warmup=1), run_ours(cfg, "dss", steps=2, warmup=1)
+    assert base["examples_per_second"] > 0 and ours["examples_per_second"] > 0
