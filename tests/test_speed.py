@@ -15,6 +15,8 @@ def test_speed_variants_report_throughput(tiny_cqa_dir, tmp_path):
                       mixed_precision="no")  # fp32: split and joint passes round alike only there
     runs = [run_ours(cfg, "dss", steps=2, warmup=1), run_ours(cfg, "dss-joint", steps=2, warmup=1),
             run_baseline(cfg, steps=2, warmup=1), run_ours(cfg, "dss-shared", steps=2, warmup=1)]
+    assert [r["fast_kernels"] for r in runs] == [True, True, False, True]  # the baseline: transformers' modules
+    assert run_ours(cfg, "dss-plain", steps=1, warmup=0)["fast_kernels"] is False
     for r in runs:
         assert r["examples_per_second"] > 0 and r["tokens_per_second"] > 0 and r["peak_memory_mb"] > 0
     # split and joint passes compute the same loss from the same initialisation and batches (no dropout)

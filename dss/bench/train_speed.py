@@ -70,10 +70,7 @@ def run_ours(cfg, variant: str, steps: int, warmup: int) -> dict:
     if variant == "dss-shared":
         cfg = dataclasses.replace(cfg, method="dss-shared")
     if variant == "dss-plain":
-        from dss.student.prepare import fresh_precision
-
-    cfg = dataclasses.replace(cfg, fast_kernels=False)
-    fresh_precision(precision)
+        cfg = dataclasses.replace(cfg, fast_kernels=False)
     features, tokenizer, model = _setup(cfg)
     fresh_precision(precision(cfg))
     accelerator = Accelerator(mixed_precision=precision(cfg),
@@ -187,7 +184,7 @@ def _report(variant, cfg, steps, seconds, tokens, device, loss, precision) -> di
     return {"variant": variant, "steps": steps, "batch_size": cfg.batch_size, "seconds": round(seconds, 3),
             "examples_per_second": round(steps * cfg.batch_size / seconds, 2),
             "tokens_per_second": round(tokens / seconds, 1), "peak_memory_mb": round(_peak_memory(device) / 2**20, 1),
-            "device": str(device), "final_loss": loss, "precision": precision}
+            "device": str(device), "final_loss": loss, "precision": precision, "fast_kernels": cfg.fast_kernels}
 
 
 def _child(cfg_dict: dict, variant: str, steps: int, warmup: int, baseline_precision: str) -> dict:
