@@ -3,10 +3,13 @@ label-only greedy decoding, and the reference code's evaluation, on the same row
 
 The reference (google-research/distilling-step-by-step, a Seq2SeqTrainer with predict_with_generate) decodes
 up to 64 new tokens for batches in dataset order and also runs a loss pass on the label targets; it is
-reproduced here as `reference` (same batch size). `generate-64` is dss's decoding with that 64-token cap.
+reproduced here as `reference`: transformers' own modules, fp32 (its default; `--reference-precision bf16` is
+its --bf16 flag), batches of 64 (its eval batch is its train batch, 64 in its commands). dss's modes run as
+`dss train` evaluates: fast kernels and precision as the run's config says (mixed_precision=auto: bf16 where
+the CPU has native bf16), the run's eval batch size. `generate-64` is dss's decoding with the 64-token cap.
 
     .venv/bin/python benchmarks/eval_modes.py runs/bench-esnli/esnli/tiny/dss-gold/f1-s0 [--split test]
-        [--repeats 3] [--threads 1] [--batch-size 64] [--limit N]
+        [--repeats 3] [--threads 1] [--batch-size N] [--reference-precision no|bf16] [--limit N]
 
 The run folder's config.json says how the student was trained (task, prefixes, input format, caps); its
 model/ is the checkpoint. The modes are timed in rotation (A B C D, then B C D A, ...) so that a change of load on
@@ -45,7 +48,9 @@ def main(argv=None) -> int:
     p.add_argument("--split", default="test", choices=("valid", "test"))
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=None, help="dss's eval batch (default: the run's)")
+    p.add_argument("--reference-batch-size", type=int, default=64)
+    p.add_argument("--reference-precision", default="no", choices=("no", "bf16"))
     p.add_argument("--limit", type=int, default=None, help="only the split's first N rows")
     p.add_argument("--json", action="store_true", help="also print the result as one JSON line")
     args = p.parse_args(argv)
@@ -60,7 +65,7 @@ def main(argv=None) -> int:
     from dss.core.config import load_config
     from dss.student.config import TrainConfig
     from dss.student.evaluate import evaluate
-    from dss.student.prepare import load_data
+    from dss.student.prepare import adapt, load_data, precision
     from dss.student.run_folder import read_config
 
     torch.set_num_threads(args.threads)
@@ -71,12 +76,14 @@ def main(argv=None) -> int:
     base = load_config(TrainConfig, None, {k: v for k, v in stored["config"].items() if k not in ("resume",)})
     task, _, valid, test, _ = load_data(base)
     rows = (valid if args.split == "valid" else test)[:args.limit]
-    model = AutoModelForSeq2SeqLM.from_pretrained(Path(args.run) / "model")
+    plain = AutoModelForSeq2SeqLM.from_pretrained(Path(args.run) / "model")
     tokenizer = AutoTokenizer.from_pretrained(Path(args.run) / "model")
-    accelerator = Accelerator(cpu=True)
-    cfgs = {"score": dataclasses.replace(base, eval_mode="score", eval_batch_size=args.batch_size),
-            "generate": dataclasses.replace(base, eval_mode="generate", eval_batch_size=args.batch_size),
-            "generate-64": dataclasses.replace(base, eval_mode="generate", eval_batch_size=args.batch_size,
+    ours = adapt(AutoModelForSeq2SeqLM.from_pretrained(Path(args.run) / "model"), base, "cpu")
+    accelerator = Accelerator(cpu=True, mixed_precision=precision(base))
+    batch = args.batch_size or base.eval_batch_size
+    cfgs = {"score": dataclasses.replace(base, eval_mode="score", eval_batch_size=batch),
+            "generate": dataclasses.replace(base, eval_mode="generate", eval_batch_size=batch),
+            "generate-64": dataclasses.replace(base, eval_mode="generate", eval_batch_size=batch,
                                                eval_max_new_tokens=64)}
     from dss.student.methods import METHODS
     method = METHODS[base.method]
@@ -87,14 +94,19 @@ def main(argv=None) -> int:
         for mode in order:
             t0 = time.perf_counter()
             if mode == "reference":
-                acc[mode] = reference_eval(model, tokenizer, sources, [e.label for e in rows], args.batch_size,
-                                           base.max_input_length, task)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.reference_precision == "bf16"):
+                    acc[mode] = reference_eval(plain, tokenizer, sources, [e.label for e in rows],
+                                               args.reference_batch_size, base.max_input_length, task)
             else:
-                acc[mode], _ = evaluate(model, tokenizer, task, rows, cfgs[mode], accelerator)
+                acc[mode], _ = evaluate(ours, tokenizer, task, rows, cfgs[mode], accelerator)
             times[mode].append(time.perf_counter() - t0)
     n = len(rows)
-    out = {"run": str(args.run), "split": args.split, "rows": n, "threads": args.threads, "repeats": args.repeats}
-    print(f"{args.run}: {args.split}, {n} rows, {args.threads} thread(s), {args.repeats} repeats in rotation")
+    out = {"run": str(args.run), "split": args.split, "rows": n, "threads": args.threads, "repeats": args.repeats,
+           "settings": {"dss": {"precision": precision(base), "fast_kernels": base.fast_kernels, "batch_size": batch},
+                        "reference": {"precision": args.reference_precision, "batch_size": args.reference_batch_size}}}
+    print(f"{args.run}: {args.split}, {n} rows, {args.threads} thread(s), {args.repeats} repeats in rotation; "
+          f"dss: precision {precision(base)}, fast_kernels {base.fast_kernels}, batch {batch}; reference: "
+          f"precision {args.reference_precision}, batch {args.reference_batch_size}")
     for mode in MODES:
         eps = [n / t for t in times[mode]]
         out[mode] = {"accuracy": acc[mode], "examples_per_second_min": min(eps),

@@ -40,6 +40,8 @@ def test_fused_modules_give_the_plain_loss_and_gradients_in_fp32():
     assert plain.state_dict().keys() == fused.state_dict().keys()
     kinds = {type(m).__name__ for m in fused.modules()}
     assert {"RMSNorm", "Dropout", "GELU"} <= kinds and "T5LayerNorm" not in kinds
+    # on a CPU the fused model attends eagerly, the plain one through SDPA: the comparison below covers both
+    assert (plain.config._attn_implementation, fused.config._attn_implementation) == ("sdpa", "eager")
     g = torch.Generator().manual_seed(1)
     batch = {"input_ids": torch.randint(2, 120, (4, 11), generator=g),
              "attention_mask": torch.ones(4, 11, dtype=torch.long),
@@ -52,6 +54,12 @@ def test_fused_modules_give_the_plain_loss_and_gradients_in_fp32():
         assert torch.allclose(g0[name], g1[name], atol=1e-5, rtol=1e-4), name
     # a plain model again after a save: the fused modules hold no state of their own
     assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), fused.state_dict().values()))
+
+
+def test_eager_attention_is_for_cpus_only():
+    on_gpu = tiny_t5(dropout=0.0)
+    fast.fuse(on_gpu, "cuda")  # CUDA's SDPA kernels are the fast ones there
+    assert on_gpu.config._attn_implementation == "sdpa"
 
 
 def test_fast_dropout_keeps_one_minus_p_and_rescales():

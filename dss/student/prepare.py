@@ -77,9 +77,10 @@ def build_student(cfg: TrainConfig, items, run: Path, accelerator=None):
 
     from dss.student import model as M
 
+    device_type = accelerator.device.type if accelerator else "cuda" if torch.cuda.is_available() else "cpu"
     if cfg.model != "tiny":
         model, tokenizer = M.load_pretrained(cfg.model)
-        return adapt(model, cfg), tokenizer
+        return adapt(model, cfg, device_type), tokenizer
     tok_dir = run / "tokenizer"
     with accelerator.main_process_first() if accelerator else nullcontext():
         if not (tok_dir / "tokenizer.json").is_file():
@@ -89,14 +90,15 @@ def build_student(cfg: TrainConfig, items, run: Path, accelerator=None):
             M.train_tokenizer(texts, [cfg.label_prefix, cfg.rationale_prefix], cfg.vocab_size, tok_dir)
         tokenizer = M.load_tokenizer(tok_dir)
     set_seed(cfg.seed)  # initialisation depends on the seed only
-    return adapt(M.tiny_model(cfg, tokenizer), cfg), tokenizer
+    return adapt(M.tiny_model(cfg, tokenizer), cfg, device_type), tokenizer
 
 
-def adapt(model, cfg: TrainConfig):
-    """Fast kernels, gradient checkpointing and LoRA adapters, as the config asks."""
+def adapt(model, cfg: TrainConfig, device_type: str):
+    """Fast kernels (for device_type: cpu, cuda, ...), gradient checkpointing and LoRA adapters, as the config
+    asks."""
     if cfg.fast_kernels:
         from dss.student import fast
-        fast.fuse(model)
+        fast.fuse(model, device_type)
     if cfg.gradient_checkpointing:
         # transformers 5.24 renamed it (the old name warns); older versions only have the old one
         enable = getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)
