@@ -391,3 +391,9 @@ def test_a_setting_added_later_counts_as_its_default_for_older_cells():
     changed = to_dict(TrainConfig(task="demo", tiny_arch="llama", rationales_per_example=2))
     assert RF.identity_changes(stored, changed, "f") == ["rationales_per_example: None -> 2",
                                                          "tiny_arch: None -> 'llama'"]
+
+
+def test_each_method_and_label_source_has_its_own_line_colour():
+    from dss.bench.plot import line_color
+    lines = [("standard", "gold"), ("dss", "gold"), ("dss", "teacher"), ("distill", "teacher"), ("single", "gold")]
+    assert len({line_color(m, labels) for m, labels in lines}) == len(lines)

@@ -21,6 +21,12 @@ from dss.bench.report import PAPER_T5_BASE, method_label, summarize  # noqa: E40
 COLORS = {"standard": "tab:blue", "distill": "tab:orange", "dss": "tab:red", "single": "tab:green"}
 STYLES = ["-", "--", ":", "-."]  # per student when a sweep has several
 DASHES = {"gold": "o", "teacher": "s"}  # marker per label source
+# a teacher-labelled line gets its own colour: markers alone did not tell DSS (gold) from DSS (teacher) apart
+TEACHER_COLORS = {"standard": "tab:cyan", "distill": "tab:brown", "dss": "tab:purple", "single": "tab:olive"}
+
+
+def line_color(method: str, labels: str):
+    return (TEACHER_COLORS if labels == "teacher" else COLORS).get(method)
 
 
 def is_t5_base(model: str) -> bool:
@@ -56,7 +62,7 @@ def plot_curves(rows: list[dict], path: Path) -> Path:
             ys = [100 * by_f[f][0] for f in fs]
             es = [100 * (by_f[f][1] or 0.0) for f in fs]
             name = method_label(method, labels) + (f" · {model}" if len(models) > 1 else "")
-            ax.errorbar([100 * f for f in fs], ys, yerr=es, capsize=3, lw=1.6, color=COLORS.get(method),
+            ax.errorbar([100 * f for f in fs], ys, yerr=es, capsize=3, lw=1.6, color=line_color(method, labels),
                         ls=STYLES[models.index(model) % len(STYLES)], marker=DASHES.get(labels, "o"), ms=4,
                         label=name)
         teacher, chance = trows[0].get("teacher_accuracy"), trows[0].get("chance")
@@ -68,7 +74,7 @@ def plot_curves(rows: list[dict], path: Path) -> Path:
             methods = {r["method"] for r in trows}
             for method, value in PAPER_T5_BASE[task].items():
                 if method in methods:
-                    ax.plot([100], [value], marker="*", ms=13, color=COLORS.get(method), mec="black", ls="none",
+                    ax.plot([100], [value], marker="*", ms=13, color=line_color(method, "gold"), mec="black", ls="none",
                             label=f"paper T5-base {method} {value:.1f}")
         ax.set_title(task)
         ax.set_xlabel("training data used (%)")
@@ -103,7 +109,8 @@ def plot_model_size(rows: list[dict], path: Path) -> Path | None:
         for (method, labels), pts in lines.items():
             pts.sort()
             ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], capsize=3,
-                        color=COLORS.get(method), marker=DASHES.get(labels, "o"), label=method_label(method, labels))
+                        color=line_color(method, labels), marker=DASHES.get(labels, "o"),
+                        label=method_label(method, labels))
         teacher = trows[0].get("teacher_accuracy")
         if teacher is not None:
             ax.axhline(100 * teacher, color="black", ls="--", lw=1, label=teacher_label(trows[0], teacher))
