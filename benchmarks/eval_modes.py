@@ -63,9 +63,10 @@ def main(argv=None) -> int:
     from transformers.utils import logging as hf_logging
 
     from dss.core.config import load_config
+    from dss.student import fast
     from dss.student.config import TrainConfig
     from dss.student.evaluate import evaluate
-    from dss.student.prepare import adapt, load_data, precision
+    from dss.student.prepare import load_data, precision
     from dss.student.run_folder import read_config
 
     torch.set_num_threads(args.threads)
@@ -78,7 +79,9 @@ def main(argv=None) -> int:
     rows = (valid if args.split == "valid" else test)[:args.limit]
     plain = AutoModelForSeq2SeqLM.from_pretrained(Path(args.run) / "model")
     tokenizer = AutoTokenizer.from_pretrained(Path(args.run) / "model")
-    ours = adapt(AutoModelForSeq2SeqLM.from_pretrained(Path(args.run) / "model"), base, "cpu")
+    ours = AutoModelForSeq2SeqLM.from_pretrained(Path(args.run) / "model")
+    if base.fast_kernels:  # the kernels alone: adapt() would also add LoRA adapters to a trained model
+        fast.fuse(ours, "cpu")
     accelerator = Accelerator(cpu=True, mixed_precision=precision(base))
     batch = args.batch_size or base.eval_batch_size
     cfgs = {"score": dataclasses.replace(base, eval_mode="score", eval_batch_size=batch),
