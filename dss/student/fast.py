@@ -3,7 +3,7 @@
 The profile of a tiny T5 training step on a CPU (batch 32, one thread) put 16 % of the time in dropout's
 `bernoulli_` (torch draws each mask element through a slow per-element path on CPUs), and several more percent
 in T5's hand-written tanh-GELU and RMS norm, each five to eight element-wise kernels and as many saved tensors.
-`fuse(model)` swaps, in place and without touching any parameter or state-dict key:
+`fuse(model, device_type)` swaps, in place and without touching any parameter or state-dict key:
 
     nn.Dropout         -> Dropout: a uniform draw compared with p (one kernel; same keep probability 1 - p,
                           same 1 / (1 - p) scaling) on CPUs; CUDA keeps torch's fused dropout
@@ -60,7 +60,7 @@ class RMSNorm(nn.Module):
         return nn.functional.rms_norm(x.float(), (x.shape[-1],), self.weight, self.variance_epsilon)
 
 
-def fuse(model, device_type: str = "cpu") -> int:
+def fuse(model, device_type: str) -> int:
     """Swap the modules above inside model, in place, and on a CPU (device_type) pick eager attention for the
     T5 family; returns how many modules were swapped (0 for other families)."""
     from transformers.activations import NewGELUActivation
