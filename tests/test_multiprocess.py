@@ -1,5 +1,6 @@
 """`torchrun --nproc_per_node 2` on CPU (gloo): it completes, only the main process writes, and its losses
-match a 1-process run with the same global batch (the loss is normalised by the step's global token counts)."""
+match a 1-process run with the same global batch (the loss is normalised by the step's global token counts).
+dss-shared runs past DDP's forward and sums its gradients itself: the same check covers it."""
 from __future__ import annotations
 
 import json
@@ -16,10 +17,11 @@ from dss.commands.cli import main
 pytestmark = pytest.mark.slow
 
 
-def test_two_cpu_processes_match_one(tiny_cqa_dir, tmp_path):
+@pytest.mark.parametrize("method", ["dss", "dss-shared"])
+def test_two_cpu_processes_match_one(tiny_cqa_dir, tmp_path, method):
     # dropout off: the two processes draw different dropout masks than one process would; fp32: in bf16 a row's
     # rounding depends on the batch it is padded with, which differs between the two layouts
-    args = ["--method", "dss", "--max-steps", "4", "--eval-steps", "4", "--dropout", "0", "--eval-max-new-tokens", "8",
+    args = ["--method", method, "--max-steps", "4", "--eval-steps", "4", "--dropout", "0", "--eval-max-new-tokens", "8",
             "--mixed-precision", "no"]
     two, one = tmp_path / "two", tmp_path / "one"
     torchrun = Path(sys.executable).with_name("torchrun")

@@ -97,3 +97,12 @@ def test_a_shared_encoder_run_trains_evaluates_and_predicts(tiny_cqa_dir, tmp_pa
     enc = tok(["Where would you find item 1?"], return_tensors="pt")
     ids = net.generate(**enc, decoder_input_ids=torch.tensor([[0, *prompt]]), max_new_tokens=6, do_sample=False)
     assert ids[0, 1].item() == prompt[0] and text == tok.decode(ids[0, 2:], skip_special_tokens=True)
+
+
+def test_it_runs_alone_or_under_ddp_and_refuses_sharded_parameters():
+    from dss.core.errors import ConfigError
+    for kind in ("NO", "MULTI_CPU", "MULTI_GPU"):
+        S.check_parallelism(kind)
+    for kind in ("FSDP", "DEEPSPEED", "XLA"):
+        with pytest.raises(ConfigError, match=f"dss-shared runs in one process or under DDP, not {kind}"):
+            S.check_parallelism(kind)

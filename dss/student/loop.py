@@ -57,7 +57,7 @@ def train_step(model, micro_batches, alpha, accelerator, optimizer, scheduler, m
     parts = [p for b in micro_batches for p in b["parts"]]
     total = torch.zeros(3, device=accelerator.device)
     for k, part in enumerate(parts):
-        if shared:  # dss-shared: the encoder once for both tasks (one process, see dss.student.shared)
+        if shared:  # dss-shared: the encoder once for both tasks, past DDP's forward (dss.student.shared)
             losses = S.losses(net, part, alpha, counts)
             accelerator.backward(losses[0])
             total += torch.stack(losses).detach()
@@ -72,6 +72,8 @@ def train_step(model, micro_batches, alpha, accelerator, optimizer, scheduler, m
             # DDP averages gradients over processes; the loss already divides by global counts
             accelerator.backward(losses[0] * accelerator.num_processes)
         total += torch.stack(losses).detach()
+    if shared and accelerator.num_processes > 1:
+        S.sum_gradients(net)  # DDP's hooks never ran: the loss divides by global counts, so sum
     if max_grad_norm > 0:
         accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
     optimizer.step()

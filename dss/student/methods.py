@@ -58,7 +58,7 @@ METHODS = {m.name: m for m in (
            rationale_task=True, prefix_inputs=True),
     Method("single", "x -> 'r So the answer is y' (the paper's single-task ablation)", rationale_in_target=True),
     Method("dss-shared", "DSS with x encoded once and the task prefix at the decoder's start: x -> [label] y and "
-           "x -> [rationale] r (changes the method; opt-in, one process)", rationale_task=True,
+           "x -> [rationale] r (changes the method; opt-in; one process or DDP)", rationale_task=True,
            shared_encoder=True),
 )}
 METHOD_NAMES = tuple(METHODS)

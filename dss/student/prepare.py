@@ -206,9 +206,8 @@ def make_accelerator(cfg: TrainConfig):
     # T5 ties its embeddings and lm_head; accelerate would warn at every checkpoint that it stored them once
     logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
     from dss.core.errors import ConfigError
-    if METHODS[cfg.method].shared_encoder and accelerator.num_processes > 1:
-        raise ConfigError("method dss-shared runs in one process for now (its two decoder passes share one "
-                          "encoder pass outside DDP's forward); use method dss with several processes")
+    if METHODS[cfg.method].shared_encoder:
+        S.check_parallelism(accelerator.distributed_type.value)
     if cfg.batch_size % (cfg.grad_accum * accelerator.num_processes):
         raise ConfigError(f"batch_size {cfg.batch_size} must divide by grad_accum x processes "
                           f"({cfg.grad_accum} x {accelerator.num_processes})")

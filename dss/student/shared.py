@@ -5,8 +5,9 @@ the same encoder states. The prefix tokens are given, never predicted (their pos
 loss is the same alpha mix of the two tasks' token means.
 
 A row's target ids are prompt + target (prompt = the prefix's tokens); `prompt` holds its length.
-One encoder pass per micro-batch means one forward/backward through the model's parts rather than through its
-top-level forward, so this variant runs in one process (DDP counts one forward per backward).
+One encoder pass per micro-batch means calls to the model's parts rather than to its top-level forward, so with
+several processes DDP's gradient hooks never arm (they arm in DDP's forward): `sum_gradients` all-reduces the
+step's gradients itself, once per optimizer step, as one flat buffer (DDP's bucketing, in one bucket).
 """
 from __future__ import annotations
 
@@ -72,6 +73,32 @@ def losses(net, parts: dict, alpha: float, counts) -> list:
         more = multitask_loss(logits, rat["labels"], rat["is_rationale"], alpha, counts[0], counts[1])
         out = [a + b for a, b in zip(out, more)]
     return out
+
+
+def check_parallelism(kind: str) -> None:
+    """ConfigError unless accelerate's distributed type `kind` keeps whole parameters on every process (NO, or
+    DDP: MULTI_CPU, MULTI_GPU, ...): the encoder and decoder are called directly, which FSDP's and DeepSpeed's
+    sharded parameters do not allow."""
+    if kind != "NO" and not kind.startswith("MULTI_"):
+        from dss.core.errors import ConfigError
+        raise ConfigError(f"method dss-shared runs in one process or under DDP, not {kind} (it calls the model's "
+                          "encoder and decoder itself, which sharded parameters do not allow); use method dss")
+
+
+def sum_gradients(net) -> None:
+    """Sum every parameter's gradient over the processes, in place (each process's loss already divides by the
+    step's global token counts, so the sum is the global batch's gradient). A parameter without a gradient on
+    this process counts as zeros, so every process sends the same layout."""
+    import torch.distributed as dist
+
+    params = [p for p in net.parameters() if p.requires_grad]
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    flat = torch.cat([p.grad.reshape(-1) for p in params])  # [n_params]
+    dist.all_reduce(flat)  # SUM
+    for p, g in zip(params, flat.split([p.numel() for p in params])):
+        p.grad.copy_(g.view_as(p.grad))
 
 
 def decoder_start(net, prompt: list[int], rows: int, device) -> torch.Tensor:
