@@ -7,6 +7,8 @@ reproduced here as `reference`: transformers' own modules, fp32 (its default; `-
 its --bf16 flag), batches of 64 (its eval batch is its train batch, 64 in its commands). dss's modes run as
 `dss train` evaluates: fast kernels and precision as the run's config says (mixed_precision=auto: bf16 where
 the CPU has native bf16), the run's eval batch size. `generate-64` is dss's decoding with the 64-token cap.
+`encoder` is the encoder pass alone over dss's batches (tokenizing included, no answer): the floor under any
+label-only evaluation of these rows, printed as its share of `generate`'s time.
 
     .venv/bin/python benchmarks/eval_modes.py runs/bench-esnli/esnli/tiny/dss-gold/f1-s0 [--split test]
         [--repeats 3] [--threads 1] [--batch-size N] [--reference-precision no|bf16] [--limit N]
@@ -24,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-MODES = ("score", "generate", "generate-64", "reference")
+MODES = ("score", "generate", "generate-64", "reference", "encoder")
 
 
 def reference_eval(model, tokenizer, sources, labels, batch_size: int, max_input_length: int, task) -> float:
@@ -40,6 +42,18 @@ def reference_eval(model, tokenizer, sources, labels, batch_size: int, max_input
             out = model.generate(**enc, max_new_tokens=64, do_sample=False, num_beams=1)
             preds += [t.strip() for t in tokenizer.batch_decode(out, skip_special_tokens=True)]
     return task.accuracy(preds, labels)
+
+
+def encoder_pass(model, tokenizer, sources, batch_size: int, max_input_length: int, accelerator) -> None:
+    """The encoder alone over the batches dss.student.evaluate builds (sorted by length), in its precision."""
+    import torch
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    with torch.no_grad():
+        for k in range(0, len(order), batch_size):
+            enc = tokenizer([sources[i] for i in order[k:k + batch_size]], padding=True, truncation=True,
+                            max_length=max_input_length, return_tensors="pt")
+            with accelerator.autocast():
+                model.get_encoder()(**enc)
 
 
 def main(argv=None) -> int:
@@ -96,7 +110,10 @@ def main(argv=None) -> int:
         order = MODES[r % len(MODES):] + MODES[:r % len(MODES)]
         for mode in order:
             t0 = time.perf_counter()
-            if mode == "reference":
+            if mode == "encoder":
+                acc[mode] = None
+                encoder_pass(ours.eval(), tokenizer, sources, batch, base.max_input_length, accelerator)
+            elif mode == "reference":
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.reference_precision == "bf16"):
                     acc[mode] = reference_eval(plain, tokenizer, sources, [e.label for e in rows],
                                                args.reference_batch_size, base.max_input_length, task)
@@ -114,12 +131,14 @@ def main(argv=None) -> int:
         eps = [n / t for t in times[mode]]
         out[mode] = {"accuracy": acc[mode], "examples_per_second_min": min(eps),
                      "examples_per_second_median": statistics.median(eps)}
-        print(f"  {mode:<19} accuracy {100 * acc[mode]:5.1f} %   examples/s median {statistics.median(eps):7.1f}"
+        shown = "    -  " if acc[mode] is None else f"{100 * acc[mode]:5.1f} %"
+        print(f"  {mode:<19} accuracy {shown}   examples/s median {statistics.median(eps):7.1f}"
               f"  min {min(eps):7.1f}")
     med = {m: statistics.median(times[m]) for m in MODES}
     print(f"  vs the reference's evaluation: generate {med['reference'] / med['generate']:.2f}x, score "
           f"{med['reference'] / med['score']:.2f}x; score vs generate {med['generate'] / med['score']:.2f}x "
-          "(ratios of median times)")
+          f"(ratios of median times); the encoder alone takes {med['encoder'] / med['generate']:.0%} of generate's "
+          "time")
     if args.json:
         print(json.dumps(out))
     return 0
