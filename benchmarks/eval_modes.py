@@ -11,7 +11,7 @@ the CPU has native bf16), the run's eval batch size. `generate-64` is dss's deco
 label-only evaluation of these rows, printed as its share of `generate`'s time.
 
     .venv/bin/python benchmarks/eval_modes.py runs/bench-esnli/esnli/tiny/dss-gold/f1-s0 [--split test]
-        [--repeats 3] [--threads 1] [--batch-size N] [--reference-precision no|bf16] [--limit N]
+        [--repeats 3] [--threads 1] [--batch-size N] [--reference-precision no|bf16] [--limit N] [--device cuda]
 
 The run folder's config.json says how the student was trained (task, prefixes, input format, caps); its
 model/ is the checkpoint. The modes are timed in rotation (A B C D, then B C D A, ...) so that a change of load on
@@ -36,8 +36,9 @@ def reference_eval(model, tokenizer, sources, labels, batch_size: int, max_input
     with torch.no_grad():
         for k in range(0, len(sources), batch_size):
             enc = tokenizer(sources[k:k + batch_size], padding=True, truncation=True, max_length=max_input_length,
-                            return_tensors="pt")
+                            return_tensors="pt").to(model.device)
             tgt = tokenizer(text_target=labels[k:k + batch_size], padding=True, return_tensors="pt")["input_ids"]
+            tgt = tgt.to(model.device)
             model(**enc, labels=tgt.masked_fill(tgt == tokenizer.pad_token_id, -100))  # eval loss, as the Trainer
             out = model.generate(**enc, max_new_tokens=64, do_sample=False, num_beams=1)
             preds += [t.strip() for t in tokenizer.batch_decode(out, skip_special_tokens=True)]
@@ -51,7 +52,7 @@ def encoder_pass(model, tokenizer, sources, batch_size: int, max_input_length: i
     with torch.no_grad():
         for k in range(0, len(order), batch_size):
             enc = tokenizer([sources[i] for i in order[k:k + batch_size]], padding=True, truncation=True,
-                            max_length=max_input_length, return_tensors="pt")
+                            max_length=max_input_length, return_tensors="pt").to(accelerator.device)
             with accelerator.autocast():
                 model.get_encoder()(**enc)
 
@@ -67,6 +68,7 @@ def main(argv=None) -> int:
     p.add_argument("--reference-precision", default="no", choices=("no", "bf16"))
     p.add_argument("--limit", type=int, default=None, help="only the split's first N rows")
     p.add_argument("--json", action="store_true", help="also print the result as one JSON line")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where both evaluations run")
     args = p.parse_args(argv)
 
     import dataclasses
@@ -83,6 +85,8 @@ def main(argv=None) -> int:
     from dss.student.prepare import load_data, precision
     from dss.student.run_folder import read_config
 
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("eval_modes: --device cuda, but there is no CUDA GPU here")
     torch.set_num_threads(args.threads)
     hf_logging.disable_progress_bar()
     stored = read_config(Path(args.run))
@@ -91,12 +95,13 @@ def main(argv=None) -> int:
     base = load_config(TrainConfig, None, {k: v for k, v in stored["config"].items() if k not in ("resume",)})
     task, _, valid, test, _ = load_data(base)
     rows = (valid if args.split == "valid" else test)[:args.limit]
-    plain = AutoModelForSeq2SeqLM.from_pretrained(Path(args.run) / "model")
+    plain = AutoModelForSeq2SeqLM.from_pretrained(Path(args.run) / "model").to(args.device)
     tokenizer = AutoTokenizer.from_pretrained(Path(args.run) / "model")
-    ours = AutoModelForSeq2SeqLM.from_pretrained(Path(args.run) / "model")
+    ours = AutoModelForSeq2SeqLM.from_pretrained(Path(args.run) / "model").to(args.device)
     if base.fast_kernels:  # the kernels alone: adapt() would also add LoRA adapters to a trained model
-        fast.fuse(ours, "cpu")
-    accelerator = Accelerator(cpu=True, mixed_precision=precision(base))
+        fast.fuse(ours, args.device)
+    accelerator = Accelerator(cpu=args.device == "cpu", mixed_precision=precision(base))
+    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)  # GPU work is asynchronous
     batch = args.batch_size or base.eval_batch_size
     cfgs = {"score": dataclasses.replace(base, eval_mode="score", eval_batch_size=batch),
             "generate": dataclasses.replace(base, eval_mode="generate", eval_batch_size=batch),
@@ -104,27 +109,35 @@ def main(argv=None) -> int:
                                                eval_max_new_tokens=64)}
     from dss.student.methods import METHODS
     method = METHODS[base.method]
-    sources = [method.eval_source(e.input, base.label_prefix) for e in rows]
+
+    def run(mode: str, rows: list) -> float | None:
+        srcs = [method.eval_source(e.input, base.label_prefix) for e in rows]
+        if mode == "encoder":
+            encoder_pass(ours.eval(), tokenizer, srcs, batch, base.max_input_length, accelerator)
+            return None
+        if mode == "reference":
+            with torch.autocast(args.device, dtype=torch.bfloat16, enabled=args.reference_precision == "bf16"):
+                return reference_eval(plain, tokenizer, srcs, [e.label for e in rows], args.reference_batch_size,
+                                      base.max_input_length, task)
+        return evaluate(ours, tokenizer, task, rows, cfgs[mode], accelerator)[0]
+
+    for mode in MODES:  # warm-up, untimed: first calls pay for allocator growth and (on a GPU) kernel loading
+        run(mode, rows[:batch])
     acc, times = {}, {m: [] for m in MODES}
     for r in range(args.repeats):
         order = MODES[r % len(MODES):] + MODES[:r % len(MODES)]
         for mode in order:
             t0 = time.perf_counter()
-            if mode == "encoder":
-                acc[mode] = None
-                encoder_pass(ours.eval(), tokenizer, sources, batch, base.max_input_length, accelerator)
-            elif mode == "reference":
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.reference_precision == "bf16"):
-                    acc[mode] = reference_eval(plain, tokenizer, sources, [e.label for e in rows],
-                                               args.reference_batch_size, base.max_input_length, task)
-            else:
-                acc[mode], _ = evaluate(ours, tokenizer, task, rows, cfgs[mode], accelerator)
+            acc[mode] = run(mode, rows)
+            sync()
             times[mode].append(time.perf_counter() - t0)
     n = len(rows)
-    out = {"run": str(args.run), "split": args.split, "rows": n, "threads": args.threads, "repeats": args.repeats,
+    out = {"run": str(args.run), "split": args.split, "rows": n, "device": args.device, "threads": args.threads,
+           "repeats": args.repeats,
            "settings": {"dss": {"precision": precision(base), "fast_kernels": base.fast_kernels, "batch_size": batch},
                         "reference": {"precision": args.reference_precision, "batch_size": args.reference_batch_size}}}
-    print(f"{args.run}: {args.split}, {n} rows, {args.threads} thread(s), {args.repeats} repeats in rotation; "
+    print(f"{args.run}: {args.split}, {n} rows, {args.device}, {args.threads} thread(s), {args.repeats} repeats in "
+          "rotation; "
           f"dss: precision {precision(base)}, fast_kernels {base.fast_kernels}, batch {batch}; reference: "
           f"precision {args.reference_precision}, batch {args.reference_batch_size}")
     for mode in MODES:
@@ -135,6 +148,7 @@ def main(argv=None) -> int:
         print(f"  {mode:<19} accuracy {shown}   examples/s median {statistics.median(eps):7.1f}"
               f"  min {min(eps):7.1f}")
     med = {m: statistics.median(times[m]) for m in MODES}
+    out["x_reference"] = {m: round(med["reference"] / med[m], 2) for m in ("score", "generate")}
     print(f"  vs the reference's evaluation: generate {med['reference'] / med['generate']:.2f}x, score "
           f"{med['reference'] / med['score']:.2f}x; score vs generate {med['generate'] / med['score']:.2f}x "
           f"(ratios of median times); the encoder alone takes {med['encoder'] / med['generate']:.0%} of generate's "

@@ -10,6 +10,10 @@ bash benchmarks/gpu_check.sh --dry-run).
    token to every parameter, encoder and decoder alike).
 2. One GPU vs `accelerate launch --num_processes 1`: the same tiny `dss train` both ways must log the same
    losses and the same test accuracy.
+3. Evaluation against the reference's (benchmarks/eval_modes.py with --device cuda): a tiny demo student is
+   trained until it answers (a student that never ends its answer would charge the reference's 64-token decoding
+   for nothing), then closed-set scoring, dss's decoding and the reference's evaluation are timed in rotation on
+   its test rows; printed: examples/s of each and the ratios.
 
 Everything goes to --out (gpu_check.json, gpu_check.md); the script never needs the network.
 """
@@ -85,6 +89,18 @@ def launch_check(out: Path, dry: bool) -> dict:
     return {"same_losses": same, "test_accuracy": accs, "steps": len(losses[0])}
 
 
+def eval_check(out: Path, dry: bool) -> dict:
+    """eval_modes.py on one trained demo student, on the GPU (on CPU, 64 rows, in a dry run)."""
+    run = out / "eval-student"
+    subprocess.run([sys.executable, "-m", "dss", "train", "--task", "demo", "--method", "dss", "--max-steps",
+                    "20" if dry else "400", "--no-tensorboard", "--output-dir", str(run), "--overwrite"], check=True)
+    cmd = [sys.executable, str(Path(__file__).with_name("eval_modes.py")), str(run), "--json", "--device",
+           "cpu" if dry else "cuda", "--repeats", "1" if dry else "3"] + (["--limit", "64"] if dry else [])
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    print(done.stdout, end="")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/gpu-check")
@@ -108,6 +124,7 @@ def main(argv=None) -> int:
     report = {"device": device, "torch": torch.__version__, "batch": args.batch, "input": args.input,
               "rationale": args.rationale, "throughput": throughput(args, out, DRY if args.dry_run else SHAPES, device)}
     report["accelerate_launch"] = launch_check(out, args.dry_run)
+    report["evaluation"] = eval_check(out, args.dry_run)
     report["seconds"] = round(time.time() - t0, 1)
     (out / "gpu_check.json").write_text(json.dumps(report, indent=2))
     lines = [f"GPU check on {device} (torch {torch.__version__}), batch {args.batch}, inputs <= {args.input}, "
@@ -120,7 +137,13 @@ def main(argv=None) -> int:
                      f"({s['x_baseline_min']}) | {s['mfu']} |")
     lc = report["accelerate_launch"]
     lines += ["", f"accelerate launch vs plain: same losses over {lc['steps']} steps: {lc['same_losses']}; "
-              f"test accuracy {lc['test_accuracy']}", f"({report['seconds']} s)"]
+              f"test accuracy {lc['test_accuracy']}"]
+    ev = report["evaluation"]
+    lines += ["", f"evaluation, demo student, {ev['rows']} test rows on {ev['device']}: "
+              + ", ".join(f"{m} {ev[m]['examples_per_second_median']:.0f} ex/s"
+                          for m in ("score", "generate", "reference"))
+              + f"; vs the reference: score {ev['x_reference']['score']}x, generate {ev['x_reference']['generate']}x",
+              f"({report['seconds']} s)"]
     (out / "gpu_check.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0 if lc["same_losses"] else 1
