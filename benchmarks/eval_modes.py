@@ -137,8 +137,7 @@ def main(argv=None) -> int:
            "settings": {"dss": {"precision": precision(base), "fast_kernels": base.fast_kernels, "batch_size": batch},
                         "reference": {"precision": args.reference_precision, "batch_size": args.reference_batch_size}}}
     print(f"{args.run}: {args.split}, {n} rows, {args.device}, {args.threads} thread(s), {args.repeats} repeats in "
-          "rotation; "
-          f"dss: precision {precision(base)}, fast_kernels {base.fast_kernels}, batch {batch}; reference: "
+          f"rotation; dss: precision {precision(base)}, fast_kernels {base.fast_kernels}, batch {batch}; reference: "
           f"precision {args.reference_precision}, batch {args.reference_batch_size}")
     for mode in MODES:
         eps = [n / t for t in times[mode]]
@@ -148,9 +147,9 @@ def main(argv=None) -> int:
         print(f"  {mode:<19} accuracy {shown}   examples/s median {statistics.median(eps):7.1f}"
               f"  min {min(eps):7.1f}")
     med = {m: statistics.median(times[m]) for m in MODES}
-    out["x_reference"] = {m: round(med["reference"] / med[m], 2) for m in ("score", "generate")}
-    print(f"  vs the reference's evaluation: generate {med['reference'] / med['generate']:.2f}x, score "
-          f"{med['reference'] / med['score']:.2f}x; score vs generate {med['generate'] / med['score']:.2f}x "
+    x = out["x_reference"] = {m: round(med["reference"] / med[m], 2) for m in ("score", "generate")}
+    print(f"  vs the reference's evaluation: generate {x['generate']:.2f}x, score "
+          f"{x['score']:.2f}x; score vs generate {med['generate'] / med['score']:.2f}x "
           f"(ratios of median times); the encoder alone takes {med['encoder'] / med['generate']:.0%} of generate's "
           "time")
     if args.json:

@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+import torch
 from test_train import tiny_args
 
 from dss.commands.cli import main
@@ -31,8 +33,6 @@ def test_eval_modes_times_every_mode_on_the_same_rows(tiny_cqa_dir, tmp_path, ca
 
 
 def test_eval_modes_on_cuda_without_a_gpu_says_so(tmp_path, monkeypatch):
-    import pytest
-    import torch
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(SystemExit, match="no CUDA GPU here"):
         eval_modes.main([str(tmp_path), "--device", "cuda"])
