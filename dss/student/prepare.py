@@ -60,6 +60,7 @@ def load_data(cfg: TrainConfig):
         stats["rationale_file"] = apply_rationales(train, cfg.rationales, task)
     items, item_stats = D.training_items(train, cfg)
     stats.update(item_stats)
+    check_usable(cfg, task, train, items, stats)
     cap = cfg.max_eval_examples
     valid, test = splits["valid"][:cap], splits["test"][:cap]
     if cfg.eval_mode == "score":
@@ -68,6 +69,34 @@ def load_data(cfg: TrainConfig):
     log(f"{len(splits['train'])} train examples, {len(train)} in the {100 * cfg.train_fraction:g} % subset, "
         f"{len(items)} used; {len(valid)} valid, {len(test)} test")
     return task, items, valid, test, stats
+
+
+def check_usable(cfg: TrainConfig, task, train, items, stats: dict) -> None:
+    """Stop before training when the data cannot train what cfg asks for, naming the cause; when only some
+    examples lack a rationale, say how many (results.json counts them too, as missing_rationale)."""
+    from dss.core.errors import DataError
+
+    method = METHODS[cfg.method]
+    if not train:
+        raise DataError(f"task {cfg.task}: the train split is empty; nothing to train on")
+    if cfg.rationales:
+        c = stats["rationale_file"]
+        origin = (f"{cfg.rationales} gave {c['matched']} of {len(train)} train examples a parsed answer "
+                  f"({c['missing']} have no record in it, {c['unparsed']} only unusable answers)")
+        if not c["matched"] and c["missing"] == len(train):
+            origin += "; its ids match none of them: was it extracted for another task or split?"
+    else:
+        origin = task.rationale_origin(cfg.data_dir)
+    if not items:
+        what = "label" if stats["dropped_no_label"] else "rationale"
+        raise DataError(f"none of the {len(train)} train examples has a teacher {what} to train on "
+                        f"(method={cfg.method}, label source {method.label_source(cfg.labels)}): {origin}")
+    missing = stats["missing_rationale"] if method.rationale_task else 0
+    if missing == len(items):
+        raise DataError(f"method {cfg.method} trains on teacher rationales, but none of the {len(items)} train "
+                        f"examples has one: {origin}. Use method=standard to train on labels alone")
+    if missing:
+        log(f"{missing} of {len(items)} train examples have no usable rationale: they train the label task only")
 
 
 def build_student(cfg: TrainConfig, items, run: Path, accelerator=None):

@@ -70,6 +70,10 @@ class Task:
         """The answers an example's label comes from (closed-set scoring), or None for open text."""
         return list(self.labels) if self.labels else None
 
+    def rationale_origin(self, data_dir=None) -> str:
+        """Where this task's train rationales come from, and why there may be none (for error messages)."""
+        return f"task {self.name!r} comes with no teacher rationales; pass rationales=FILE from `dss extract`"
+
     def parse_completion(self, text: str, example: Example | None = None) -> Parsed:
         """Split a teacher completion into label and rationale (tolerating the few-shot continuation)."""
         raise NotImplementedError

@@ -50,6 +50,7 @@ class Custom(Task):
         self.id_column, self.metric = id_column, metric
         self.valid_fraction, self.test_fraction = valid_fraction, test_fraction
         self._labels = tuple(labels) if labels else None
+        self._columns: dict[str, list[str]] = {}  # file -> every column its rows have, for error messages
         if metric not in ("accuracy", "equation"):
             raise DataError(f"custom task: metric must be 'accuracy' or 'equation', got {metric!r}")
 
@@ -71,21 +72,25 @@ class Custom(Task):
         if split != "train" and self.files[split]:
             return self._examples(Path(self.files[split]))
         examples = self._examples(Path(self.files["train"]))
+        n_rows = len(examples)
         # carve missing splits deterministically: test first (from all rows), then valid from the rest
         if not self.files["test"]:
             rest, test_idx = carve_split(len(examples), self.test_fraction, seed=0)
-            if split == "test":
-                return [examples[i] for i in test_idx]
-            examples = [examples[i] for i in sorted(rest)]
-        if not self.files["valid"]:
+            examples = [examples[i] for i in (test_idx if split == "test" else sorted(rest))]
+        if split != "test" and not self.files["valid"]:
             train_idx, valid_idx = carve_split(len(examples), self.valid_fraction, seed=1)
             examples = [examples[i] for i in (valid_idx if split == "valid" else train_idx)]
+        if not examples:  # a split carved from too few rows: say so here, not in the tokenizer's trainer
+            carved = [f"{s} {getattr(self, f'{s}_fraction'):.0%}" for s in ("valid", "test") if not self.files[s]]
+            raise DataError(f"{self.files['train']}: its {n_rows} row(s) leave no {split} rows after carving "
+                            f"{' and '.join(carved)} out of them; add rows, or pass --valid-file/--test-file")
         return examples
 
     def _examples(self, path: Path) -> list[Example]:
         records = sources.read_table(path)
         if not records:
             raise DataError(f"{path}: no rows")
+        self._columns[str(path)] = sorted({str(k) for _, rec in records for k in rec})
         out, seen = [], set()
         for lineno, rec in records:
             where = f"{path}:{lineno}" if not path.is_dir() else f"{path} row {lineno}"
@@ -104,6 +109,16 @@ class Custom(Task):
                 llm_label = label
             out.append(Example(id=rid, input=text, label=label, llm_label=llm_label, llm_rationale=rationale))
         return out
+
+    def rationale_origin(self, data_dir=None) -> str:
+        train = self.files["train"]
+        if not self.rationale_column:
+            return f"no rationale column is set for {train} (--rationale-column)"
+        columns = self._columns.get(str(Path(train)))
+        if columns is not None and self.rationale_column not in columns:
+            return (f"{train} has no column {self.rationale_column!r} (its columns: {', '.join(columns)}); "
+                    "name the right one with --rationale-column, or pass rationales=FILE from `dss extract`")
+        return f"column {self.rationale_column!r} of {train} is empty in every train row"
 
     def parse_completion(self, text: str, example=None) -> Parsed:
         from dss.tasks.generic import parse_generic

@@ -29,6 +29,14 @@ class ReleaseTask(Task):
         examples = self._load_source_split(source, data_dir)
         return {ex.id: text for ex, text in zip(examples, completions, strict=True)}
 
+    def rationale_origin(self, data_dir=None) -> str:
+        data_dir = sources.resolve_data_dir(data_dir)
+        source = self.source_split("train")
+        if data_dir is None or not sources.completion_files(data_dir, self.name, source):
+            return (f"no released teacher completions {self.name}/llm/{source}_CoT_*.json under data dir "
+                    f"{data_dir}; pass rationales=FILE from `dss extract`")
+        return f"the released completions {self.name}/llm/{source}_CoT_*.json under {data_dir} parse for none"
+
     def load(self, split: str, data_dir=None) -> list[Example]:
         self.check_split(split)
         source_split = self.source_split(split)
