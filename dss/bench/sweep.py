@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 import time
@@ -23,9 +22,11 @@ import yaml
 
 from dss.bench import report
 from dss.bench.grid import BenchConfig, Cell, grid, parse_model, shard_cells, train_config
+from dss.bench.workers import run_parallel
 from dss.core.config import to_dict
 from dss.core.errors import ConfigError
 from dss.core.io import atomic_write
+from dss.core.processes import dies_with_this_process
 from dss.student import run_folder as RF
 
 # ------------------------------------------------------------------------------------------ cell status
@@ -110,7 +111,7 @@ def run_cell(cfg: BenchConfig, cell: Cell, out_dir: Path, tcfg, train_fn: TrainF
     else:
         cmd = cell_command(cfg, cell, out_dir, tcfg)
         print("+ " + " ".join(cmd), flush=True)
-        rc = subprocess.call(cmd)
+        rc = subprocess.call(cmd, preexec_fn=dies_with_this_process())  # never an orphan that trains on
         if rc != 0:
             raise RuntimeError(f"cell {cell.key}: `{' '.join(cmd)}` exited with status {rc}")
     results = read_results(run_dir)
@@ -263,17 +264,6 @@ def _timed_cell(cfg, cell, out_dir, tcfg, train_fn):
     return res, {"seconds": round(time.time() - t0, 1), "cpu_seconds": round(_cpu_seconds() - c0, 1)}
 
 
-def _worker_init(threads: int) -> None:
-    os.environ["OMP_NUM_THREADS"] = str(threads)  # for subprocess launchers
-    os.environ.setdefault("TQDM_DISABLE", "1")   # parallel progress bars garble each other; cells log when done
-    os.environ.setdefault("DSS_QUIET", "1")      # and so do their phase lines
-    try:
-        import torch
-        torch.set_num_threads(threads)
-    except ImportError:
-        pass
-
-
 def _run_cells(cfg, todo, out_dir, configs, train_fn, log):
     """Yield (cell, (results, seconds) or the exception) as cells finish, `cfg.jobs` at a time."""
     if cfg.jobs == 1 or len(todo) <= 1:
@@ -281,20 +271,8 @@ def _run_cells(cfg, todo, out_dir, configs, train_fn, log):
             log(f"dss bench: [{k}/{len(todo)}] training {cell.key}")
             yield cell, _timed_cell(cfg, cell, out_dir, configs[cell], train_fn)
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    threads = max(1, (os.cpu_count() or 1) // cfg.jobs)
-    log(f"dss bench: {cfg.jobs} cells at a time, {threads} torch thread(s) each")
-    # fork: workers inherit the imported modules (and a test's fake trainer) without pickling them
-    with ProcessPoolExecutor(cfg.jobs, mp_context=multiprocessing.get_context("fork"),
-                             initializer=_worker_init, initargs=(threads,)) as pool:
-        futures = {pool.submit(_timed_cell, cfg, c, out_dir, configs[c], train_fn): c for c in todo}
-        try:
-            for fut in as_completed(futures):
-                yield futures[fut], fut.result()
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    yield from run_parallel(todo, lambda cell: _timed_cell(cfg, cell, out_dir, configs[cell], train_fn),
+                            cfg.jobs, log)
 
 
 # ------------------------------------------------------------------------------------------- the rows

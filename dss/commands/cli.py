@@ -12,6 +12,7 @@ import os
 import sys
 
 from dss.core.errors import ConfigError, DataError
+from dss.core.processes import Terminated
 
 # subcommand modules, in the order `dss --help` lists them
 COMMAND_MODULES = ["tasks", "data", "score", "extract", "train", "predict", "speed", "bench", "plot"]
@@ -53,6 +54,9 @@ def main(argv=None) -> int:
         # teacher that closed never kill the process)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except Terminated:
+        print(f"dss {args.command}: terminated (SIGTERM); rerun the same command to continue", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"dss {args.command}: interrupted", file=sys.stderr)
         return 130
