@@ -69,6 +69,11 @@ class BenchConfig:
     def __post_init__(self):
         check(self)
         shard_of(self.shard)
+        # the name is one folder under runs/: `../x` or `/x` would put a sweep's files anywhere
+        if self.name and not re.fullmatch(r"\w[\w.+=-]*", self.name):
+            raise ConfigError(f"name: {self.name!r} is not a sweep name: one folder name under runs/, of letters, "
+                              "digits and . _ - + = (starting with a letter or digit); output_dir=PATH puts a "
+                              "sweep elsewhere")
         for name in ("tasks", "methods", "models", "fractions", "seeds", "labels"):
             if not getattr(self, name):
                 raise ConfigError(f"{name}: needs at least one value")
