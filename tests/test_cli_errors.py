@@ -1,4 +1,5 @@
-"""Settings a user can get wrong end as one line `dss <command>: error: ...` and exit status 2, never a traceback."""
+"""What a user can get wrong (settings, config files, a run folder) ends as one line `dss <command>: error: ...`
+and exit status 2, never a traceback."""
 from __future__ import annotations
 
 import pytest
@@ -58,3 +59,19 @@ def test_fewer_examples_than_one_batch_is_one_line(tiny_cqa_dir, tmp_path, capsy
     assert main(tiny_args(tiny_cqa_dir, tmp_path / "r", "--batch-size", "1000", "--max-steps", "1")) == 2
     assert one_line_error(capsys, "train").endswith(
         "training examples are fewer than one batch of 1000; lower batch_size")
+
+
+@pytest.mark.parametrize("name,extra", [("checkpoints", "--overwrite"), ("model", "--overwrite"),
+                                        ("checkpoints", "--resume")])  # resume with no checkpoint starts over
+def test_a_symlink_in_a_run_folder_is_refused_naming_it(name, extra, tiny_cqa_dir, tmp_path, capsys):
+    run, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
+    run.mkdir()
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("the user's")
+    (run / name).symlink_to(elsewhere)
+    assert main(tiny_args(tiny_cqa_dir, run, "--max-steps", "1", extra)) == 2
+    assert one_line_error(capsys, "train") == (
+        f"dss train: error: {run / name} is a symbolic link (to {elsewhere}); dss train clears a run's files on a "
+        "fresh start or overwrite and does not remove links: remove it, or train into a folder of real files "
+        "(output_dir=...)")
+    assert (run / name).is_symlink() and (elsewhere / "keep.txt").read_text() == "the user's"

@@ -49,6 +49,18 @@ RUN_FILES = ("checkpoints", "model", "adapter", "tokenizer", "tb", "metrics.json
              "predictions.jsonl")
 
 
+def refuse_links(run: Path) -> None:
+    """Before a fresh start or overwrite clears RUN_FILES: none of them may be a symbolic link (say checkpoints/
+    put on another disk). Clearing would delete the link, not what it points to, so the run's files would
+    quietly leave that disk; shutil.rmtree refuses links anyway."""
+    for name in RUN_FILES:
+        path = Path(run) / name
+        if path.is_symlink():
+            raise ConfigError(f"{path} is a symbolic link (to {os.readlink(path)}); dss train clears a run's files "
+                              "on a fresh start or overwrite and does not remove links: remove it, or train into "
+                              "a folder of real files (output_dir=...)")
+
+
 def read_results(run: Path) -> dict | None:
     """results.json of a finished run, or None (absent, half-written by a killed run, or incomplete)."""
     res = read_json(Path(run) / "results.json")
