@@ -236,6 +236,21 @@ def test_cli_overrides(tmp_path):
     assert cfg.train["max_steps"] == "9" and "batch_size" in cfg.train  # YAML train values are kept
 
 
+@pytest.mark.parametrize("name", ["../../x", "/tmp/x", "a/b", "..", ".hidden", "two words"])
+def test_a_sweep_name_is_one_folder_under_runs(name, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "--name", name, "--seeds", "0", "--fractions", "1", "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"dss bench: error: name: {name!r} is not a sweep name: one folder name under runs/, of letters, "
+                   "digits and . _ - + = (starting with a letter or digit); output_dir=PATH puts a sweep elsewhere")
+    assert not list(tmp_path.iterdir())
+
+
+def test_sweep_names_the_makefile_gives_are_fine(tmp_path):
+    for name in ("study-my_data.v2", "demo-seed7", "bench-esnli", "t5=base+lora"):
+        assert BenchConfig(name=name).out_dir() == Path("runs") / name
+
+
 # ------------------------------------------------------------------------------------------- configs
 CONFIGS = sorted(p for p in (Path(__file__).resolve().parent.parent / "configs" / "bench").glob("*.yaml")
                  if not p.name.startswith("_"))  # _*.yaml: shared defaults that others extend

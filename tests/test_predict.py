@@ -67,3 +67,32 @@ def test_predict_bad_inputs_say_what_is_wrong(tiny_cqa_dir, tmp_path, capsys):
     assert main(["predict", "--model", str(tmp_path / "runs" / "nope" / "model"), "--input", "x"]) == 2
     err = capsys.readouterr().err
     assert "no such folder" in err and "Repo id" not in err
+
+
+@pytest.mark.parametrize("content,message", [
+    ('{"method": "dss-v2", "task": "cqa"}', "method: 'dss-v2' is not one of standard"),
+    ('{"method": "dss", "task": ', "cannot read the student's settings: Expecting value"),
+    ('["dss"]', "expected a JSON object of the student's settings, got list"),
+    ('{"method": null}', "field 'method': expected text, got None"),
+    ('{"max_input_length": "512"}', "field 'max_input_length': expected an integer, got '512'"),
+    ('{"max_input_length": true}', "field 'max_input_length': expected an integer, got True"),
+    ('{"task": 3}', "field 'task': expected text or null, got 3"),
+    ('{"label_prefix": "x", "rationale_prefix": "x"}', "label_prefix and rationale_prefix must differ"),
+])
+def test_a_bad_dss_json_is_an_error_naming_it(content, message, tmp_path, capsys):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "dss.json").write_text(content)
+    assert main(["predict", "--model", str(model), "--input", "x"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"dss predict: error: {model / 'dss.json'}: ") and message in err and "\n" not in err
+
+
+def test_a_checkpoint_without_dss_json_is_a_standard_student(tiny_cqa_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(tiny_args(tiny_cqa_dir, run, "--method", "standard", "--max-steps", "1", "--eval-steps", "1",
+                          "--max-eval-examples", "2", "--eval-max-new-tokens", "4")) == 0
+    (run / "model" / "dss.json").unlink()
+    capsys.readouterr()
+    assert main(["predict", "--model", str(run / "model"), "--input", "x", "--max-new-tokens", "2"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1

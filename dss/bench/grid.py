@@ -13,6 +13,7 @@ from pathlib import Path
 
 from dss.core.config import check, coerce, field_, load_config, load_yaml
 from dss.core.errors import ConfigError
+from dss.student.config import SEED_MAX
 from dss.student.methods import METHOD_NAMES, METHODS
 
 LABELS = ("gold", "teacher")
@@ -40,7 +41,8 @@ class BenchConfig:
                                "a local path; several give the model-size plot")
     fractions: list[float] = field_([0.125, 0.25, 0.5, 0.75, 1.0], "fractions of the training split "
                                     "(nested subsets, identical across methods for a seed)", min=1e-9, max=1.0)
-    seeds: list[int] = field_([0, 1, 2], "seeds; tables show mean +- standard error over them", min=0)
+    seeds: list[int] = field_([0, 1, 2], "seeds; tables show mean +- standard error over them", min=0,
+                              max=SEED_MAX)
     data_dir: str | None = field_(None, "release-layout data folder (default $DSS_DATA_DIR, then ./data, "
                                   "then the hub)")
     task_options: dict = field_({}, "options for --task custom (train_file, label_column, ...)")
@@ -67,6 +69,11 @@ class BenchConfig:
     def __post_init__(self):
         check(self)
         shard_of(self.shard)
+        # the name is one folder under runs/: `../x` or `/x` would put a sweep's files anywhere
+        if self.name and not re.fullmatch(r"\w[\w.+=-]*", self.name):
+            raise ConfigError(f"name: {self.name!r} is not a sweep name: one folder name under runs/, of letters, "
+                              "digits and . _ - + = (starting with a letter or digit); output_dir=PATH puts a "
+                              "sweep elsewhere")
         for name in ("tasks", "methods", "models", "fractions", "seeds", "labels"):
             if not getattr(self, name):
                 raise ConfigError(f"{name}: needs at least one value")

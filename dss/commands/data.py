@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from dss.commands.common import add_task_args, task_from_args
 from dss.core.errors import DataError
 from dss.tasks import sources
-from dss.tasks.base import Task
+from dss.tasks.base import warn_unseen_labels
 
 
 def register(sub) -> None:
@@ -47,20 +48,17 @@ def register(sub) -> None:
     d.set_defaults(func=run_download)
 
 
-def split_stats(task: Task, split: str, data_dir) -> dict:
-    examples = task.load(split, data_dir)
-    return {"rows": len(examples), **task.teacher_stats(examples)}
-
-
 def run_stats(args) -> int:
     task = task_from_args(args)
-    out = {"task": args.task, "splits": {}}
+    out, loaded = {"task": args.task, "splits": {}}, {}
     for split in task.splits():
         try:
-            out["splits"][split] = split_stats(task, split, args.data_dir)
+            loaded[split] = task.load(split, args.data_dir)
+            out["splits"][split] = {"rows": len(loaded[split]), **task.teacher_stats(loaded[split])}
         except DataError as e:  # e.g. anli1 train offline: report it, keep the other splits
             out["splits"][split] = {"rows": None, "teacher_parsed": None, "teacher_accuracy": None,
                                     "error": str(e)}
+    warn_unseen_labels(task, loaded, lambda message: print(f"dss data stats: {message}", file=sys.stderr))
     # any split that failed is an error for the exit status (scripts must not read a failure as success)
     status = 1 if any(v.get("error") for v in out["splits"].values()) else 0
     if args.json:

@@ -1,9 +1,9 @@
 """Config machinery: dataclasses with help text and range checks, YAML files, `key=value` overrides.
 
-A config class is a dataclass whose fields carry `metadata={"help": ..., "choices": ..., "min": ..., "max": ...}`
-(use `field_(default, help, ...)`). `load_config(Cls, yaml_path, overrides)` reads YAML, applies overrides,
-rejects unknown keys, coerces types and checks ranges. `add_flags(parser, Cls)` is the one way a config becomes
-command-line flags. `to_dict` gives the resolved config for the run folder.
+A config class is a dataclass whose fields carry `metadata={"help": ..., "choices": ..., "min": ..., "max": ...,
+"below": ...}` (use `field_(default, help, ...)`). `load_config(Cls, yaml_path, overrides)` reads YAML, applies
+overrides, rejects unknown keys, coerces types and checks ranges. `add_flags(parser, Cls)` is the one way a config
+becomes command-line flags. `to_dict` gives the resolved config for the run folder.
 """
 from __future__ import annotations
 
@@ -20,10 +20,11 @@ import yaml
 from dss.core.errors import ConfigError
 
 
-def field_(default, help: str, choices=None, min=None, max=None, repeat: bool = False):
-    """A dataclass field with help text and checks (mutable defaults are copied per instance). A list field's
-    flag takes comma-separated values, or with repeat=True one whole value per use of the flag."""
-    meta = {"help": help, "choices": choices, "min": min, "max": max, "repeat": repeat}
+def field_(default, help: str, choices=None, min=None, max=None, below=None, repeat: bool = False):
+    """A dataclass field with help text and checks (mutable defaults are copied per instance): min and max are
+    inclusive bounds, below an exclusive upper one (a dropout rate of 1 divides by zero). A list field's flag
+    takes comma-separated values, or with repeat=True one whole value per use of the flag."""
+    meta = {"help": help, "choices": choices, "min": min, "max": max, "below": below, "repeat": repeat}
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -89,6 +90,8 @@ def check(cfg) -> None:
                 raise ConfigError(f"{f.name}: {item!r} is below the minimum {m['min']}")
             if m.get("max") is not None and item > m["max"]:
                 raise ConfigError(f"{f.name}: {item!r} is above the maximum {m['max']}")
+            if m.get("below") is not None and item >= m["below"]:
+                raise ConfigError(f"{f.name}: {item!r} must be below {m['below']}")
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -101,10 +104,14 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
-def load_yaml(path) -> dict:
+def load_yaml(path, _chain: tuple[Path, ...] = ()) -> dict:
     """A YAML mapping; `extends: other.yaml` (relative to the file) supplies defaults that the file's own keys
-    override, one level deep for mappings (so a sweep's `train:` block adds to its base's)."""
+    override, one level deep for mappings (so a sweep's `train:` block adds to its base's). `_chain`: the files
+    that extend this one, so that a loop of `extends:` is an error naming it, not a RecursionError."""
     path = Path(path)
+    if path.resolve() in [p.resolve() for p in _chain]:
+        loop = " -> ".join(str(p) for p in (*_chain, path))
+        raise ConfigError(f"{_chain[-1]}: extends: {path.name} makes a loop ({loop})")
     try:
         loaded = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as e:
@@ -114,7 +121,7 @@ def load_yaml(path) -> dict:
     base_name = loaded.pop("extends", None)
     if base_name is None:
         return loaded
-    base = load_yaml(path.parent / str(base_name))
+    base = load_yaml(path.parent / str(base_name), (*_chain, path))
     for key, value in loaded.items():
         base[key] = {**base[key], **value} if isinstance(value, dict) and isinstance(base.get(key), dict) else value
     return base

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dss.core.errors import ConfigError
 from dss.core.io import atomic_path
 from dss.student import causal as C
 from dss.student.methods import METHODS, SINGLE_SEP
@@ -182,7 +183,7 @@ class LengthGroupedBatchSampler:
         self.lengths, self.batch_size, self.batches_per_step = np.asarray(lengths), batch_size, batches_per_step
         self.seed, self.group_by_length, self.mega = seed, group_by_length, mega
         if len(self) == 0:
-            raise ValueError(f"{len(lengths)} training examples are fewer than one batch of "
+            raise ConfigError(f"{len(lengths)} training examples are fewer than one batch of "
                              f"{batch_size * batches_per_step}; lower batch_size")
 
     def __len__(self) -> int:

@@ -19,6 +19,7 @@ from dss.core.errors import ConfigError
 from dss.student.methods import METHOD_NAMES, METHODS
 
 TRACKERS = ("tensorboard", "wandb", "mlflow")
+SEED_MAX = 2**32 - 1  # numpy's legacy seeding (and so a sweep's subsets) refuses anything larger
 
 
 @dataclass
@@ -57,9 +58,10 @@ class TrainConfig:
     d_ff: int = field_(512, "tiny: feed-forward size", min=8)
     vocab_size: int = field_(2000, "tiny: sentencepiece vocabulary size (an upper bound on small corpora)",
                              min=64)
-    dropout: float = field_(0.1, "tiny: dropout rate", min=0.0, max=1.0)
+    dropout: float = field_(0.1, "tiny: dropout rate, below 1", min=0.0, below=1.0)
     # optimisation
-    seed: int = field_(0, "seed for the subset, initialisation, dropout and batch order")
+    seed: int = field_(0, "seed for the subset, initialisation, dropout and batch order (numpy and torch take "
+                       "0 to 2^32-1)", min=0, max=SEED_MAX)
     max_steps: int = field_(1000, "optimizer steps", min=1)
     batch_size: int = field_(32, "GLOBAL examples per optimizer step (split over grad_accum, then processes)",
                              min=1)
@@ -81,7 +83,7 @@ class TrainConfig:
     lora_r: int = field_(0, "LoRA rank (0: train every weight); > 0 trains low-rank adapters through peft, "
                          "model/ holds the merged model and adapter/ the adapter", min=0)
     lora_alpha: float = field_(16.0, "LoRA scale numerator: the update is B @ A * lora_alpha / lora_r", min=0.0)
-    lora_dropout: float = field_(0.05, "dropout on the LoRA input", min=0.0, max=1.0)
+    lora_dropout: float = field_(0.05, "dropout on the LoRA input, below 1", min=0.0, below=1.0)
     lora_targets: list[str] = field_([], "modules that get adapters (default: peft's per-family choice, the "
                                      "attention query and value projections)")
     fast_kernels: bool = field_(True, "T5-family students: dropout, tanh-GELU and RMS norm as fused kernels "

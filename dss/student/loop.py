@@ -269,6 +269,7 @@ def prepare_run(cfg: TrainConfig, run: Path, accelerator) -> str:
                           "to replace it")
     accelerator.wait_for_everyone()  # every process has decided before the main one changes anything
     if mode == "fresh" and accelerator.is_main_process:
+        RF.refuse_links(run)
         for stale in RF.RUN_FILES:
             p = run / stale
             shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)

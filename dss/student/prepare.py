@@ -17,6 +17,7 @@ from dss.student.config import TrainConfig
 from dss.student.evaluate import candidate_sets
 from dss.student.loss import lr_factor
 from dss.student.methods import METHODS
+from dss.tasks.base import warn_unseen_labels
 from dss.tasks.rationales import apply_rationales
 
 
@@ -49,6 +50,7 @@ def load_data(cfg: TrainConfig):
     """
     log(f"loading {cfg.task} data")
     task, splits = load_splits(cfg)
+    warn_unseen_labels(task, splits, log)
     stats = {"fingerprint": D.fingerprint(splits, cfg.rationales)}
     if cfg.input_format == "reference":
         eos = eos_text(cfg)

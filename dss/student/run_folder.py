@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from dss.core.config import to_dict
-from dss.core.errors import ConfigError
+from dss.core.errors import ConfigError, DataError
 from dss.core.io import append_line, atomic_write, atomic_write_json, read_json
 
 try:
@@ -47,6 +47,18 @@ REQUIRED_RESULTS = ("valid_accuracy", "test_accuracy")
 # what a started run leaves in its folder (the token cache is not listed: it is keyed by content)
 RUN_FILES = ("checkpoints", "model", "adapter", "tokenizer", "tb", "metrics.jsonl", "results.json", "config.json",
              "predictions.jsonl")
+
+
+def refuse_links(run: Path) -> None:
+    """Before a fresh start or overwrite clears RUN_FILES: none of them may be a symbolic link (say checkpoints/
+    put on another disk). Clearing would delete the link, not what it points to, so the run's files would
+    quietly leave that disk; shutil.rmtree refuses links anyway."""
+    for name in RUN_FILES:
+        path = Path(run) / name
+        if path.is_symlink():
+            raise ConfigError(f"{path} is a symbolic link (to {os.readlink(path)}); dss train clears a run's files "
+                              "on a fresh start or overwrite and does not remove links: remove it, or train into "
+                              "a folder of real files (output_dir=...)")
 
 
 def read_results(run: Path) -> dict | None:
@@ -225,13 +237,32 @@ STUDENT_KEYS = ("method", "label_prefix", "rationale_prefix", "max_input_length"
 
 def student_info(model_dir) -> dict:
     """dss.json of a model folder; a plain Hugging Face checkpoint without it is a `standard` student with
-    dss train's defaults."""
+    dss train's defaults. A dss.json that cannot be read, or holds a value of the wrong type or out of range
+    (an unknown method), is an error naming it: falling back to the defaults would build the wrong inputs."""
     from dss.student.config import TrainConfig
     defaults = TrainConfig(method="standard")
     info = {"task": None, **{k: getattr(defaults, k) for k in STUDENT_KEYS}}
-    stored = read_json(Path(model_dir) / STUDENT_INFO)
-    if isinstance(stored, dict):
-        info.update(stored)
+    path = Path(model_dir) / STUDENT_INFO
+    if not path.exists():
+        return info
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:  # ValueError: invalid JSON or UTF-8
+        raise DataError(f"{path}: cannot read the student's settings: {e}") from None
+    if not isinstance(stored, dict):
+        raise DataError(f"{path}: expected a JSON object of the student's settings, got {type(stored).__name__}")
+    # every key may be missing (a dss.json older than the key: its default); only task may be null
+    kinds = {"task": (str, type(None)), "step": int, **{k: type(info[k]) for k in STUDENT_KEYS}}
+    for key, kind in kinds.items():
+        value = stored.get(key)
+        if key in stored and (not isinstance(value, kind) or isinstance(value, bool)):
+            what = {str: "text", int: "an integer"}.get(kind, "text or null")
+            raise DataError(f"{path}: field {key!r}: expected {what}, got {value!r}")
+    info.update(stored)
+    try:  # the ranges and choices dss train checks (a method it knows, lengths >= its minimum, ...)
+        TrainConfig(**{k: info[k] for k in STUDENT_KEYS})
+    except ConfigError as e:
+        raise DataError(f"{path}: {e}") from None
     return info
 
 

@@ -142,4 +142,28 @@ def attach_completions(examples: list[Example], completions: list[str] | None, t
     return examples
 
 
+def warn_unseen_labels(task: Task, splits: dict[str, list[Example]], warn: Callable[[str], None]) -> None:
+    """warn("warning: ...") once, naming how many valid/test examples have a gold label that no train example
+    has, for a task with a closed label set (open answers, such as SVAMP's numbers, are new by nature): the
+    student never learns such a label, and closed-set scoring (eval_mode=score) never answers one outside the
+    task's label set (for a custom task, inferred from train)."""
+    if not task.labels or not splits.get("train"):
+        return
+    seen = {task.answer_key(e.label) for e in splits["train"]}
+    counts, unseen = [], {}
+    for split in ("valid", "test"):
+        new = [e.label for e in splits.get(split) or [] if task.answer_key(e.label) not in seen]
+        if new:
+            counts.append(f"{len(new)} of {len(splits[split])} {split}")
+            unseen.update(dict.fromkeys(new))
+    if not counts:
+        return
+    shown = ", ".join(map(repr, list(unseen)[:5])) + (f" and {len(unseen) - 5} more" if len(unseen) > 5 else "")
+    closed = {task.answer_key(label) for label in task.labels}
+    never = any(task.answer_key(label) not in closed for label in unseen)
+    warn(f"warning: {' and '.join(counts)} examples have a label never seen in train ({shown}): the student "
+         "never learns such a label" + (", and under eval_mode=score (which answers from the task's label set) "
+                                        "these examples can never be answered" if never else ""))
+
+
 Loader = Callable[..., list[Example]]

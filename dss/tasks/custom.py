@@ -51,6 +51,7 @@ class Custom(Task):
         self.valid_fraction, self.test_fraction = valid_fraction, test_fraction
         self._labels = tuple(labels) if labels else None
         self._columns: dict[str, list[str]] = {}  # file -> every column its rows have, for error messages
+        self._files_checked = False
         if metric not in ("accuracy", "equation"):
             raise DataError(f"custom task: metric must be 'accuracy' or 'equation', got {metric!r}")
 
@@ -69,6 +70,9 @@ class Custom(Task):
         self.check_split(split)
         if not self.files["train"]:
             raise DataError("task 'custom' needs a train file (--train-file F.jsonl|F.csv|HF folder)")
+        if not self._files_checked:
+            self._check_no_row_in_two_files()
+            self._files_checked = True
         if split != "train" and self.files[split]:
             return self._examples(Path(self.files[split]))
         examples = self._examples(Path(self.files["train"]))
@@ -86,7 +90,32 @@ class Custom(Task):
                             f"{' and '.join(carved)} out of them; add rows, or pass --valid-file/--test-file")
         return examples
 
-    def _examples(self, path: Path) -> list[Example]:
+    def _check_no_row_in_two_files(self) -> None:
+        """Refuse one file given for two splits, or an id (from the id column) in two files: a test row that is
+        also trained on, or that picks the checkpoint, inflates the accuracy measured on it. (Carved splits
+        cannot share an id: ids are unique within a file.)"""
+        given = {split: Path(f) for split, f in self.files.items() if f}
+        if len(given) < 2:
+            return
+        split_of: dict[Path, str] = {}
+        for split, path in given.items():
+            if path.resolve() in split_of:
+                other = split_of[path.resolve()]
+                raise DataError(f"{path}: given as both --{other}-file and --{split}-file; a held-out split must "
+                                f"hold other rows (leave out --{split}-file to carve it from train)")
+            split_of[path.resolve()] = split
+        place: dict[str, str] = {}  # id -> "file:line (split)" of its first row
+        for split, path in given.items():
+            here: dict[str, str] = {}
+            self._examples(path, here)
+            for rid, where in here.items():
+                if rid in place:
+                    raise DataError(f"{where}: field {self.id_column!r}: id {rid!r} is also at {place[rid]}; "
+                                    f"an example in two splits leaks held-out data (remove it from one)")
+            place.update({rid: f"{where} ({split})" for rid, where in here.items()})
+
+    def _examples(self, path: Path, places: dict | None = None) -> list[Example]:
+        """The file's examples; `places` (when given) gets where each id read from the id column is."""
         records = sources.read_table(path)
         if not records:
             raise DataError(f"{path}: no rows")
@@ -99,6 +128,8 @@ class Custom(Task):
             rationale = _text(rec, self.rationale_column, where, False) if self.rationale_column else None
             llm_label = _text(rec, self.teacher_label_column, where, False) if self.teacher_label_column else None
             rid = _text(rec, self.id_column, where, False) if self.id_column else None
+            if rid is not None and places is not None:  # made-up ids (file stem, line) are no evidence of a repeat
+                places[rid] = where
             rid = rid or f"{path.stem}-{lineno}"
             if rid in seen:
                 raise DataError(f"{where}: field {self.id_column!r}: duplicate id {rid!r}")

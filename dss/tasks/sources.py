@@ -51,14 +51,32 @@ def read_table(path: Path) -> list[tuple[int, dict]]:
 
 def read_csv_numbered(path: Path) -> list[tuple[int, dict]]:
     """(line number, row) pairs of a CSV file with a header (a byte-order mark is not part of the first name)."""
-    reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
-    out = []
+    # a field may be as long as a JSONL one: csv's default limit (131,072 characters) is below a long rationale.
+    # The limit is csv's process-wide setting; 2^31 - 1 is the largest every platform's C long holds.
+    csv.field_size_limit(2**31 - 1)
+    text = read_text(path)
+    # strict: a quote left open is an error at the end of the file, not a row that swallows every line after it
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+    out, start = [], 1  # start: the first line of the row being read
     try:
+        header = reader.fieldnames or []
+        for i, name in enumerate(header):
+            if name in header[:i]:  # DictReader would keep the last column of the name and drop the other
+                raise DataError(f"{path}:{reader.line_num}: column {name!r} appears twice in the header "
+                                f"(columns {header.index(name) + 1} and {i + 1})")
+        start = reader.line_num + 1
         for row in reader:
             if None in row:
                 raise DataError(f"{path}:{reader.line_num}: more values than the header's columns")
             out.append((reader.line_num, row))
+            start = reader.line_num + 1
     except csv.Error as e:
+        if str(e) == "unexpected end of data":  # the file ended inside a quoted field: name the row that opened it
+            lines = io.StringIO(text, newline="").readlines()
+            while start < len(lines) and not lines[start - 1].strip():  # csv skips blank lines between rows
+                start += 1
+            raise DataError(f"{path}:{start}: a quoted field on this row never ends (a \" without its closing "
+                            "\"); the file ended inside it") from None
         raise DataError(f"{path}:{reader.line_num}: cannot read as CSV: {e}") from None
     return out
 
