@@ -91,8 +91,8 @@ def test_a_killed_lora_run_resumes_exactly(folders, tmp_path, monkeypatch):
     assert train(data, models["t5"], tmp_path / "full", *args) == 0
     save = T.save_checkpoint
 
-    def crash_after_step_3(accelerator, run, step, state):
-        save(accelerator, run, step, state)
+    def crash_after_step_3(accelerator, run, step, state, *keep):
+        save(accelerator, run, step, state, *keep)
         if step == 3:
             raise KeyboardInterrupt
     monkeypatch.setattr(T, "save_checkpoint", crash_after_step_3)

@@ -66,8 +66,8 @@ def test_a_t5_folder_run_resumes_exactly(folders, tmp_path, monkeypatch):
     assert main(train_args(data, models["t5"], tmp_path / "full", *args)) == 0
     save = T.save_checkpoint
 
-    def crash_after_step_3(accelerator, run, step, state):
-        save(accelerator, run, step, state)
+    def crash_after_step_3(accelerator, run, step, state, *keep):
+        save(accelerator, run, step, state, *keep)
         if step == 3:
             raise KeyboardInterrupt
     monkeypatch.setattr(T, "save_checkpoint", crash_after_step_3)

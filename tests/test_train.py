@@ -76,8 +76,8 @@ def test_resume_equals_uninterrupted(tiny_cqa_dir, tmp_path, monkeypatch):
 
     save = T.save_checkpoint
 
-    def crash_after_step_4(accelerator, run, step, state):
-        save(accelerator, run, step, state)
+    def crash_after_step_4(accelerator, run, step, state, *keep):
+        save(accelerator, run, step, state, *keep)
         if step == 4:
             raise KeyboardInterrupt  # killed right after the step-4 checkpoint
     monkeypatch.setattr(T, "save_checkpoint", crash_after_step_4)

@@ -4,12 +4,16 @@ lines read with their line numbers.
 
     atomic_write(path, text_or_bytes); atomic_write_json(path, obj)
     with atomic_path(path) as tmp: torch.save(obj, tmp)      # anything that writes a file by name
+    with atomic_dir(folder) as tmp: model.save_pretrained(tmp) # a folder: the old one or the new one, whole
+    with disk_space(path, advice): ...                          # a full disk named as such, not torch's words
     read_json(path) -> obj | None;  read_jsonl_numbered(path) -> [(line, row)]
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -38,6 +42,69 @@ def atomic_path(path):
             os.close(fd)
     except OSError:
         pass
+
+
+@contextmanager
+def atomic_dir(path):
+    """A temporary folder beside `path` that replaces it when the block ends without error: a kill or a full
+    disk mid-save leaves the previous folder whole (after a kill between the two renames, `path` is missing
+    and the previous folder is at .<name>.old)."""
+    path = Path(path)
+    tmp, old = path.with_name(f".{path.name}.{os.getpid()}.tmp"), path.with_name(f".{path.name}.old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        shutil.rmtree(old, ignore_errors=True)
+        if path.exists():
+            path.rename(old)
+        tmp.rename(path)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+_FULL_TEXT = ("No space left on device", "os error 28", "Disk quota exceeded", "os error 122")
+_TORCH_SHORT_WRITE = ("inline_container.cc", "file write failed")  # torch.save's words for a write cut short
+
+
+def _free_bytes(path: Path) -> tuple[Path, int]:
+    """(mount point holding path, bytes free there)."""
+    where = Path(path).resolve()
+    while not where.exists():
+        where = where.parent
+    mount = where
+    while not os.path.ismount(mount):
+        mount = mount.parent
+    return mount, shutil.disk_usage(where).free
+
+
+def no_space_message(error: BaseException, path) -> str | None:
+    """What to tell a user when `error`, raised while writing under `path`, means the disk is full (errno
+    ENOSPC or EDQUOT anywhere in its chain, or torch's short-write error with little space left); else None."""
+    mount, free = _free_bytes(path)
+    seen = error
+    while seen is not None:
+        text = str(seen)
+        full = (isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT)) or \
+            any(t in text for t in _FULL_TEXT) or (any(t in text for t in _TORCH_SHORT_WRITE) and free < 64 << 20)
+        if full:
+            return f"no space left on {mount} (writing under {path}; {free / 2**20:.1f} MiB free)"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+@contextmanager
+def disk_space(path, advice: str = ""):
+    """Turn a full disk met while writing under `path` into one DataError naming the disk (torch says only
+    `[enforce fail at inline_container.cc:672]`); other errors pass unchanged."""
+    try:
+        yield
+    except Exception as e:
+        message = no_space_message(e, path)
+        if message is None:
+            raise
+        raise DataError(message + (f"; {advice}" if advice else "")) from None
 
 
 def atomic_write(path, data: str | bytes) -> None:

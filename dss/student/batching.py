@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,7 +160,11 @@ def cached_tokenize(items: list[list[Row]], tokenizer, cfg, cache_dir: Path, cau
                          [[(r.source, r.target, r.task) for r in it] for it in items]]).encode())
     path = Path(cache_dir) / f"tokens-{h.hexdigest()[:16]}.pt"
     if path.is_file():
-        return torch.load(path)
+        try:
+            return torch.load(path)
+        except Exception as e:  # noqa: BLE001 — a cache that cannot be read (truncated, damaged) is rebuilt
+            print(f"dss train: token cache {path} cannot be read ({type(e).__name__}); rebuilding it",
+                  file=sys.stderr, flush=True)
     features = tokenize_items(items, tokenizer, cfg, causal)
     with atomic_path(path) as tmp:  # another process never reads half a file
         torch.save(features, tmp)

@@ -110,6 +110,9 @@ class TrainConfig:
                                   choices=TRACKERS)
     output_dir: str | None = field_(None, "the run folder (default runs/<task>-<method>, with -teacher for "
                                     "teacher labels)")
+    keep_checkpoints: int = field_(1, "checkpoints kept, newest first (each holds the model, optimizer and RNG "
+                                   "states); 2 leaves one to fall back to if the newest is found damaged on resume",
+                                   min=1)
     resume: bool = field_(False, "continue from the latest checkpoint in output_dir/checkpoints")
     overwrite: bool = field_(False, "allow training into an output_dir that already holds results")
 

@@ -20,10 +20,12 @@ import torch
 
 from dss.core.config import to_dict
 from dss.core.errors import ConfigError
+from dss.core.io import disk_space
 from dss.student import batching as D
 from dss.student import causal as C
 from dss.student import run_folder as RF
 from dss.student import shared as S
+from dss.student.checkpoints import latest_checkpoint, save_checkpoint, usable_checkpoint
 from dss.student.config import TrainConfig
 from dss.student.evaluate import evaluate
 from dss.student.loss import multitask_loss
@@ -38,7 +40,7 @@ from dss.student.prepare import (
     step_batches,
     tracker_init,
 )
-from dss.student.run_folder import latest_checkpoint, run_info, save_checkpoint, save_student
+from dss.student.run_folder import run_info, save_student
 
 
 def train_step(model, micro_batches, alpha, accelerator, optimizer, scheduler, max_grad_norm, shared=False):
@@ -92,7 +94,8 @@ def train(cfg: TrainConfig) -> dict:
         torch.set_num_threads(cfg.threads)
     accelerator = make_accelerator(cfg)
     run = Path(cfg.output_dir)
-    with RF.run_lock(run, accelerator.is_main_process):
+    with RF.run_lock(run, accelerator.is_main_process), \
+            disk_space(run, "the checkpoints written before are whole: free some space and rerun with resume=true"):
         mode = prepare_run(cfg, run, accelerator)
         set_seed(cfg.seed)
         task, items, valid, test, stats = load_data(cfg)
@@ -165,7 +168,7 @@ def evaluate_and_checkpoint(model, tokenizer, task, valid, cfg: TrainConfig, acc
         save_student(model, tokenizer, cfg, accelerator, run / "model", step)
     log(f"step {step}/{cfg.max_steps}: valid accuracy {100 * acc:.1f} % "
         f"(best {100 * state['best_valid_accuracy']:.1f} % at step {state['best_step']})")
-    save_checkpoint(accelerator, run, step, state)
+    save_checkpoint(accelerator, run, step, state, cfg.keep_checkpoints)
 
 
 class Progress:
@@ -280,8 +283,6 @@ def prepare_run(cfg: TrainConfig, run: Path, accelerator) -> str:
 def check_same_run(run: Path, cfg: TrainConfig, fingerprint: str, precision: str) -> None:
     """A resumed or finished run continues only with the settings, data and precision it was started with
     (mixed_precision=auto resolves per machine: a run started in bf16 does not go on in fp32)."""
-    from dss.core.errors import ConfigError
-
     stored = RF.read_config(run)
     changes = RF.identity_changes(stored, to_dict(cfg), fingerprint)
     was = (stored or {}).get("precision", precision)
@@ -303,10 +304,15 @@ def resume_state(run: Path, accelerator, mode: str) -> dict:
     """Trainer state from the latest checkpoint (model, optimizer, scheduler, RNGs restored), or a fresh one.
     metrics.jsonl keeps exactly the lines up to that step: later ones and torn ones are written again."""
     state = {"step": 0, "best_valid_accuracy": -1.0, "best_step": None, "train_seconds": 0.0, "eval_history": []}
-    ckpt = latest_checkpoint(run) if mode == "resume" else None
+    ckpt = usable_checkpoint(run, accelerator, log) if mode == "resume" else None
     if ckpt is not None:
-        accelerator.load_state(str(ckpt))
+        try:
+            accelerator.load_state(str(ckpt))
+        except Exception as e:  # whole files that still do not fit this run (another model, another world)
+            raise ConfigError(f"{ckpt}: cannot be loaded into this run ({type(e).__name__}: {str(e)[:300]}); "
+                              "pass overwrite=true to start over") from None
         state = json.loads((ckpt / "trainer_state.json").read_text())
+        state.pop("files", None)  # the checkpoint's own manifest, not the loop's state
         log(f"resuming {run} from step {state['step']}")
     if accelerator.is_main_process:
         RF.repair_metrics(run, state["step"])

@@ -7,7 +7,7 @@
     predictions.jsonl  test predictions (`write_predictions`)
     model/             the best student, with dss.json: how to build its inputs (`save_student` / `student_info`)
     adapter/           a LoRA student's adapter alone (model/ holds it merged)
-    checkpoints/       the latest full training state (`save_checkpoint` / `latest_checkpoint`)
+    checkpoints/       the latest full training states, each file verifiable (dss.student.checkpoints)
     .lock              held while a process writes (`run_lock`)
     tokenizer/ cache/ tb/
 """
@@ -17,7 +17,6 @@ import json
 import os
 import platform
 import shlex
-import shutil
 import socket
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from pathlib import Path
 
 from dss.core.config import to_dict
 from dss.core.errors import ConfigError, DataError
-from dss.core.io import append_line, atomic_write, atomic_write_json, read_json
+from dss.core.io import append_line, atomic_dir, atomic_write, atomic_write_json, read_json
 
 try:
     import fcntl  # POSIX advisory locks: the kernel drops them when the holder dies, so none is ever stale
@@ -42,7 +41,8 @@ METRICS = "metrics.jsonl"
 # attention (other rounding, and attention dropout drawn by another kernel).
 PROTOCOL = 4
 # config keys that cannot change what is trained or measured (data_dir: the data's content is fingerprinted)
-VOLATILE = ("output_dir", "resume", "overwrite", "data_dir", "tensorboard", "report_to", "log_steps")
+VOLATILE = ("output_dir", "resume", "overwrite", "data_dir", "tensorboard", "report_to", "log_steps",
+            "keep_checkpoints")
 REQUIRED_RESULTS = ("valid_accuracy", "test_accuracy")
 # what a started run leaves in its folder (the token cache is not listed: it is keyed by content)
 RUN_FILES = ("checkpoints", "model", "adapter", "tokenizer", "tb", "metrics.jsonl", "results.json", "config.json",
@@ -173,24 +173,6 @@ def append_metrics(run: Path, record: dict) -> None:
     append_line(Path(run) / METRICS, json.dumps(record))
 
 
-# -------------------------------------------------------------------------------------------- checkpoints
-def save_checkpoint(accelerator, run: Path, step: int, state: dict) -> None:
-    """Full training state for --resume; only the newest checkpoint is kept."""
-    ckpt = run / "checkpoints" / f"step_{step:08d}"
-    accelerator.save_state(str(ckpt))
-    if accelerator.is_main_process:
-        atomic_write_json(ckpt / "trainer_state.json", {**state, "step": step})
-        for old in (run / "checkpoints").glob("step_*"):
-            if old != ckpt:
-                shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()
-
-
-def latest_checkpoint(run: Path) -> Path | None:
-    done = [c for c in (run / "checkpoints").glob("step_*") if (c / "trainer_state.json").is_file()]
-    return max(done, key=lambda c: int(c.name.split("_")[1])) if done else None
-
-
 # ------------------------------------------------------------------------------------ results, predictions
 def write_config(run: Path, info: dict) -> None:
     atomic_write_json(Path(run) / "config.json", info)
@@ -220,14 +202,16 @@ def save_student(model, tokenizer, cfg, accelerator, path: Path, step: int) -> N
     it for a LoRA student."""
     if accelerator.is_main_process:
         net = accelerator.unwrap_model(model)
-        if cfg.lora_r > 0:
-            from dss.student import lora
-            lora.save(net, tokenizer, path, Path(path).parent / "adapter")
-        else:
-            net.save_pretrained(str(path), safe_serialization=True)
-            tokenizer.save_pretrained(str(path))
-        atomic_write_json(Path(path) / STUDENT_INFO, {"task": cfg.task, "step": step,
-                                                      **{k: getattr(cfg, k) for k in STUDENT_KEYS}})
+        with atomic_dir(path) as tmp:  # a kill or a full disk mid-save leaves the previous best whole
+            if cfg.lora_r > 0:
+                from dss.student import lora
+                with atomic_dir(Path(path).parent / "adapter") as adapter_tmp:
+                    lora.save(net, tokenizer, tmp, adapter_tmp)
+            else:
+                net.save_pretrained(str(tmp), safe_serialization=True)
+                tokenizer.save_pretrained(str(tmp))
+            atomic_write_json(tmp / STUDENT_INFO, {"task": cfg.task, "step": step,
+                                                   **{k: getattr(cfg, k) for k in STUDENT_KEYS}})
 
 
 # what `dss predict` needs to build inputs the way training did
