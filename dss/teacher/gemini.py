@@ -20,8 +20,9 @@ from dss.teacher.protocol import (
     body_limit,
     http_error,
     parse_retry_after,
-    redact,
+    shown,
     too_long,
+    url_credentials,
 )
 
 
@@ -50,6 +51,7 @@ class GeminiClient:
         except ImportError:
             raise FatalError("gemini teacher needs google-genai: pip install 'dss[gemini]'") from None
         self.model, self.base_url, self.timeout_s = model, base_url, timeout_s
+        self._hidden = url_credentials(base_url)[1] if base_url else []
         self._key = gemini_key()
         if self._key is None:
             if not base_url:
@@ -116,16 +118,16 @@ class GeminiClient:
             raise too_long(e.size, e.limit) from None
         except errors.APIError as e:
             headers = getattr(getattr(e, "response", None), "headers", None) or {}
-            raw = json.dumps({"error": {"message": e.message or str(e.details)[:300]}}).encode()
+            raw = json.dumps({"error": {"message": e.message or str(e.details)}}).encode()  # http_error cuts it
             raise http_error(int(e.code or 0), raw, parse_retry_after(headers.get("retry-after")),
-                              f"gemini:{self.model}", "GEMINI_API_KEY", self._key) from None
+                              f"gemini:{self.model}", "GEMINI_API_KEY", self._key, self._hidden) from None
         except (ValueError, TypeError, KeyError) as e:  # pydantic validation of a malformed body
             raise TransientError(f"malformed response body: {type(e).__name__}: "
-                                 f"{redact(str(e)[:200], [self._key])}") from None
+                                 f"{shown(str(e), [self._key, *self._hidden], 200)}") from None
         except Exception as e:  # httpx2 transport errors: timeouts, refused, reset
             if _is_transport_error(e):
                 raise TransientError(f"connection failed: {type(e).__name__}: "
-                                     f"{redact(str(e)[:200], [self._key])}") from None
+                                     f"{shown(str(e), [self._key, *self._hidden], 200)}") from None
             raise
 
 

@@ -16,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit, urlunsplit
 
 MAX_RETRY_AFTER_S = 600.0  # a server asking for longer than this is treated as asking for this
 
@@ -131,23 +132,35 @@ def call_with_retries(fn, policy: RetryPolicy, stop_event: threading.Event | Non
     raise AssertionError("unreachable")
 
 
-def redact(text: str, secrets) -> str:
+def shown(text: str, secrets, limit: int) -> str:
+    """Server text safe to show or store: every secret masked, then cut to `limit` characters. (Cut first, a
+    key straddling the cut would no longer match, and the part before the cut would show.)"""
     for s in secrets:
         if s and len(s) >= 4:
             text = text.replace(s, "***")
-    return text
+    return text[:limit]
 
 
-def http_error(status: int, raw: bytes, retry_after, where: str, key_var: str, key) -> TeacherError:
-    detail = raw[:300].decode("utf-8", "replace")
+def url_credentials(url: str) -> tuple[str, list[str]]:
+    """(the URL as it may be shown, with any user:password@ masked; the credentials, to mask in server text)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, []
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"***@{host}")), [x for x in (parts.username, parts.password) if x]
+
+
+def http_error(status: int, raw: bytes, retry_after, where: str, key_var: str, key, hidden=()) -> TeacherError:
+    """The error for a non-200 answer, with the server's message (`key` and the `hidden` secrets masked)."""
+    detail = raw.decode("utf-8", "replace")
     try:
         err = json.loads(raw)
         err = err[0] if isinstance(err, list) and err else err
         msg = err.get("error", {}).get("message") if isinstance(err.get("error"), dict) else err.get("error")
-        detail = str(msg or err.get("message") or detail)[:300]
+        detail = str(msg or err.get("message") or detail)
     except (ValueError, AttributeError):
         pass
-    detail = redact(detail, [key])
+    detail = shown(detail, [key, *hidden], 300)
     if status in (408, 429) or status >= 500:
         return TransientError(f"HTTP {status} from {where}: {detail}", retry_after)
     hint = {401: f"the API key was rejected: check {key_var}" + ("" if key else f" ({key_var} is not set)"),
