@@ -8,10 +8,16 @@ import json
 import pytest
 
 from dss.commands.cli import main
+from dss.core.errors import DataError
+from dss.tasks import get_task, rationales
+from dss.teacher import store
 from dss.teacher.client import OpenAIClient
+from dss.teacher.extract import run
 from dss.teacher.extract_config import ExtractConfig
 from dss.teacher.protocol import Sampling, TransientError
-from dss.testing.fake_teacher import FakeTeacher
+from dss.teacher.summary import format_summary
+from dss.testing.bodies import openai_body
+from dss.testing.fake_teacher import FakeTeacher, default_responder
 
 KEY = "sk-Zq8vXw3RkT9pLm2NbY7cHd4Fg6Jh1KsQ"  # 35 characters, no piece of which occurs in a record by chance
 MSGS = [{"role": "user", "content": "Q: Where?\nAnswer Choices:\n(a) home\n(b) work"}]
@@ -103,3 +109,83 @@ def test_a_password_in_the_base_url_is_masked_in_every_message(srv):
     with pytest.raises(Exception) as e:
         client.complete(MSGS, Sampling())
     assert "HTTP 401" in str(e.value) and "hunter2" not in str(e.value)
+
+
+# ------------------------------------------------------------------------------- 2: answers cut at max_tokens
+@pytest.mark.parametrize("provider", ["openai", "gemini"])
+def test_an_answer_cut_at_max_tokens_is_truncated_and_a_larger_limit_redoes_only_it(srv, tiny_cqa_dir, tmp_path,
+                                                                                   provider):
+    out, task = tmp_path / "r.jsonl", get_task("cqa")
+    srv.script = [("cut", "The tool must fit. So the answer is (b) wor")]  # parses, but was cut mid-word
+    s = run(cfg_for(srv, tiny_cqa_dir, out, provider, limit=3, concurrency=1, max_tokens=64), task, log=quiet)
+    cut = [r for r in lines(out) if r["status"] == "truncated"]
+    assert len(cut) == 1 and (cut[0]["label"], cut[0]["rationale"]) == (None, None)
+    assert cut[0]["raw"].endswith("(b) wor") and cut[0]["finish_reason"] in ("length", "MAX_TOKENS")
+    assert (s["done"], s["truncated"], s["this_run"]["truncated"], s["filters"]["no_parsed_label"]) == (2, 1, 1, 1)
+    assert "2 ok, 0 unparsed, 1 truncated" in format_summary(s)
+    # the same limit would only cut it again: the rerun asks nothing and says how to redo it
+    msgs = []
+    assert run(cfg_for(srv, tiny_cqa_dir, out, provider, limit=3, max_tokens=64), task,
+               log=msgs.append)["this_run"]["requests"] == 0
+    assert any("1 answer(s) cut off at --max-tokens 64" in m and "larger --max-tokens" in m for m in msgs)
+    # a larger limit redoes the cut answer, without --overwrite; the finished answers stand (it would not change them)
+    before = len(srv.generation_requests())
+    s = run(cfg_for(srv, tiny_cqa_dir, out, provider, limit=3, max_tokens=128), task, log=quiet)
+    assert len(srv.generation_requests()) == before + 1 and (s["done"], s["truncated"]) == (3, 0)
+    assert sorted(r["sampling"]["max_tokens"] for r in lines(out)) == [64, 64, 128]
+    with pytest.raises(DataError, match="different prompt"):  # a smaller limit is another setting, as before
+        run(cfg_for(srv, tiny_cqa_dir, out, provider, limit=3, max_tokens=32), task, log=quiet)
+
+
+def test_unreadable_labels_never_vote_together():
+    """Two SVAMP answers whose equations cannot be read are not one answer given twice: the readable one wins."""
+    task = get_task("svamp")
+    recs = [{"id": "a", "sample": k, "status": "ok", "label": label, "rationale": f"r{k}"}
+            for k, label in enumerate(["(12 +", "(7 *", "(3 + 4)"])]
+    assert rationales.vote(recs, task) == ("(3 + 4)", "r2")
+    assert rationales.vote(recs[:2], task) == ("(12 +", "r0")  # none readable: the first stands alone
+    assert rationales.vote_all(recs[:2], task) == ("(12 +", ["r0"])
+
+
+def test_truncated_records_never_become_training_rows(tmp_path):
+    from dss.tasks.base import Example
+    path = tmp_path / "r.jsonl"
+    rec = lambda i, k, status, label: {"id": i, "sample": k, "status": status, "label": label,  # noqa: E731
+                                       "rationale": f"why {label}" if label else None, "raw": "..."}
+    store.write_records(path, [rec("a", 0, "truncated", None), rec("b", 0, "truncated", "y"), rec("b", 1, "ok", "x"),
+                               rec("c", 0, "truncated", "y"), rec("c", 1, "unparsed", None)])
+    exs = [Example(i, "in", "x") for i in "abc"]
+    counts = rationales.apply_rationales(exs, path)
+    assert counts == {"matched": 1, "missing": 0, "unparsed": 0, "truncated": 2, "more_rationales": 0}
+    assert [(e.llm_label, e.llm_rationale) for e in exs] == [(None, None), ("x", "why x"), (None, None)]
+
+
+def batch_route(tiny_cqa_dir, tmp_path, limit=3, teacher="openai:fake") -> tuple[list[str], list[dict]]:
+    """(the `dss extract` argv of a --write-batch/--read-batch route, the request lines it wrote)."""
+    argv = ["extract", "--task", "cqa", "--split", "train", "--data-dir", str(tiny_cqa_dir), "--limit", str(limit),
+            "--teacher", teacher, "--out", str(tmp_path / "v.jsonl"), "--no-progress"]
+    assert main([*argv, "--write-batch", str(tmp_path / "requests.jsonl")]) == 0
+    return argv, lines(tmp_path / "requests.jsonl")
+
+
+def result_line(req: dict, k: int, text: str | None = None, cut: bool = False, model: str = "fake") -> dict:
+    """A `vllm run-batch -o` line answering request line `req`."""
+    from dss.testing.bodies import texts_of
+    system, user = texts_of(req["body"], openai=True)
+    body = openai_body([text or default_responder(user, system)], 100, 20, model=model, cut=cut)
+    return {"id": f"r{k}", "custom_id": req["custom_id"], "response": {"status_code": 200, "body": body},
+            "error": None}
+
+
+def write_results(path, rows) -> str:
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.writelines((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows)
+    return str(path)
+
+
+def test_read_batch_takes_a_cut_answer_as_truncated(tiny_cqa_dir, tmp_path):
+    argv, sent = batch_route(tiny_cqa_dir, tmp_path)
+    results = write_results(tmp_path / "results.jsonl", [result_line(sent[0], 0, "So the answer is (b) wor", cut=True)]
+                            + [result_line(r, k) for k, r in enumerate(sent[1:], 1)])
+    assert main([*argv, "--read-batch", results]) == 0
+    assert sorted(r["status"] for r in lines(tmp_path / "v.jsonl")) == ["ok", "ok", "truncated"]

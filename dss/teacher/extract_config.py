@@ -41,7 +41,9 @@ class ExtractConfig:
                                           "medium | high; default: not sent", choices=EFFORTS)
     temperature: float | None = field_(None, "sampling temperature (default 0, or 0.7 with samples > 1)",
                                        min=0.0, max=2.0)
-    max_tokens: int = field_(512, "most tokens per answer (Gemini counts thinking tokens too)", min=1)
+    max_tokens: int = field_(512, "most tokens per answer (Gemini counts thinking tokens too). An answer cut off "
+                             "there is stored as truncated, never as a label; a rerun with a larger value redoes "
+                             "those and keeps the finished answers (a larger limit would not change them)", min=1)
     stop: list[str] = field_([], "stop sequence", repeat=True)
     timeout: float = field_(120.0, "seconds before a request counts as hung and is retried", min=0.01)
     max_attempts: int = field_(6, "tries per request, counting the first", min=1, max=100)

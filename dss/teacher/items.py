@@ -3,6 +3,8 @@ request hash, which items a rerun still owes (`plan`), and the record an answer 
 
 Resume: error records are dropped to be redone, and work whose record exists (same id, sample and request
 hash) is skipped. So after `kill -9` at any moment and a rerun, each (example, sample) has exactly one record.
+A rerun with a larger --max-tokens redoes the answers the old limit cut off ("truncated") and keeps the finished
+ones: a larger limit would not have changed them.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from dss.core.errors import DataError
 from dss.tasks.base import Example, Task
 from dss.teacher import prompts
 from dss.teacher.extract_config import ExtractConfig
+from dss.teacher.protocol import CUT_OFF
 from dss.teacher.store import RecordFile
 
 
@@ -64,6 +67,8 @@ def make_record(item: Item, cfg: ExtractConfig, task: Task, text: str | None, us
                 error: str | None = None, attempts: int = 1, finish_reason=None) -> dict:
     if error is not None:
         status, label, rationale = "error", None, None
+    elif finish_reason in CUT_OFF:
+        status, label, rationale = "truncated", None, None
     else:
         parsed = task.parse_completion(text, item.example)
         label, rationale = parsed.label, parsed.rationale
@@ -81,24 +86,31 @@ def make_record(item: Item, cfg: ExtractConfig, task: Task, text: str | None, us
 
 
 # ---------------------------------------------------------------------------------------------- resume
-def plan(items: list[Item], rf: RecordFile, overwrite: bool) -> tuple[list[Item], dict]:
-    """Which items still need a request; repairs the file (drops errors to redo, and stale records
-    with --overwrite). Returns (pending, counts)."""
-    current = {it.key: it.sha for it in items}
-    keep, drop, done = [], {"error": 0, "stale": 0, "duplicate": 0}, set()
+def plan(items: list[Item], rf: RecordFile, cfg: ExtractConfig) -> tuple[list[Item], dict]:
+    """Which items still need a request; repairs the file (drops errors to redo, answers cut off by a smaller
+    --max-tokens, and stale records with --overwrite). Returns (pending, counts); counts["truncated_kept"] are
+    cut-off answers of this very request, which only a larger --max-tokens would change."""
+    current = {it.key: it for it in items}
+    sampling = None if cfg.import_released else cfg.sampling().to_dict()
+    keep, drop, done = [], {"error": 0, "stale": 0, "duplicate": 0, "truncated": 0}, set()
     for rec in rf.records:
         key = (str(rec["id"]), int(rec["sample"]))
-        if key not in current:
+        it = current.get(key)
+        if it is None:
             keep.append(rec)  # another selection's work: leave it alone
-        elif rec.get("prompt_sha") != current[key]:
-            if not overwrite:
+            continue
+        same = rec.get("prompt_sha") == it.sha
+        if not same and not _under_smaller_limit(rec, it, cfg.teacher, sampling):
+            if not cfg.overwrite:
                 raise DataError(
                     f"{rf.path} already holds records for these examples made with a different prompt, "
                     f"teacher or sampling settings (e.g. id {key[0]!r}: {rec.get('prompt_sha')} vs "
-                    f"{current[key]}). Pass --out to write elsewhere, or --overwrite to replace them.")
+                    f"{it.sha}). Pass --out to write elsewhere, or --overwrite to replace them.")
             drop["stale"] += 1
         elif rec["status"] == "error":
             drop["error"] += 1
+        elif rec["status"] == "truncated" and not same:
+            drop["truncated"] += 1
         elif key in done:
             drop["duplicate"] += 1
         else:
@@ -106,7 +118,17 @@ def plan(items: list[Item], rf: RecordFile, overwrite: bool) -> tuple[list[Item]
             keep.append(rec)
     if len(keep) != len(rf.records):
         rf.rewrite(keep)
-    return [it for it in items if it.key not in done], {"resumed": len(done), **drop, "torn": rf.torn}
+    cut = sum(r["status"] == "truncated" for r in keep if (str(r["id"]), int(r["sample"])) in current)
+    return [it for it in items if it.key not in done], {"resumed": len(done), **drop, "torn": rf.torn,
+                                                         "truncated_kept": cut}
+
+
+def _under_smaller_limit(rec: dict, it: Item, teacher: str, sampling: dict | None) -> bool:
+    """Whether `rec` answers this very request (teacher, prompt, settings) asked with a smaller max_tokens."""
+    old = (rec.get("sampling") or {}).get("max_tokens")
+    if sampling is None or not isinstance(old, int) or old >= sampling["max_tokens"]:
+        return False
+    return prompts.request_sha(teacher, it.messages, {**sampling, "max_tokens": old}) == rec.get("prompt_sha")
 
 
 def units(items: list[Item], per_request: int | None) -> list[list[Item]]:

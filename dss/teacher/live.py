@@ -171,7 +171,7 @@ class LiveRun:
 
     def _postfix(self) -> None:
         s = self.stats
-        self.bar.set_postfix(ok=s.ok, unparsed=s.unparsed, err=s.error, refresh=False)
+        self.bar.set_postfix(ok=s.ok, unparsed=s.unparsed, cut=s.truncated, err=s.error, refresh=False)
 
 
 def _progress(total: int, cfg: ExtractConfig, task: Task):

@@ -43,6 +43,11 @@ class TransientError(TeacherError):
         self.retry_after = retry_after
 
 
+# finish reasons of an answer the token limit cut off (OpenAI and servers copying it; Gemini): whatever its text
+# parses to, the answer did not end, so it is stored as "truncated", never as a label
+CUT_OFF = frozenset({"length", "MAX_TOKENS"})
+
+
 @dataclass
 class Completion:
     text: str
