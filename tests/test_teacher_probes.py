@@ -189,3 +189,28 @@ def test_read_batch_takes_a_cut_answer_as_truncated(tiny_cqa_dir, tmp_path):
                             + [result_line(r, k) for k, r in enumerate(sent[1:], 1)])
     assert main([*argv, "--read-batch", results]) == 0
     assert sorted(r["status"] for r in lines(tmp_path / "v.jsonl")) == ["ok", "ok", "truncated"]
+
+
+# ---------------------------------------------------------------------------------- 5: a lone surrogate
+LONE = "The tool \ud800 must fit. So the answer is (b) work."  # JSON may carry "\ud800": not a character
+
+
+@pytest.mark.parametrize("provider", ["openai", "gemini"])
+def test_a_lone_surrogate_in_an_answer_neither_stops_the_run_nor_reaches_a_label(srv, tiny_cqa_dir, tmp_path,
+                                                                                   provider):
+    out, task = tmp_path / "r.jsonl", get_task("cqa")
+    srv.script = [("text", LONE)]
+    s = run(cfg_for(srv, tiny_cqa_dir, out, provider, limit=3, concurrency=1), task, log=quiet)
+    assert s["done"] == 3 and s["failed"] == 0
+    rec = next(r for r in rationales.read_rationale_file(out) if "must fit" in (r["raw"] or ""))
+    assert rec["raw"] == LONE and rec["status"] == "ok"                     # stored as sent, escaped
+    assert "\ud800" not in rec["rationale"] and "\ufffd" in rec["rationale"]  # what a student trains on is text
+    rec["rationale"].encode("utf-8")
+    assert run(cfg_for(srv, tiny_cqa_dir, out, provider, limit=3), task, log=quiet)["this_run"]["requests"] == 0
+
+
+def test_read_batch_takes_a_lone_surrogate(tiny_cqa_dir, tmp_path):
+    argv, sent = batch_route(tiny_cqa_dir, tmp_path)
+    results = write_results(tmp_path / "results.jsonl", [result_line(r, k, LONE) for k, r in enumerate(sent)])
+    assert main([*argv, "--read-batch", results]) == 0
+    assert [r["raw"] for r in rationales.read_rationale_file(tmp_path / "v.jsonl")] == [LONE] * 3

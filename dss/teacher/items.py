@@ -15,7 +15,7 @@ from dss.core.errors import DataError
 from dss.tasks.base import Example, Task
 from dss.teacher import prompts
 from dss.teacher.extract_config import ExtractConfig
-from dss.teacher.protocol import CUT_OFF
+from dss.teacher.protocol import CUT_OFF, as_text
 from dss.teacher.store import RecordFile
 
 
@@ -70,7 +70,7 @@ def make_record(item: Item, cfg: ExtractConfig, task: Task, text: str | None, us
     elif finish_reason in CUT_OFF:
         status, label, rationale = "truncated", None, None
     else:
-        parsed = task.parse_completion(text, item.example)
+        parsed = task.parse_completion(as_text(text), item.example)  # `raw` keeps what the server sent
         label, rationale = parsed.label, parsed.rationale
         status = "ok" if label else "unparsed"
     rec = {"id": item.example.id, "task": task.name, "split": cfg.split, "teacher": cfg.teacher,

@@ -137,13 +137,19 @@ def call_with_retries(fn, policy: RetryPolicy, stop_event: threading.Event | Non
     raise AssertionError("unreachable")
 
 
+def as_text(s: str) -> str:
+    """`s` with each lone surrogate as U+FFFD: JSON may carry "\\ud800", half a character, which no terminal,
+    UTF-8 file or tokenizer takes."""
+    return s.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
 def shown(text: str, secrets, limit: int) -> str:
     """Server text safe to show or store: every secret masked, then cut to `limit` characters. (Cut first, a
     key straddling the cut would no longer match, and the part before the cut would show.)"""
     for s in secrets:
         if s and len(s) >= 4:
             text = text.replace(s, "***")
-    return text[:limit]
+    return as_text(text[:limit])
 
 
 def url_credentials(url: str) -> tuple[str, list[str]]:

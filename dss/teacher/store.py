@@ -3,6 +3,7 @@ extractor's append-only output, and `write_records` for whole files.
 
 Crash safety: each record is one `write()` of a whole line, flushed as it completes; a run holds a lock
 file so two runs never write the same file; on open a torn last line (a kill mid-write) is cut off.
+Any string a server sent can be written, a lone surrogate too (`line`).
 """
 from __future__ import annotations
 
@@ -19,9 +20,15 @@ from dss.core.io import atomic_write
 from dss.tasks.rationales import scan
 
 
+def line(rec: dict) -> bytes:
+    """One record as a UTF-8 JSON line. JSON from a server may carry a lone surrogate ("\\ud800"), which UTF-8
+    cannot encode; it can only sit inside a JSON string, where its \\uXXXX escape reads back as the same string."""
+    return (json.dumps(rec, ensure_ascii=False) + "\n").encode("utf-8", "backslashreplace")
+
+
 def write_records(path, records: list[dict]) -> None:
     """Write a whole rationale file atomically."""
-    atomic_write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    atomic_write(path, b"".join(map(line, records)))
 
 
 class RecordFile:
@@ -56,8 +63,8 @@ class RecordFile:
         if self._frozen:
             return
         if self._fh is None:
-            self._fh = open(self.path, "a", encoding="utf-8")
-        self._fh.write(json.dumps(rec, ensure_ascii=False) + "\n")  # one write of a whole line
+            self._fh = open(self.path, "ab")
+        self._fh.write(line(rec))  # one write of a whole line
         self._fh.flush()
         self.records.append(rec)
 
