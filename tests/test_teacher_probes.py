@@ -4,6 +4,8 @@ on a malformed results line, accept impossible usage counts, or change the teach
 from __future__ import annotations
 
 import json
+import random
+import time
 
 import pytest
 
@@ -14,7 +16,7 @@ from dss.teacher import store
 from dss.teacher.client import OpenAIClient
 from dss.teacher.extract import run
 from dss.teacher.extract_config import ExtractConfig
-from dss.teacher.protocol import Sampling, TransientError
+from dss.teacher.protocol import RetryPolicy, Sampling, TransientError, parse_retry_after
 from dss.teacher.summary import format_summary
 from dss.testing.bodies import openai_body
 from dss.testing.fake_teacher import FakeTeacher, default_responder
@@ -214,3 +216,24 @@ def test_read_batch_takes_a_lone_surrogate(tiny_cqa_dir, tmp_path):
     results = write_results(tmp_path / "results.jsonl", [result_line(r, k, LONE) for k, r in enumerate(sent)])
     assert main([*argv, "--read-batch", results]) == 0
     assert [r["raw"] for r in rationales.read_rationale_file(tmp_path / "v.jsonl")] == [LONE] * 3
+
+
+# ------------------------------------------------------------------------------------ 11: Retry-After
+def test_retry_after_is_capped_by_backoff_max_and_parsed_safely():
+    assert parse_retry_after("nan") is None and parse_retry_after("inf") == float("inf")
+    assert parse_retry_after("-3") == 0.0
+    p = RetryPolicy(max_s=2.0, rng=random.Random(0))
+    assert 2.0 <= p.delay(0, 100000.0) <= 2.1 and 2.0 <= p.delay(0, float("inf")) <= 2.1
+    assert 0.5 <= p.delay(0, 0.5) <= 0.6  # a shorter Retry-After is still honoured
+
+
+def test_a_day_long_retry_after_waits_backoff_max_and_says_so(srv, tiny_cqa_dir, tmp_path):
+    srv.script = [("status", 429, {"Retry-After": "100000"}), ("status", 503, {"Retry-After": "inf"}),
+                  ("status", 503, {"Retry-After": "nan"})]
+    msgs = []
+    t0 = time.monotonic()
+    s = run(cfg_for(srv, tiny_cqa_dir, tmp_path / "r.jsonl", limit=2, concurrency=1, backoff_max=0.2), get_task("cqa"),
+            log=msgs.append)
+    assert time.monotonic() - t0 < 10 and s["done"] == 2 and s["this_run"]["retries"] == 3
+    said = [m for m in msgs if "asks to wait" in m]
+    assert len(said) == 1 and "HTTP 429" in said[0] and "100000 s" in said[0] and "--backoff-max 0.2 s" in said[0]

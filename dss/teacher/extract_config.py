@@ -48,7 +48,8 @@ class ExtractConfig:
     timeout: float = field_(120.0, "seconds before a request counts as hung and is retried", min=0.01)
     max_attempts: int = field_(6, "tries per request, counting the first", min=1, max=100)
     backoff_base: float = field_(1.0, "first retry delay in seconds; doubles per attempt, full jitter", min=0.0)
-    backoff_max: float = field_(60.0, "retry delay ceiling in seconds (Retry-After may ask for more)", min=0.0)
+    backoff_max: float = field_(60.0, "retry delay ceiling in seconds, a server's Retry-After included (a longer "
+                                "one is said once, then waited this long)", min=0.0)
     limit: int | None = field_(None, "only the first N examples (after --ids)", min=0)
     ids_file: str | None = field_(None, "only the example ids listed in this file, one a line")
     filter: str = field_("none", "consistent: also write a file keeping only rationales whose teacher "

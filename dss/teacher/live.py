@@ -58,7 +58,7 @@ def run_live(items: list[Item], client, cfg: ExtractConfig, task: Task, rf: Reco
     """Answer items with cfg.concurrency worker threads. Each worker writes its record itself, under one
     lock (one whole flushed line at a time), so an answer costs no hand-off to another thread. Returns the
     error that stopped the run, or None."""
-    return LiveRun(items, client, cfg, task, rf, stats).run()
+    return LiveRun(items, client, cfg, task, rf, stats, log).run()
 
 
 
@@ -67,8 +67,10 @@ class LiveRun:
     """One live run's shared state: the work queue (one unit = the samples one request asks for), the stop
     flag, and the lock every record is written (and every tally kept) under."""
 
-    def __init__(self, items: list[Item], client, cfg: ExtractConfig, task: Task, rf: RecordFile, stats: Stats):
+    def __init__(self, items: list[Item], client, cfg: ExtractConfig, task: Task, rf: RecordFile, stats: Stats,
+                 log=print):
         self.items, self.client, self.cfg, self.task, self.rf, self.stats = items, client, cfg, task, rf, stats
+        self.log, self.said_wait_capped = log, False
         self.sampling, self.stop = cfg.sampling(), threading.Event()
         self.policy = RetryPolicy(cfg.max_attempts, cfg.backoff_base, cfg.backoff_max)
         self.limiter = RateLimiter(cfg.rpm, cfg.tpm)
@@ -163,6 +165,11 @@ class LiveRun:
     def on_retry(self, err, wait) -> None:
         with self.write_lock:
             self.stats.retries += 1
+            asked = getattr(err, "retry_after", None)
+            if asked is not None and asked > self.policy.max_s and not self.said_wait_capped:
+                self.said_wait_capped = True  # once a run: a rate limit answers every worker alike
+                self.log(f"{err}: the server asks to wait {asked:g} s before retrying; waiting --backoff-max "
+                         f"{self.policy.max_s:g} s instead (raise --backoff-max to wait longer)")
 
     def fail(self, e: FatalError) -> None:
         with self.write_lock:

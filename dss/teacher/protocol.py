@@ -4,21 +4,21 @@ the retry policy (exponential backoff, full jitter, Retry-After), redaction of k
 A client makes ONE attempt per `complete()` call and classifies failures:
     FatalError       400/401/403/404 and other 4xx, missing key: the whole run stops at once
     TransientError   429, 408, 5xx, timeouts, dropped connections, malformed bodies: retried by
-                     `call_with_retries` with exponential backoff and full jitter, honouring Retry-After
+                     `call_with_retries` with exponential backoff and full jitter, honouring Retry-After up
+                     to the backoff ceiling (a server asking a day would otherwise stall the run unseen)
     BadAnswer        the server answered, but the answer cannot be used (a body over the size cap): an error
                      record at once, redone on a rerun; the same request would only get the same answer
 """
 from __future__ import annotations
 
 import json
+import math
 import random
 import threading
 import time
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit, urlunsplit
-
-MAX_RETRY_AFTER_S = 600.0  # a server asking for longer than this is treated as asking for this
 
 
 class TeacherError(Exception):
@@ -76,14 +76,14 @@ class Sampling:
 class RetryPolicy:
     max_attempts: int = 6        # including the first try
     base_s: float = 1.0          # first backoff; doubles each attempt
-    max_s: float = 60.0          # backoff ceiling (a Retry-After may ask for longer, up to MAX_RETRY_AFTER_S)
+    max_s: float = 60.0          # backoff ceiling, a server's Retry-After included
     rng: random.Random = field(default_factory=random.Random)
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         """Seconds to wait after failed attempt number `attempt` (0-based)."""
         backoff = self.rng.uniform(0, min(self.max_s, self.base_s * 2 ** attempt))  # full jitter
         if retry_after is not None:
-            return min(MAX_RETRY_AFTER_S, max(retry_after, 0.0)) + backoff * 0.1
+            return min(retry_after, self.max_s) + backoff * 0.1
         return backoff
 
 
@@ -99,11 +99,13 @@ def too_long(size: int, limit: int) -> BadAnswer:
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """Retry-After as seconds: a number (fractions accepted) or an HTTP date."""
+    """Retry-After as seconds: a number (fractions accepted; "inf" is as long as the policy allows) or an HTTP
+    date; None when it says nothing usable ("nan", "soon")."""
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
+        return None if math.isnan(seconds) else max(0.0, seconds)
     except ValueError:
         pass
     try:
