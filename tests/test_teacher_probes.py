@@ -237,3 +237,40 @@ def test_a_day_long_retry_after_waits_backoff_max_and_says_so(srv, tiny_cqa_dir,
     assert time.monotonic() - t0 < 10 and s["done"] == 2 and s["this_run"]["retries"] == 3
     said = [m for m in msgs if "asks to wait" in m]
     assert len(said) == 1 and "HTTP 429" in said[0] and "100000 s" in said[0] and "--backoff-max 0.2 s" in said[0]
+
+
+# ------------------------------------------------------------------------ 12: hand-made batch results files
+def test_read_batch_bad_lines_are_error_records_naming_the_line_and_an_answer_beats_an_error(tiny_cqa_dir, tmp_path,
+                                                                                              capsys):
+    argv, sent = batch_route(tiny_cqa_dir, tmp_path, limit=4)
+    ids = [json.loads(r["custom_id"])[0] for r in sent]
+    good = [result_line(r, k) for k, r in enumerate(sent)]
+    results = write_results(tmp_path / "results.jsonl", [
+        {**good[0], "response": "str"},                            # 1: no response object: an error record
+        {**good[1], "response": None, "error": {"message": "oom"}},  # 2: an error line for request 1 ...
+        good[1],                                                   # 3: ... that its answer, later, beats
+        good[2],                                                   # 4: an answer ...
+        {**good[2], "response": {"status_code": 500, "body": {}}},  # 5: ... that a later error does not undo
+        {**good[3], "response": {"status_code": 200, "body": {"choices": ["x"]}}},  # 6: a malformed body ...
+        result_line(sent[3], 6, "So the answer is (a) first."),    # 7: ... then two different answers:
+        result_line(sent[3], 7, "So the answer is (b) second."),   # 8: the first is kept, and said
+    ])
+    capsys.readouterr()
+    assert main([*argv, "--read-batch", results]) == 0
+    said = capsys.readouterr().out
+    recs = {r["id"]: r for r in lines(tmp_path / "v.jsonl")}
+    assert len(recs) == 4 and recs[ids[0]]["status"] == "error" and f"{results}:1: response" in recs[ids[0]]["error"]
+    assert recs[ids[1]]["status"] == recs[ids[2]]["status"] == "ok"
+    assert recs[ids[3]]["raw"] == "So the answer is (a) first."
+    assert f"{results}:8" in said and f"{results}:7" in said and "first" in said, said
+
+
+@pytest.mark.parametrize("bad", [{"custom_id": ["x", 0, "sha"]}, {"custom_id": {"x": 0}}, ["not", "a", "row"],
+                                 "{not json"])
+def test_read_batch_a_line_naming_no_request_is_a_one_line_error(tiny_cqa_dir, tmp_path, capsys, bad):
+    argv, sent = batch_route(tiny_cqa_dir, tmp_path)
+    results = write_results(tmp_path / "results.jsonl", [result_line(sent[0], 0), bad])
+    capsys.readouterr()
+    assert main([*argv, "--read-batch", results]) == 2
+    err = capsys.readouterr().err
+    assert f"{results}:2" in err and "custom_id" in err and "Traceback" not in err
