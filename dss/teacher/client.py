@@ -27,8 +27,10 @@ from dss.teacher.protocol import (
     http_error,
     parse_retry_after,
     shown,
+    token_count,
     too_long,
     url_credentials,
+    usage_of,
 )
 
 OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
@@ -265,10 +267,11 @@ def openai_completions(data: dict) -> list[Completion]:
             raise TypeError("content is not a string")
         texts.append(text)
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else None
-    if usage is not None:
-        details = usage.get("completion_tokens_details") or {}
-        thought = int((details.get("reasoning_tokens") if isinstance(details, dict) else 0) or 0)
-        usage = {"input_tokens": int(usage.get("prompt_tokens") or 0),
-                 "output_tokens": int(usage.get("completion_tokens") or 0) - thought, "thought_tokens": thought}
+    if usage is not None:  # completion_tokens include the reasoning tokens
+        details = usage.get("completion_tokens_details")
+        thought = token_count(details.get("reasoning_tokens") if isinstance(details, dict) else None)
+        completion = token_count(usage.get("completion_tokens"))
+        usage = usage_of(token_count(usage.get("prompt_tokens")),
+                         None if completion is None or thought is None else completion - thought, thought)
     return [Completion(text=t, usage=usage if k == 0 else {"shared": True}, finish_reason=c.get("finish_reason"))
             for k, (t, c) in enumerate(zip(texts, choices))]

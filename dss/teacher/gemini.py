@@ -21,8 +21,10 @@ from dss.teacher.protocol import (
     http_error,
     parse_retry_after,
     shown,
+    token_count,
     too_long,
     url_credentials,
+    usage_of,
 )
 
 
@@ -144,13 +146,14 @@ def _is_transport_error(e: Exception) -> bool:
 
 def gemini_completion(resp) -> list[Completion]:
     """Text and usage of each candidate of a GenerateContentResponse (also used for Batch API results). Thought
-    parts are not the answer; thoughts_token_count is counted apart (billed at the output price)."""
+    parts are not the answer; thoughts_token_count is counted apart (billed at the output price). A negative
+    count makes the usage unknown (`usage_of`); google-genai refuses a non-numeric one itself (a malformed body)."""
     cands = sorted(resp.candidates or [], key=lambda c: c.index or 0)
     usage = None
     um = resp.usage_metadata
     if um is not None and (um.prompt_token_count is not None or um.candidates_token_count is not None):
-        usage = {"input_tokens": int(um.prompt_token_count or 0), "output_tokens": int(um.candidates_token_count or 0),
-                 "thought_tokens": int(um.thoughts_token_count or 0)}
+        usage = usage_of(token_count(um.prompt_token_count), token_count(um.candidates_token_count),
+                         token_count(um.thoughts_token_count))
     out = []
     for k, cand in enumerate(cands or [None]):
         parts = cand.content.parts if cand is not None and cand.content and cand.content.parts else []

@@ -58,6 +58,21 @@ class Completion:
     finish_reason: str | None = None
 
 
+def token_count(value) -> int | None:
+    """A reported token count: a whole number >= 0 (absent: 0); None for anything else."""
+    if value is None:
+        return 0
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return int(value) if number and value >= 0 and value == int(value) else None
+
+
+def usage_of(input_tokens: int | None, output_tokens: int | None, thought_tokens: int | None) -> dict | None:
+    """A response's usage from its `token_count`s; None, "usage unknown" (as if the provider had reported none:
+    counted among answers without usage), when one is not a count: a bill cannot rest on it. The answer stands."""
+    usage = {"input_tokens": input_tokens, "output_tokens": output_tokens, "thought_tokens": thought_tokens}
+    return None if any(v is None or v < 0 for v in usage.values()) else usage
+
+
 @dataclass(frozen=True)
 class Sampling:
     temperature: float = 0.0
