@@ -274,3 +274,79 @@ def test_read_batch_a_line_naming_no_request_is_a_one_line_error(tiny_cqa_dir, t
     assert main([*argv, "--read-batch", results]) == 2
     err = capsys.readouterr().err
     assert f"{results}:2" in err and "custom_id" in err and "Traceback" not in err
+
+
+# --------------------------------------------------------------- 14: usage counts, and the model that answered
+ANSWER = "The tool must fit. So the answer is (b) work."
+
+
+@pytest.mark.parametrize("provider,usage", [
+    ("openai", {"prompt_tokens": "abc", "completion_tokens": 5}),
+    ("openai", {"prompt_tokens": 10, "completion_tokens": -5}),
+    ("openai", {"prompt_tokens": 10, "completion_tokens": 5, "completion_tokens_details": {"reasoning_tokens": 9}}),
+    ("gemini", {"promptTokenCount": -10, "candidatesTokenCount": 5}),
+])
+def test_impossible_usage_counts_are_usage_unknown(srv, tiny_cqa_dir, tmp_path, provider, usage):
+    """A count that is not a whole number >= 0 is no basis for a bill: that answer's usage is unknown (null, and
+    counted among answers without usage); the answer itself stands. (google-genai refuses a non-numeric count
+    itself: a malformed body, retried.)"""
+    from dss.testing.bodies import gemini_body
+    body = openai_body([ANSWER], 1, 1, model="fake") if provider == "openai" else \
+        gemini_body([ANSWER], 1, 1, model="gemini-3.5-flash")
+    body["usage" if provider == "openai" else "usageMetadata"] = usage
+    srv.script = [("body", body)]
+    out = tmp_path / "r.jsonl"
+    s = run(cfg_for(srv, tiny_cqa_dir, out, provider, limit=2, concurrency=1), get_task("cqa"), log=quiet)
+    assert (s["done"], s["failed"], s["this_run"]["retries"], s["answers_without_usage"]) == (2, 0, 0, 1)
+    assert sorted(r["usage"] is None for r in lines(out)) == [False, True]
+    assert "(1 answers without usage)" in format_summary(s)
+
+
+@pytest.mark.parametrize("provider", ["openai", "gemini"])
+def test_records_name_the_model_that_answered_and_a_changed_model_stops_the_run(srv, tiny_cqa_dir, tmp_path,
+                                                                                provider):
+    out, task = tmp_path / "r.jsonl", get_task("cqa")
+    asked = teacher_kw(srv, provider)["teacher"].split(":")[1]
+    s = run(cfg_for(srv, tiny_cqa_dir, out, provider, limit=2), task, log=quiet)
+    assert [r["model"] for r in lines(out)] == [asked, asked] and s["models"] == [asked]
+    assert f"  models   {asked}\n" in format_summary(s) + "\n"
+    srv.model = "gemini-3.7-flash"  # the provider reroutes the model it retired
+    msgs = []
+    with pytest.raises(DataError) as e:
+        run(cfg_for(srv, tiny_cqa_dir, out, provider, limit=4), task, log=msgs.append)
+    assert asked in str(e.value) and "gemini-3.7-flash" in str(e.value) and "--allow-mixed-models" in str(e.value)
+    assert any(m.startswith("stopped:") for m in msgs)
+    assert [r["model"] for r in lines(out)] == [asked, asked]  # nothing of the other model went in
+    s = run(cfg_for(srv, tiny_cqa_dir, out, provider, limit=4, allow_mixed_models=True), task, log=quiet)
+    assert s["done"] == 4 and s["models"] == [asked, "gemini-3.7-flash"]
+
+
+def test_a_model_change_within_one_run_stops_it(srv, tiny_cqa_dir, tmp_path):
+    out = tmp_path / "r.jsonl"
+    srv.script = [("ok",), ("body", openai_body([ANSWER], 1, 1, model="fake-2"))]
+    with pytest.raises(DataError, match="'fake'.*'fake-2'"):
+        run(cfg_for(srv, tiny_cqa_dir, out, limit=3, concurrency=1), get_task("cqa"), log=quiet)
+    assert [r["model"] for r in lines(out)] == ["fake"]
+
+
+def test_a_dated_version_of_the_asked_model_is_no_change(srv, tiny_cqa_dir, tmp_path):
+    srv.model = "gpt-4o-mini-2024-07-18"  # what OpenAI answers for gpt-4o-mini
+    s = run(cfg_for(srv, tiny_cqa_dir, tmp_path / "r.jsonl", limit=3, teacher="openai:gpt-4o-mini"), get_task("cqa"),
+            log=quiet)
+    assert s["done"] == 3 and s["models"] == ["gpt-4o-mini-2024-07-18"]
+    assert "  models   gpt-4o-mini-2024-07-18" in format_summary(s) and "asked for" not in format_summary(s)
+    srv.model = "gemini-3.5-flash"  # a rerouted model from the first answer on: no mix, but the summary says it
+    s = run(cfg_for(srv, tiny_cqa_dir, tmp_path / "g.jsonl", "gemini", limit=2, teacher="gemini:gemini-2.5-flash"),
+            get_task("cqa"), log=quiet)
+    assert "models   gemini-3.5-flash (asked for gemini-2.5-flash)" in format_summary(s)
+
+
+def test_read_batch_refuses_answers_of_another_model_unless_asked(tiny_cqa_dir, tmp_path, capsys):
+    argv, sent = batch_route(tiny_cqa_dir, tmp_path)
+    results = write_results(tmp_path / "results.jsonl", [result_line(sent[0], 0), result_line(sent[1], 1),
+                                                         result_line(sent[2], 2, model="fake-2")])
+    capsys.readouterr()
+    assert main([*argv, "--read-batch", results]) == 2
+    assert "'fake-2'" in capsys.readouterr().err and [r["model"] for r in lines(tmp_path / "v.jsonl")] == ["fake"] * 2
+    assert main([*argv, "--read-batch", results, "--allow-mixed-models"]) == 0
+    assert sorted(r["model"] for r in lines(tmp_path / "v.jsonl")) == ["fake", "fake", "fake-2"]

@@ -24,7 +24,7 @@ from dss.core.io import atomic_write_json
 from dss.tasks.base import Task
 from dss.teacher.cost import Stats
 from dss.teacher.extract_config import ExtractConfig
-from dss.teacher.items import Item, make_record
+from dss.teacher.items import Item, make_record, model_change
 from dss.teacher.protocol import RetryPolicy, call_with_retries
 from dss.teacher.store import RecordFile
 
@@ -96,7 +96,11 @@ def write_results(results, by_key: dict[str, Item], cfg: ExtractConfig, task: Ta
         if comp is None:
             rec = make_record(it, cfg, task, None, error=f"batch request failed: {error}")
         else:
-            rec = make_record(it, cfg, task, comp.text, comp.usage, finish_reason=comp.finish_reason)
+            rec = make_record(it, cfg, task, comp.text, comp.usage, finish_reason=comp.finish_reason,
+                              model=comp.model)
+            change = model_change(rf, comp.model, cfg)
+            if change is not None:  # a job's results stay where they are (a rerun with the flag collects them)
+                raise change
         rf.append(rec)
         stats.add(rec)
         written += 1

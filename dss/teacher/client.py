@@ -273,5 +273,6 @@ def openai_completions(data: dict) -> list[Completion]:
         completion = token_count(usage.get("completion_tokens"))
         usage = usage_of(token_count(usage.get("prompt_tokens")),
                          None if completion is None or thought is None else completion - thought, thought)
-    return [Completion(text=t, usage=usage if k == 0 else {"shared": True}, finish_reason=c.get("finish_reason"))
-            for k, (t, c) in enumerate(zip(texts, choices))]
+    model = data.get("model") if isinstance(data.get("model"), str) else None
+    return [Completion(text=t, usage=usage if k == 0 else {"shared": True}, finish_reason=c.get("finish_reason"),
+                       model=model) for k, (t, c) in enumerate(zip(texts, choices))]

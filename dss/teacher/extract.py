@@ -97,12 +97,12 @@ def _answer(items: list[Item], out: Path, task: Task, cfg: ExtractConfig,
                 rf.append(rec)
                 stats.add(rec)
         elif cfg.read_batch:
-            read_batch_file(cfg.read_batch, pending, cfg, task, rf, stats, log)
+            fatal = _stopping(read_batch_file, cfg.read_batch, pending, cfg, task, rf, stats, log)
         elif pending or cfg.batch_job or (cfg.batch and batch_state_path(out).is_file()):
             t_requests = time.monotonic()
             client = make_client(cfg.teacher, cfg.base_url, cfg.timeout)
             if cfg.batch or cfg.batch_job:
-                run_batch(pending, backend_for(client), cfg, task, rf, stats, log)
+                fatal = _stopping(run_batch, pending, backend_for(client), cfg, task, rf, stats, log)
             else:
                 fatal = run_live(pending, client, cfg, task, rf, stats, log)
             stats.request_s = time.monotonic() - t_requests
@@ -110,6 +110,15 @@ def _answer(items: list[Item], out: Path, task: Task, cfg: ExtractConfig,
     finally:
         rf.close()
     return records, stats, fatal
+
+
+def _stopping(route, *args) -> FatalError | None:
+    """Run a batch route; the FatalError that stopped it, if any (the records it wrote stay)."""
+    try:
+        route(*args)
+    except FatalError as e:
+        return e
+    return None
 
 
 def write_batch(items: list[Item], out: Path, cfg: ExtractConfig, task: Task, log) -> dict:

@@ -71,6 +71,9 @@ class ExtractConfig:
     price_in: float | None = field_(None, "USD per 1M input tokens for this model (overrides the table)", min=0)
     price_out: float | None = field_(None, "USD per 1M output tokens for this model (overrides the table)", min=0)
     overwrite: bool = field_(False, "drop this split's records made with another prompt or settings")
+    allow_mixed_models: bool = field_(False, "keep answers in the output although the server reports another "
+                                      "model than the file's first answer did (providers reroute retired models); "
+                                      "without it such a run stops, naming both")
     progress: bool = field_(True, "show a progress bar")
     data_dir: str | None = field_(None, "release-layout data folder")
 

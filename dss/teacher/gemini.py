@@ -160,7 +160,8 @@ def gemini_completion(resp) -> list[Completion]:
         text = "".join(p.text for p in parts if p.text and not getattr(p, "thought", False))
         finish = None if cand is None or cand.finish_reason is None else \
             str(getattr(cand.finish_reason, "value", cand.finish_reason))
-        out.append(Completion(text=text, usage=usage if k == 0 else {"shared": True}, finish_reason=finish))
+        out.append(Completion(text=text, usage=usage if k == 0 else {"shared": True}, finish_reason=finish,
+                              model=resp.model_version))
     return out
 
 

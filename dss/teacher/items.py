@@ -15,7 +15,7 @@ from dss.core.errors import DataError
 from dss.tasks.base import Example, Task
 from dss.teacher import prompts
 from dss.teacher.extract_config import ExtractConfig
-from dss.teacher.protocol import CUT_OFF, as_text
+from dss.teacher.protocol import CUT_OFF, FatalError, as_text
 from dss.teacher.store import RecordFile
 
 
@@ -64,7 +64,8 @@ def build_items(task: Task, cfg: ExtractConfig, examples: list[Example]) -> list
 
 
 def make_record(item: Item, cfg: ExtractConfig, task: Task, text: str | None, usage=None, latency=None,
-                error: str | None = None, attempts: int = 1, finish_reason=None) -> dict:
+                error: str | None = None, attempts: int = 1, finish_reason=None, model: str | None = None) -> dict:
+    """The record of one answer (or error); `model` is the model the response reports (None: not reported)."""
     if error is not None:
         status, label, rationale = "error", None, None
     elif finish_reason in CUT_OFF:
@@ -75,7 +76,7 @@ def make_record(item: Item, cfg: ExtractConfig, task: Task, text: str | None, us
         status = "ok" if label else "unparsed"
     rec = {"id": item.example.id, "task": task.name, "split": cfg.split, "teacher": cfg.teacher,
            "prompt_sha": item.sha, "sample": item.sample, "status": status, "label": label,
-           "rationale": rationale, "raw": text, "usage": usage,
+           "rationale": rationale, "raw": text, "usage": usage, "model": model,
            "latency_s": None if latency is None else round(latency, 4),
            "sampling": None if item.sha == "released" else cfg.sampling().to_dict(), "attempts": attempts}
     if finish_reason:
@@ -83,6 +84,18 @@ def make_record(item: Item, cfg: ExtractConfig, task: Task, text: str | None, us
     if error is not None:
         rec["error"] = error
     return rec
+
+
+def model_change(rf: RecordFile, model: str | None, cfg: ExtractConfig) -> FatalError | None:
+    """The error that stops a run before an answer from `model` goes into a file whose first answer came from
+    another model (providers reroute retired models: a study must not change teacher silently); None when the
+    answer may go in. The first model seen is the reference: asking "gpt-4o-mini" and getting its dated
+    version "gpt-4o-mini-2024-07-18" throughout is no change."""
+    if model is None or rf.first_model in (None, model) or cfg.allow_mixed_models:
+        return None
+    return FatalError(f"{rf.path} holds answers from model {rf.first_model!r}, and the server now answers "
+                      f"{cfg.teacher} with model {model!r}; its answers were not written. Pass "
+                      "--allow-mixed-models to keep both models' answers in this file, or --out to start another")
 
 
 # ---------------------------------------------------------------------------------------------- resume

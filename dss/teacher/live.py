@@ -12,7 +12,7 @@ from collections import deque
 from dss.tasks.base import Task
 from dss.teacher.cost import Stats
 from dss.teacher.extract_config import ExtractConfig
-from dss.teacher.items import Item, make_record, units
+from dss.teacher.items import Item, make_record, model_change, units
 from dss.teacher.protocol import BadAnswer, FatalError, RetryPolicy, Stopped, TransientError, call_with_retries
 from dss.teacher.store import RecordFile
 
@@ -141,7 +141,8 @@ class LiveRun:
             self.limiter.record(sum(usage.get(k, 0) for k in ("input_tokens", "output_tokens", "thought_tokens")))
         for k, (it, comp) in enumerate(zip(unit, comps)):
             self.emit(make_record(it, self.cfg, self.task, comp.text, comp.usage, latency,
-                                  attempts=attempts if k == 0 else 0, finish_reason=comp.finish_reason))
+                                  attempts=attempts if k == 0 else 0, finish_reason=comp.finish_reason,
+                                  model=comp.model))
         if len(comps) < len(unit):
             with self.write_lock:
                 self.stats.short_responses += 1
@@ -155,6 +156,11 @@ class LiveRun:
 
     def emit(self, rec: dict) -> None:
         with self.write_lock:
+            change = model_change(self.rf, rec["model"], self.cfg)
+            if change is not None:  # not written: the run stops as on any FatalError
+                self.fatal.append(change)
+                self.stop.set()
+                return
             self.rf.append(rec)
             self.stats.add(rec)
             if self.bar is not None:

@@ -56,6 +56,7 @@ class Completion:
     # is on the first choice and the others carry {"shared": True}: a tally never counts a prompt twice.
     usage: dict | None = None
     finish_reason: str | None = None
+    model: str | None = None  # the model the response says answered (OpenAI "model", Gemini "modelVersion")
 
 
 def token_count(value) -> int | None:

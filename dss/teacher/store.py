@@ -3,7 +3,8 @@ extractor's append-only output, and `write_records` for whole files.
 
 Crash safety: each record is one `write()` of a whole line, flushed as it completes; a run holds a lock
 file so two runs never write the same file; on open a torn last line (a kill mid-write) is cut off.
-Any string a server sent can be written, a lone surrogate too (`line`).
+Any string a server sent can be written, a lone surrogate too (`line`). `first_model` is the model the file's
+first answer reported: the teacher of this cache (dss.teacher.items.model_change).
 """
 from __future__ import annotations
 
@@ -50,10 +51,12 @@ class RecordFile:
                 fh.truncate(good_len)
         self._fh = None
         self._frozen = False
+        self.first_model = _first_model(self.records)
 
     def rewrite(self, keep: list[dict]) -> None:
         write_records(self.path, keep)
         self.records = keep
+        self.first_model = _first_model(keep)
 
     def freeze(self) -> None:
         """Accept no more records (threads abandoned at the end of a run must not write)."""
@@ -67,9 +70,14 @@ class RecordFile:
         self._fh.write(line(rec))  # one write of a whole line
         self._fh.flush()
         self.records.append(rec)
+        self.first_model = self.first_model or rec.get("model")
 
     def close(self) -> None:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
         self._lock_fh.close()
+
+
+def _first_model(records: list[dict]) -> str | None:
+    return next((r["model"] for r in records if r.get("model")), None)

@@ -35,6 +35,7 @@ def summarize(records, items, examples, task, cfg, stats: Stats, wall, out: Path
         "thought_cost_usd": cost_of(0, 0, price, batch, stats.tokens_thought),
         "saved_usd": _saving(stats, price, batch),
         "price_per_1m": price, "price_model": model, "wall_s": round(wall, 3),
+        "models": list(dict.fromkeys(r["model"] for r in mine if r.get("model"))),  # as the responses name them
         "requests_per_s": round(stats.requests / stats.request_s, 2) if stats.request_s > 0 else 0.0,
         # over examples with an answer; unparsed and truncated answers count as wrong
         "teacher_accuracy": round(1 - (inconsistent + no_label) / len(answered), 4) if answered else None,
@@ -89,6 +90,10 @@ def format_summary(s: dict) -> str:
              f"  tokens   {s['tokens_in']} in, {s['tokens_out']} out, {s.get('tokens_thought', 0)} thought"
              + (f" ({s['answers_without_usage']} answers without usage)" if s['answers_without_usage'] else "")
              + f"; cost {cost}"]
+    if s["models"]:  # what answered; a name that does not extend the asked one (a dated version) is a reroute
+        asked = s["price_model"]
+        rerouted = any(not m.startswith(asked) for m in s["models"])
+        lines.append(f"  models   {', '.join(s['models'])}" + (f" (asked for {asked})" if rerouted else ""))
     if s["teacher_accuracy"] is not None:
         lines.append(f"  teacher accuracy vs gold {s['teacher_accuracy']:.1%} (voted label; unparsed and truncated "
                      "count as wrong)")
