@@ -210,7 +210,7 @@ class OpenAIBatch:
         errors = (job.get("errors") or {}).get("data") or []
         return self.STATES.get(job.get("status"), RUNNING), {
             "state": job.get("status"), "output": job.get("output_file_id"), "errors_file": job.get("error_file_id"),
-            "error": "; ".join(str(e.get("message")) for e in errors) or None}
+            "error": self.client.shown("; ".join(str(e.get("message")) for e in errors), 300) or None}
 
     def results(self, name: str, info: dict):
         out = []
@@ -250,8 +250,8 @@ class GeminiBatch:
     def poll(self, name: str) -> tuple[str, dict]:
         job = self.client.call(lambda: self.client.client.batches.get(name=name))
         state = str(getattr(job.state, "value", job.state))
-        return self.STATES.get(state, RUNNING), {"state": state, "job": job,
-                                                 "error": str(job.error) if getattr(job, "error", None) else None}
+        error = self.client.shown(str(job.error), 300) if getattr(job, "error", None) else None
+        return self.STATES.get(state, RUNNING), {"state": state, "job": job, "error": error}
 
     def results(self, name: str, info: dict):
         from google.genai import types

@@ -189,7 +189,7 @@ class OpenAIClient:
             self._drop_conn()
             if fired.is_set() or isinstance(e, (socket.timeout, TimeoutError)):
                 raise TransientError(f"no complete answer within --timeout {self.timeout_s:g} s") from None
-            raise TransientError(f"connection failed: {type(e).__name__}: {self._shown(str(e), 300)}") from None
+            raise TransientError(f"connection failed: {type(e).__name__}: {self.shown(str(e), 300)}") from None
         finally:
             watchdog.cancel()
 
@@ -215,7 +215,7 @@ class OpenAIClient:
             return json.loads(data)
         except ValueError:
             raise TransientError(f"malformed response body from {subpath}: "
-                                 f"{self._shown(data.decode('utf-8', 'replace'), 200)!r}") from None
+                                 f"{self.shown(data.decode('utf-8', 'replace'), 200)!r}") from None
 
     def list_models(self) -> list[dict]:
         """GET /models: [{"id", "owned_by"}] as the server lists them."""
@@ -236,9 +236,10 @@ class OpenAIClient:
             return openai_completions(json.loads(raw))
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
             raise TransientError(f"malformed response body ({type(e).__name__}): "
-                                 f"{self._shown(raw.decode('utf-8', 'replace'), 200)!r}") from None
+                                 f"{self.shown(raw.decode('utf-8', 'replace'), 200)!r}") from None
 
-    def _shown(self, text: str, limit: int) -> str:
+    def shown(self, text: str, limit: int) -> str:
+        """Server text with the key and --base-url credentials masked, then cut."""
         return shown(text, [self._key, *self._hidden], limit)
 
 

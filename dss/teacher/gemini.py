@@ -124,13 +124,15 @@ class GeminiClient:
             raise http_error(int(e.code or 0), raw, parse_retry_after(headers.get("retry-after")),
                               f"gemini:{self.model}", "GEMINI_API_KEY", self._key, self._hidden) from None
         except (ValueError, TypeError, KeyError) as e:  # pydantic validation of a malformed body
-            raise TransientError(f"malformed response body: {type(e).__name__}: "
-                                 f"{shown(str(e), [self._key, *self._hidden], 200)}") from None
+            raise TransientError(f"malformed response body: {type(e).__name__}: {self.shown(str(e), 200)}") from None
         except Exception as e:  # httpx2 transport errors: timeouts, refused, reset
             if _is_transport_error(e):
-                raise TransientError(f"connection failed: {type(e).__name__}: "
-                                     f"{shown(str(e), [self._key, *self._hidden], 200)}") from None
+                raise TransientError(f"connection failed: {type(e).__name__}: {self.shown(str(e), 200)}") from None
             raise
+
+    def shown(self, text: str, limit: int) -> str:
+        """Server text with the key and --base-url credentials masked, then cut."""
+        return shown(text, [self._key, *self._hidden], limit)
 
 
 def _is_transport_error(e: Exception) -> bool:
