@@ -14,17 +14,8 @@ from dss.teacher import prompts, store
 from dss.teacher.extract import run
 from dss.teacher.extract_config import ExtractConfig, default_out
 from dss.teacher.live import RateLimiter
-from dss.testing.fake_teacher import FakeTeacher
 
 KEY = "sk-extract-SECRET-987654321"
-
-
-@pytest.fixture
-def srv(monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    monkeypatch.setenv("GEMINI_API_KEY", KEY)
-    with FakeTeacher() as s:
-        yield s
 
 
 def cfg_for(srv, data_dir, out, **kw):

@@ -19,7 +19,7 @@ from dss.teacher.extract_config import ExtractConfig
 from dss.teacher.protocol import RetryPolicy, Sampling, TransientError, parse_retry_after
 from dss.teacher.summary import format_summary
 from dss.testing.bodies import openai_body
-from dss.testing.fake_teacher import FakeTeacher, default_responder
+from dss.testing.fake_teacher import default_responder
 
 KEY = "sk-Zq8vXw3RkT9pLm2NbY7cHd4Fg6Jh1KsQ"  # 35 characters, no piece of which occurs in a record by chance
 MSGS = [{"role": "user", "content": "Q: Where?\nAnswer Choices:\n(a) home\n(b) work"}]
@@ -32,14 +32,6 @@ def pieces(secret: str, n: int = 4) -> set[str]:
 
 def leaks(text: str, secret: str = KEY) -> list[str]:
     return sorted(p for p in pieces(secret) if p in text)
-
-
-@pytest.fixture
-def srv(monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    monkeypatch.setenv("GEMINI_API_KEY", KEY)
-    with FakeTeacher() as s:
-        yield s
 
 
 def teacher_kw(srv, provider: str) -> dict:
