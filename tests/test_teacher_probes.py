@@ -127,8 +127,10 @@ def test_an_answer_cut_at_max_tokens_is_truncated_and_a_larger_limit_redoes_only
     s = run(cfg_for(srv, tiny_cqa_dir, out, provider, limit=3, max_tokens=128), task, log=quiet)
     assert len(srv.generation_requests()) == before + 1 and (s["done"], s["truncated"]) == (3, 0)
     assert sorted(r["sampling"]["max_tokens"] for r in lines(out)) == [64, 64, 128]
+    s = run(cfg_for(srv, tiny_cqa_dir, out, provider, limit=3, max_tokens=256, overwrite=True), task, log=quiet)
+    assert s["this_run"]["requests"] == 3  # --overwrite redoes every answer of another setting
     with pytest.raises(DataError, match="different prompt"):  # a smaller limit is another setting, as before
-        run(cfg_for(srv, tiny_cqa_dir, out, provider, limit=3, max_tokens=32), task, log=quiet)
+        run(cfg_for(srv, tiny_cqa_dir, out, provider, limit=3, max_tokens=128), task, log=quiet)
 
 
 def test_unreadable_labels_never_vote_together():

@@ -70,7 +70,8 @@ class ExtractConfig:
     prices: str | None = field_(None, "YAML price table {model: [usd_per_1M_in, usd_per_1M_out]}")
     price_in: float | None = field_(None, "USD per 1M input tokens for this model (overrides the table)", min=0)
     price_out: float | None = field_(None, "USD per 1M output tokens for this model (overrides the table)", min=0)
-    overwrite: bool = field_(False, "drop this split's records made with another prompt or settings")
+    overwrite: bool = field_(False, "drop this split's records made with another prompt or settings (with a "
+                             "larger --max-tokens: all of them, not only the truncated ones)")
     allow_mixed_models: bool = field_(False, "keep answers in the output although the server reports another "
                                       "model than the file's first answer did (providers reroute retired models); "
                                       "without it such a run stops, naming both")

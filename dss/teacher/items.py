@@ -101,8 +101,9 @@ def model_change(rf: RecordFile, model: str | None, cfg: ExtractConfig) -> Fatal
 # ---------------------------------------------------------------------------------------------- resume
 def plan(items: list[Item], rf: RecordFile, cfg: ExtractConfig) -> tuple[list[Item], dict]:
     """Which items still need a request; repairs the file (drops errors to redo, answers cut off by a smaller
-    --max-tokens, and stale records with --overwrite). Returns (pending, counts); counts["truncated_kept"] are
-    cut-off answers of this very request, which only a larger --max-tokens would change."""
+    --max-tokens, and stale records with --overwrite, which takes a smaller --max-tokens for another setting
+    too). Returns (pending, counts); counts["truncated_kept"] are cut-off answers of this very request, which
+    only a larger --max-tokens would change."""
     current = {it.key: it for it in items}
     sampling = None if cfg.import_released else cfg.sampling().to_dict()
     keep, drop, done = [], {"error": 0, "stale": 0, "duplicate": 0, "truncated": 0}, set()
@@ -113,7 +114,8 @@ def plan(items: list[Item], rf: RecordFile, cfg: ExtractConfig) -> tuple[list[It
             keep.append(rec)  # another selection's work: leave it alone
             continue
         same = rec.get("prompt_sha") == it.sha
-        if not same and not _under_smaller_limit(rec, it, cfg.teacher, sampling):
+        grown = not same and not cfg.overwrite and _under_smaller_limit(rec, it, cfg.teacher, sampling)
+        if not same and not grown:
             if not cfg.overwrite:
                 raise DataError(
                     f"{rf.path} already holds records for these examples made with a different prompt, "
@@ -122,7 +124,7 @@ def plan(items: list[Item], rf: RecordFile, cfg: ExtractConfig) -> tuple[list[It
             drop["stale"] += 1
         elif rec["status"] == "error":
             drop["error"] += 1
-        elif rec["status"] == "truncated" and not same:
+        elif rec["status"] == "truncated" and grown:
             drop["truncated"] += 1
         elif key in done:
             drop["duplicate"] += 1

@@ -85,8 +85,8 @@ def format_summary(s: dict) -> str:
              f"  answers  {s['answers']} for {s['examples']} examples: {s['done']} ok, {s['unparsed']} unparsed, "
              f"{s['truncated']} truncated, {s['failed']} failed, {s['missing']} missing",
              f"  this run {tr['ok']} ok, {tr['unparsed']} unparsed, {tr['truncated']} truncated, {tr['failed']} "
-             f"failed; {tr['requests']} "
-             f"requests ({tr['retries']} retries), {s['requests_per_s']} req/s, wall {s['wall_s']:.1f} s",
+             f"failed; {tr['requests']} requests ({tr['retries']} retries), {s['requests_per_s']} req/s, "
+             f"wall {s['wall_s']:.1f} s",
              f"  tokens   {s['tokens_in']} in, {s['tokens_out']} out, {s.get('tokens_thought', 0)} thought"
              + (f" ({s['answers_without_usage']} answers without usage)" if s['answers_without_usage'] else "")
              + f"; cost {cost}"]
