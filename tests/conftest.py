@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from dss.testing.fake_teacher import FakeTeacher
 from dss.testing.release import write_cqa
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +32,16 @@ def shared_data() -> Path:
 def tiny_cqa_dir(tmp_path) -> Path:
     """A 40-row cqa train and 10-row test with teacher completions, in the release layout."""
     return write_cqa(tmp_path, {"train": 40, "test": 10}, batch=16)
+
+
+@pytest.fixture
+def srv(request, monkeypatch):
+    """A fake teacher on 127.0.0.1 (dss.testing.fake_teacher); both providers' API key is the test module's KEY,
+    which no message or file may then show."""
+    monkeypatch.setenv("OPENAI_API_KEY", request.module.KEY)
+    monkeypatch.setenv("GEMINI_API_KEY", request.module.KEY)
+    with FakeTeacher() as s:
+        yield s
 
 
 @pytest.fixture(autouse=True)

@@ -14,17 +14,8 @@ from dss.teacher import prompts, store
 from dss.teacher.extract import run
 from dss.teacher.extract_config import ExtractConfig, default_out
 from dss.teacher.live import RateLimiter
-from dss.testing.fake_teacher import FakeTeacher
 
 KEY = "sk-extract-SECRET-987654321"
-
-
-@pytest.fixture
-def srv(monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    monkeypatch.setenv("GEMINI_API_KEY", KEY)
-    with FakeTeacher() as s:
-        yield s
 
 
 def cfg_for(srv, data_dir, out, **kw):
@@ -265,7 +256,7 @@ def test_import_released_records(tiny_cqa_dir, tmp_path):
     for ex in fresh:
         ex.llm_label = ex.llm_rationale = None
     counts = rationales.apply_rationales(fresh, out)
-    assert counts == {"matched": len(fresh), "missing": 0, "unparsed": 0, "more_rationales": 0}
+    assert counts == {"matched": len(fresh), "missing": 0, "unparsed": 0, "truncated": 0, "more_rationales": 0}
     assert [(e.llm_label, e.llm_rationale) for e in fresh] == [(e.llm_label, e.llm_rationale) for e in examples]
 
 
@@ -327,7 +318,7 @@ def test_apply_rationales_contract(tmp_path):
     exs = [Example(i, "in", gold, llm_label="old", llm_rationale="old") for i, gold in
            [("a", "y"), ("b", "q"), ("c", "q"), ("d", "q"), ("e", "q")]]
     counts = rationales.apply_rationales(exs, path)
-    assert counts == {"matched": 2, "missing": 1, "unparsed": 2, "more_rationales": 0}
+    assert counts == {"matched": 2, "missing": 1, "unparsed": 2, "truncated": 0, "more_rationales": 0}
     assert [(e.llm_label, e.llm_rationale) for e in exs] == [("y", "why y"), (None, None), (None, None),
                                                            ("z", "why z"), (None, None)]
     counts = rationales.apply_rationales(exs, path, filter="consistent")
@@ -386,6 +377,7 @@ def test_svamp_votes_compare_equations_by_value(tmp_path):
         {"id": "a", "task": "svamp", "sample": 1, "status": "ok", "label": "10 - 3", "rationale": "r1"},
         {"id": "a", "task": "svamp", "sample": 2, "status": "ok", "label": "(2 * 4)", "rationale": "r2"}])
     ex = Example("a", "q", "( 7.0 )")
-    assert rationales.apply_rationales([ex], path) == {"matched": 1, "missing": 0, "unparsed": 0, "more_rationales": 1}
+    assert rationales.apply_rationales([ex], path) == {"matched": 1, "missing": 0, "unparsed": 0, "truncated": 0,
+                                                        "more_rationales": 1}
     assert (ex.llm_label, ex.llm_rationale) == ("(3 + 4)", "r0")  # 7 twice beats 8 once
     assert ex.more_rationales == ["r1"]  # 10 - 3 reaches 7 too

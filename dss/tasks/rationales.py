@@ -1,7 +1,9 @@
 """Rationale files, as every stage reads them: one JSON record a line, one line per (example, sample).
 
-    {"id", "task", "split", "teacher", "prompt_sha", "sample", "status": "ok"|"unparsed"|"error",
+    {"id", "task", "split", "teacher", "prompt_sha", "sample", "status": "ok"|"unparsed"|"truncated"|"error",
      "label", "rationale", "raw", "usage", "latency_s", ...}
+
+"truncated" is an answer the teacher's token limit cut off: whatever its text parses to, it has no label.
 
 `dss extract` writes them (dss.teacher.store); `dss train --rationales F` attaches them to examples here
 (`apply_rationales`), the same way a task attaches the release's completions. A last line without its newline
@@ -16,7 +18,7 @@ from pathlib import Path
 from dss.core.errors import DataError
 from dss.tasks.base import Example, Task
 
-STATUSES = ("ok", "unparsed", "error")
+STATUSES = ("ok", "unparsed", "truncated", "error")
 REQUIRED = ("id", "sample", "status")
 
 
@@ -69,7 +71,8 @@ def by_example(records: list[dict]) -> dict[str, list[dict]]:
 def vote(samples: list[dict], task: Task | None = None) -> tuple[str | None, str | None]:
     """Majority label over a sample set's parsed labels (self-consistency), compared as the task scores them
     (SVAMP equations by value), and the rationale of the first sample that gave it; ties go to the label seen
-    first. (None, None) when no sample parsed."""
+    first. Labels the task cannot read (an equation that does not evaluate) agree with no other label and lose
+    to any readable one. (None, None) when no sample parsed."""
     label, rationales = vote_all(samples, task)
     return label, rationales[0] if rationales else None
 
@@ -80,10 +83,14 @@ def vote_all(samples: list[dict], task: Task | None = None) -> tuple[str | None,
     ok = [r for r in sorted(samples, key=lambda r: int(r["sample"])) if r["status"] == "ok" and r.get("label")]
     if not ok:
         return None, []
-    counts = Counter(key(r["label"]) for r in ok)
+    keyed = [(r, key(r["label"])) for r in ok]
+    readable = [(r, k) for r, k in keyed if k is not None]
+    if not readable:  # no two unreadable labels are the same answer: the first stands alone
+        return ok[0]["label"], [ok[0]["rationale"]] if ok[0].get("rationale") else []
+    counts = Counter(k for _, k in readable)
     best = max(counts.values())
-    winner = next(r for r in ok if counts[key(r["label"])] == best)
-    agreeing = [r.get("rationale") for r in ok if key(r["label"]) == key(winner["label"])]
+    winner, won = next((r, k) for r, k in readable if counts[k] == best)
+    agreeing = [r.get("rationale") for r, k in readable if k == won]
     if not agreeing[0]:
         return winner["label"], []  # the winner's own (empty) rationale stays what `vote` reports
     return winner["label"], list(dict.fromkeys(x for x in agreeing if x))
@@ -93,17 +100,19 @@ def apply_rationales(examples: list[Example], path, task: Task | None = None, fi
     """Overwrite each example's llm_label / llm_rationale from the file's records, matched by id.
 
     Several samples of an example are reduced by `vote_all` (the other rationales that reach the voted label
-    go to ex.more_rationales, counted as "more_rationales"); an example whose records are all unparsed or errors
-    gets None, as does one with no record (counted as missing). filter="consistent" also sets None where the
-    teacher's label differs from the gold label. `task` (default: the records' own) decides how labels compare.
-    Returns counts {"matched", "missing", "unparsed", "more_rationales"} (+ "inconsistent" with that filter).
+    go to ex.more_rationales, counted as "more_rationales"); an example without an ok record gets None: counted
+    as "truncated" when an answer of it was cut off by the token limit, else as "unparsed" (all unparsed or
+    errors), or as "missing" when it has no record. filter="consistent" also sets None where the teacher's label
+    differs from the gold label. `task` (default: the records' own) decides how labels compare.
+    Returns counts {"matched", "missing", "unparsed", "truncated", "more_rationales"} (+ "inconsistent" with
+    that filter).
     """
     if filter not in (None, "none", "consistent"):
         raise DataError(f"filter {filter!r}: expected 'consistent' or none")
     records = read_rationale_file(path)
     task = task or _task_of(records)
     groups = by_example(records)
-    counts = {"matched": 0, "missing": 0, "unparsed": 0, "more_rationales": 0}
+    counts = {"matched": 0, "missing": 0, "unparsed": 0, "truncated": 0, "more_rationales": 0}
     if filter == "consistent":
         counts["inconsistent"] = 0
     for ex in examples:
@@ -113,7 +122,7 @@ def apply_rationales(examples: list[Example], path, task: Task | None = None, fi
         if not recs:
             counts["missing"] += 1
         elif label is None:
-            counts["unparsed"] += 1
+            counts["truncated" if any(r["status"] == "truncated" for r in recs) else "unparsed"] += 1
         elif filter == "consistent" and not task.is_correct(label, ex.label):
             counts["inconsistent"] += 1
             label, rationale, more = None, None, []

@@ -8,6 +8,10 @@ until it ends, and its answers become ordinary records, the same as a live run's
 The job's name is saved beside the output before polling, so a rerun of the same command after an interruption
 collects the same job instead of paying twice. Every request's key holds the cache key (example id, sample,
 request hash): a result for another prompt or setting is never taken for this one.
+
+Results are (key, Completion or None, error, "file:line"). A line that names no request is an error naming the
+line; any other bad line is an error record naming it. A request with several result lines gets its first
+answer (an error line never shadows an answer, in whatever order), and two different answers are reported.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from dss.core.io import atomic_write_json
 from dss.tasks.base import Task
 from dss.teacher.cost import Stats
 from dss.teacher.extract_config import ExtractConfig
-from dss.teacher.items import Item, make_record
+from dss.teacher.items import Item, make_record, model_change
 from dss.teacher.protocol import RetryPolicy, call_with_retries
 from dss.teacher.store import RecordFile
 
@@ -58,7 +62,8 @@ def run_batch(items: list[Item], backend, cfg: ExtractConfig, task: Task, rf: Re
         state_path.unlink(missing_ok=True)
         raise DataError(f"batch job {name} ended {info.get('state', state)}: {info.get('error') or 'no answers'}; "
                         "rerun to submit a new one")
-    written = write_results(retrying(lambda: backend.results(name, info), cfg), by_key, cfg, task, rf, stats)
+    written, _ = write_results(retrying(lambda: backend.results(name, info), cfg), by_key, cfg, task, rf, stats,
+                               log)
     state_path.unlink(missing_ok=True)
     log(f"batch job {name}: {written} records written" +
         (f"; {len(by_key)} requests were not in it: rerun to submit them" if by_key else ""))
@@ -75,22 +80,46 @@ def wait(name: str, backend, cfg: ExtractConfig, log) -> tuple[str, dict]:
 
 
 def write_results(results, by_key: dict[str, Item], cfg: ExtractConfig, task: Task, rf: RecordFile,
-                  stats: Stats) -> int:
-    """A record for each (key, completion or None, error) that an item of `by_key` still waits on (popping
-    it); results under other keys (other prompts, settings, or work already done) are skipped."""
+                  stats: Stats, log=print) -> tuple[int, int]:
+    """A record for each result (`pick`ed, one per key) that an item of `by_key` still waits on (popping it);
+    results under other keys (other prompts, settings, or work already done) are skipped. Returns (records
+    written, results skipped)."""
+    picked, passed_over = pick(results)
+    if passed_over:
+        log(f"{len(passed_over)} request(s) have different answers on several lines: each keeps its first "
+            f"(e.g. {passed_over[0]})")
     written = 0
-    for key, comp, error in results:
+    for key, comp, error, _ in picked:
         it = by_key.pop(key, None)
         if it is None:
             continue
         if comp is None:
             rec = make_record(it, cfg, task, None, error=f"batch request failed: {error}")
         else:
-            rec = make_record(it, cfg, task, comp.text, comp.usage, finish_reason=comp.finish_reason)
+            rec = make_record(it, cfg, task, comp.text, comp.usage, finish_reason=comp.finish_reason,
+                              model=comp.model)
+            change = model_change(rf, comp.model, cfg)
+            if change is not None:  # a job's results stay where they are (a rerun with the flag collects them)
+                raise change
         rf.append(rec)
         stats.add(rec)
         written += 1
-    return written
+    return written, len(picked) - written
+
+
+def pick(results) -> tuple[list[tuple], list[str]]:
+    """One result per key, in first-seen order: its first answer, else its first error. Returns (the results,
+    "B passed over for A" for each further answer whose text differs from the kept one)."""
+    chosen: dict[str, tuple] = {}
+    passed_over = []
+    for res in results:
+        key, comp, _, at = res
+        kept = chosen.get(key)
+        if kept is None or (kept[1] is None and comp is not None):
+            chosen[key] = res
+        elif comp is not None and comp.text != kept[1].text:
+            passed_over.append(f"{at} passed over for {kept[3]}")
+    return list(chosen.values()), passed_over
 
 
 def retrying(fn, cfg: ExtractConfig):
@@ -107,26 +136,41 @@ def openai_batch_lines(pairs: list[tuple[str, Item]], client, cfg: ExtractConfig
 
 
 def read_openai_results(text: str, where: str = "batch results"):
-    """(custom_id, Completion or None, error) per line of an OpenAI or `vllm run-batch` output file:
-    {"id", "custom_id", "response": {"status_code", "body": chat.completion}, "error"}."""
-    from dss.teacher.client import openai_completions
+    """(custom_id, Completion or None, error, "where:line") per line of an OpenAI or `vllm run-batch` output
+    file: {"id", "custom_id", "response": {"status_code", "body": chat.completion}, "error"}."""
     for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            key = row["custom_id"]
-        except (ValueError, KeyError, TypeError):
-            raise DataError(f"{where}:{lineno}: not a batch result line (needs custom_id)") from None
-        response, error = row.get("response") or {}, row.get("error")
-        status = response.get("status_code", 200)
-        if error or status != 200 or not isinstance(response.get("body"), dict):
-            yield key, None, str(error or f"HTTP {status}: {str(response.get('body'))[:200]}")
-            continue
-        try:
-            yield key, openai_completions(response["body"])[0], None
-        except (ValueError, KeyError, IndexError, TypeError) as e:
-            yield key, None, f"malformed response body ({type(e).__name__})"
+        if line.strip():
+            at = f"{where}:{lineno}"
+            row = _result_row(line, "custom_id", at)
+            yield (row["custom_id"], *_openai_result(row, at), at)
+
+
+def _result_row(line: str, key_field: str, at: str) -> dict:
+    """A results line as a dict whose `key_field` is a string; a line that names no request is an error."""
+    try:
+        row = json.loads(line)
+    except ValueError:
+        row = None
+    if not isinstance(row, dict) or not isinstance(row.get(key_field), str):
+        raise DataError(f"{at}: not a batch result line (needs a JSON object with a string {key_field})")
+    return row
+
+
+def _openai_result(row: dict, at: str):
+    """(Completion, None) for an answer, (None, error naming the line) for anything else."""
+    from dss.teacher.client import openai_completions
+    response, error = row.get("response"), row.get("error")
+    if error:
+        return None, f"{at}: {error}"
+    if not isinstance(response, dict):
+        return None, f"{at}: response is not an object: {str(response)[:200]}"
+    status, body = response.get("status_code", 200), response.get("body")
+    if status != 200 or not isinstance(body, dict):
+        return None, f"{at}: HTTP {status}: {str(body)[:200]}"
+    try:
+        return openai_completions(body)[0], None
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
+        return None, f"{at}: malformed response body ({type(e).__name__})"
 
 
 def read_batch_file(path, items: list[Item], cfg: ExtractConfig, task: Task, rf: RecordFile, stats: Stats,
@@ -137,9 +181,7 @@ def read_batch_file(path, items: list[Item], cfg: ExtractConfig, task: Task, rf:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
         raise DataError(f"{path}: cannot read batch results: {e.strerror or e}") from None
-    results = list(read_openai_results(text, str(path)))
-    written = write_results(results, by_key, cfg, task, rf, stats)
-    other = len(results) - written
+    written, other = write_results(list(read_openai_results(text, str(path))), by_key, cfg, task, rf, stats, log)
     log(f"{path}: {written} records written" + (f"; {other} results for other prompts, settings or finished "
                                                  "work skipped" if other else "") +
         (f"; {len(by_key)} requests had no result: rerun --read-batch with them, or run live" if by_key else ""))
@@ -168,7 +210,7 @@ class OpenAIBatch:
         errors = (job.get("errors") or {}).get("data") or []
         return self.STATES.get(job.get("status"), RUNNING), {
             "state": job.get("status"), "output": job.get("output_file_id"), "errors_file": job.get("error_file_id"),
-            "error": "; ".join(str(e.get("message")) for e in errors) or None}
+            "error": self.client.shown("; ".join(str(e.get("message")) for e in errors), 300) or None}
 
     def results(self, name: str, info: dict):
         out = []
@@ -208,8 +250,8 @@ class GeminiBatch:
     def poll(self, name: str) -> tuple[str, dict]:
         job = self.client.call(lambda: self.client.client.batches.get(name=name))
         state = str(getattr(job.state, "value", job.state))
-        return self.STATES.get(state, RUNNING), {"state": state, "job": job,
-                                                 "error": str(job.error) if getattr(job, "error", None) else None}
+        error = self.client.shown(str(job.error), 300) if getattr(job, "error", None) else None
+        return self.STATES.get(state, RUNNING), {"state": state, "job": job, "error": error}
 
     def results(self, name: str, info: dict):
         from google.genai import types
@@ -220,15 +262,19 @@ class GeminiBatch:
             raise DataError(f"batch job {name} succeeded but names no results file")
         data = self.client.call(lambda: self.client.client.files.download(file=dest.file_name))
         out = []
-        for line in data.decode("utf-8").splitlines():
+        for lineno, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
             if not line.strip():
                 continue
-            row = json.loads(line)
+            at = f"batch {name} results line {lineno}"
+            row = _result_row(line, "key", at)
             if row.get("error") or not row.get("response"):
-                out.append((row.get("key"), None, str(row.get("error") or "no response")))
+                out.append((row["key"], None, f"{at}: {row.get('error') or 'no response'}", at))
                 continue
-            resp = types.GenerateContentResponse.model_validate(row["response"])
-            out.append((row.get("key"), gemini_completion(resp)[0], None))
+            try:
+                out.append((row["key"], gemini_completion(
+                    types.GenerateContentResponse.model_validate(row["response"]))[0], None, at))
+            except (ValueError, TypeError) as e:  # pydantic's validation of a response that is not one
+                out.append((row["key"], None, f"{at}: malformed response ({type(e).__name__})", at))
         return out
 
 

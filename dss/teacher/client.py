@@ -4,7 +4,8 @@ failures as dss.teacher.protocol says.
 
 `timeout_s` bounds a whole request, connect to last byte (a server that trickles a byte at a time cannot
 stall a run), and a response body may be at most `body_limit(max_tokens)` bytes.
-API keys come from the environment only; every message that leaves this module passes through `redact`.
+API keys come from the environment only; server text in every message that leaves this module passes through
+`shown` (secrets masked, then cut), and --base-url credentials are masked wherever the URL is named.
 """
 from __future__ import annotations
 
@@ -25,8 +26,11 @@ from dss.teacher.protocol import (
     body_limit,
     http_error,
     parse_retry_after,
-    redact,
+    shown,
+    token_count,
     too_long,
+    url_credentials,
+    usage_of,
 )
 
 OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
@@ -83,12 +87,12 @@ class OpenAIClient:
 
     def __init__(self, model: str, base_url: str, timeout_s: float = 120.0, require_key: bool = True):
         self.model, self.timeout_s = model, timeout_s
+        self.base_url, self._hidden = url_credentials(base_url)  # base_url as messages name it
         parts = urlsplit(base_url.rstrip("/"))
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise FatalError(f"--base-url {base_url!r}: expected http(s)://host[:port]/path")
+            raise FatalError(f"--base-url {self.base_url!r}: expected http(s)://host[:port]/path")
         self.scheme, self.host, self.port = parts.scheme, parts.hostname, parts.port
         self.path = (parts.path or "") + "/chat/completions"
-        self.base_url = base_url
         self._key = os.environ.get("OPENAI_API_KEY") or None
         if self._key is None and parts.hostname == "api.openai.com" and require_key:
             raise FatalError("openai teacher: set OPENAI_API_KEY (api.openai.com needs a key)")
@@ -185,7 +189,7 @@ class OpenAIClient:
             self._drop_conn()
             if fired.is_set() or isinstance(e, (socket.timeout, TimeoutError)):
                 raise TransientError(f"no complete answer within --timeout {self.timeout_s:g} s") from None
-            raise TransientError(f"connection failed: {type(e).__name__}: {e}") from None
+            raise TransientError(f"connection failed: {type(e).__name__}: {self.shown(str(e), 300)}") from None
         finally:
             watchdog.cancel()
 
@@ -203,13 +207,15 @@ class OpenAIClient:
         base = self.path[: -len("/chat/completions")]
         status, data, retry_after = self._send(payload, headers, limit, method, base + subpath)
         if status != 200:
-            raise http_error(status, data, retry_after, f"{self.base_url}{subpath}", "OPENAI_API_KEY", self._key)
+            raise http_error(status, data, retry_after, f"{self.base_url}{subpath}", "OPENAI_API_KEY", self._key,
+                             self._hidden)
         if raw:
             return data
         try:
             return json.loads(data)
         except ValueError:
-            raise TransientError(f"malformed response body from {subpath}: {data[:200]!r}") from None
+            raise TransientError(f"malformed response body from {subpath}: "
+                                 f"{self.shown(data.decode('utf-8', 'replace'), 200)!r}") from None
 
     def list_models(self) -> list[dict]:
         """GET /models: [{"id", "owned_by"}] as the server lists them."""
@@ -225,12 +231,16 @@ class OpenAIClient:
         status, raw, retry_after = self._send(payload, headers, body_limit(sampling.max_tokens, sampling.n))
         if status != 200:
             raise http_error(status, raw, retry_after, f"{self.base_url} (openai:{self.model})",
-                             "OPENAI_API_KEY", self._key)
+                             "OPENAI_API_KEY", self._key, self._hidden)
         try:
             return openai_completions(json.loads(raw))
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
             raise TransientError(f"malformed response body ({type(e).__name__}): "
-                                 f"{redact(raw[:200].decode('utf-8', 'replace'), [self._key])!r}") from None
+                                 f"{self.shown(raw.decode('utf-8', 'replace'), 200)!r}") from None
+
+    def shown(self, text: str, limit: int) -> str:
+        """Server text with the key and --base-url credentials masked, then cut."""
+        return shown(text, [self._key, *self._hidden], limit)
 
 
 def _multipart(fields: dict, files: dict) -> tuple[bytes, str]:
@@ -258,10 +268,12 @@ def openai_completions(data: dict) -> list[Completion]:
             raise TypeError("content is not a string")
         texts.append(text)
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else None
-    if usage is not None:
-        details = usage.get("completion_tokens_details") or {}
-        thought = int((details.get("reasoning_tokens") if isinstance(details, dict) else 0) or 0)
-        usage = {"input_tokens": int(usage.get("prompt_tokens") or 0),
-                 "output_tokens": int(usage.get("completion_tokens") or 0) - thought, "thought_tokens": thought}
-    return [Completion(text=t, usage=usage if k == 0 else {"shared": True}, finish_reason=c.get("finish_reason"))
-            for k, (t, c) in enumerate(zip(texts, choices))]
+    if usage is not None:  # completion_tokens include the reasoning tokens
+        details = usage.get("completion_tokens_details")
+        thought = token_count(details.get("reasoning_tokens") if isinstance(details, dict) else None)
+        completion = token_count(usage.get("completion_tokens"))
+        usage = usage_of(token_count(usage.get("prompt_tokens")),
+                         None if completion is None or thought is None else completion - thought, thought)
+    model = data.get("model") if isinstance(data.get("model"), str) else None
+    return [Completion(text=t, usage=usage if k == 0 else {"shared": True}, finish_reason=c.get("finish_reason"),
+                       model=model) for k, (t, c) in enumerate(zip(texts, choices))]

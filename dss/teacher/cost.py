@@ -78,13 +78,14 @@ class Stats:
     and responses that held fewer choices than asked for (the server ignores `n`)."""
 
     def __init__(self):
-        self.ok = self.unparsed = self.error = self.requests = self.retries = self.short_responses = 0
+        self.ok = self.unparsed = self.truncated = self.error = 0  # records by status
+        self.requests = self.retries = self.short_responses = 0
         self.tokens_in = self.tokens_out = self.tokens_thought = self.no_usage = 0
         self.requests_with_usage = 0
         self.request_s = 0.0  # wall time of the requesting phase
 
     def add(self, rec: dict) -> None:
-        setattr(self, rec["status"], getattr(self, rec["status"]) + 1)  # ok | unparsed | error
+        setattr(self, rec["status"], getattr(self, rec["status"]) + 1)  # ok | unparsed | truncated | error
         self.requests += rec.get("attempts", 1)  # 0 for the further choices of one request
         usage = rec.get("usage")
         if usage and not usage.get("shared"):
@@ -94,3 +95,7 @@ class Stats:
             self.requests_with_usage += 1
         elif not usage and rec["status"] != "error":
             self.no_usage += 1
+
+    def answers(self) -> int:
+        """Records of answers the server gave (every status but error)."""
+        return self.ok + self.unparsed + self.truncated

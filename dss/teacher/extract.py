@@ -67,8 +67,9 @@ def run(cfg: ExtractConfig, task: Task, log=print) -> dict:
     wall = time.monotonic() - t_start
     summary = summarize(records, items, examples, task, cfg, stats, wall, out, model)
     if fatal is not None:
-        log(f"stopped: {stats.ok + stats.unparsed} answers written this run, {summary['done'] + summary['unparsed']}"
-            f" of {len(items)} done in {out}; fix the problem below and rerun the same command to resume")
+        log(f"stopped: {stats.answers()} answers written this run, "
+            f"{summary['done'] + summary['unparsed'] + summary['truncated']} of {len(items)} done in {out}; "
+            "fix the problem below and rerun the same command to resume")
         raise FatalStop(str(fatal))
     log(format_summary(summary))
     return summary
@@ -81,23 +82,27 @@ def _answer(items: list[Item], out: Path, task: Task, cfg: ExtractConfig,
     rf = RecordFile(out)
     stats, fatal = Stats(), None
     try:
-        pending, counts = plan(items, rf, cfg.overwrite)
-        if counts["torn"] or counts["error"] or counts["stale"]:
-            log(f"{out}: repaired — {counts['torn']} torn line(s) cut, {counts['error']} error record(s) and "
-                f"{counts['stale']} stale record(s) dropped to redo")
+        pending, counts = plan(items, rf, cfg)
+        if counts["torn"] or counts["error"] or counts["stale"] or counts["truncated"]:
+            log(f"{out}: repaired — {counts['torn']} torn line(s) cut, {counts['error']} error record(s), "
+                f"{counts['stale']} stale record(s) and {counts['truncated']} answer(s) cut off by a smaller "
+                "--max-tokens dropped to redo")
         if counts["resumed"]:
             log(f"{out}: {counts['resumed']} of {len(items)} answers already done; {len(pending)} to go")
+        if counts["truncated_kept"]:
+            log(f"{out}: {counts['truncated_kept']} answer(s) cut off at --max-tokens {cfg.max_tokens} (status "
+                "truncated) are kept as they are; rerun with a larger --max-tokens to redo them")
         if cfg.import_released:
             for rec in import_released(task, cfg, [it.example for it in pending]):
                 rf.append(rec)
                 stats.add(rec)
         elif cfg.read_batch:
-            read_batch_file(cfg.read_batch, pending, cfg, task, rf, stats, log)
+            fatal = _stopping(read_batch_file, cfg.read_batch, pending, cfg, task, rf, stats, log)
         elif pending or cfg.batch_job or (cfg.batch and batch_state_path(out).is_file()):
             t_requests = time.monotonic()
             client = make_client(cfg.teacher, cfg.base_url, cfg.timeout)
             if cfg.batch or cfg.batch_job:
-                run_batch(pending, backend_for(client), cfg, task, rf, stats, log)
+                fatal = _stopping(run_batch, pending, backend_for(client), cfg, task, rf, stats, log)
             else:
                 fatal = run_live(pending, client, cfg, task, rf, stats, log)
             stats.request_s = time.monotonic() - t_requests
@@ -107,13 +112,22 @@ def _answer(items: list[Item], out: Path, task: Task, cfg: ExtractConfig,
     return records, stats, fatal
 
 
+def _stopping(route, *args) -> FatalError | None:
+    """Run a batch route; the FatalError that stopped it, if any (the records it wrote stay)."""
+    try:
+        route(*args)
+    except FatalError as e:
+        return e
+    return None
+
+
 def write_batch(items: list[Item], out: Path, cfg: ExtractConfig, task: Task, log) -> dict:
     """--write-batch: the requests the output still lacks, as an OpenAI-format batch file (for `vllm run-batch`
     or an OpenAI batch run by hand); nothing is sent. --read-batch then turns the results into records."""
     from dss.teacher.client import OpenAIClient, parse_teacher
     rf = RecordFile(out)
     try:
-        pending, _ = plan(items, rf, cfg.overwrite)
+        pending, _ = plan(items, rf, cfg)
     finally:
         rf.close()
     client = OpenAIClient(parse_teacher(cfg.teacher)[1], cfg.base_url or "http://localhost:8000/v1",

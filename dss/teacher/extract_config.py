@@ -41,12 +41,15 @@ class ExtractConfig:
                                           "medium | high; default: not sent", choices=EFFORTS)
     temperature: float | None = field_(None, "sampling temperature (default 0, or 0.7 with samples > 1)",
                                        min=0.0, max=2.0)
-    max_tokens: int = field_(512, "most tokens per answer (Gemini counts thinking tokens too)", min=1)
+    max_tokens: int = field_(512, "most tokens per answer (Gemini counts thinking tokens too). An answer cut off "
+                             "there is stored as truncated, never as a label; a rerun with a larger value redoes "
+                             "those and keeps the finished answers (a larger limit would not change them)", min=1)
     stop: list[str] = field_([], "stop sequence", repeat=True)
     timeout: float = field_(120.0, "seconds before a request counts as hung and is retried", min=0.01)
     max_attempts: int = field_(6, "tries per request, counting the first", min=1, max=100)
     backoff_base: float = field_(1.0, "first retry delay in seconds; doubles per attempt, full jitter", min=0.0)
-    backoff_max: float = field_(60.0, "retry delay ceiling in seconds (Retry-After may ask for more)", min=0.0)
+    backoff_max: float = field_(60.0, "retry delay ceiling in seconds, a server's Retry-After included (a longer "
+                                "one is said once, then waited this long)", min=0.0)
     limit: int | None = field_(None, "only the first N examples (after --ids)", min=0)
     ids_file: str | None = field_(None, "only the example ids listed in this file, one a line")
     filter: str = field_("none", "consistent: also write a file keeping only rationales whose teacher "
@@ -67,7 +70,11 @@ class ExtractConfig:
     prices: str | None = field_(None, "YAML price table {model: [usd_per_1M_in, usd_per_1M_out]}")
     price_in: float | None = field_(None, "USD per 1M input tokens for this model (overrides the table)", min=0)
     price_out: float | None = field_(None, "USD per 1M output tokens for this model (overrides the table)", min=0)
-    overwrite: bool = field_(False, "drop this split's records made with another prompt or settings")
+    overwrite: bool = field_(False, "drop this split's records made with another prompt or settings (with a "
+                             "larger --max-tokens: all of them, not only the truncated ones)")
+    allow_mixed_models: bool = field_(False, "keep answers in the output although the server reports another "
+                                      "model than the file's first answer did (providers reroute retired models); "
+                                      "without it such a run stops, naming both")
     progress: bool = field_(True, "show a progress bar")
     data_dir: str | None = field_(None, "release-layout data folder")
 

@@ -20,8 +20,11 @@ from dss.teacher.protocol import (
     body_limit,
     http_error,
     parse_retry_after,
-    redact,
+    shown,
+    token_count,
     too_long,
+    url_credentials,
+    usage_of,
 )
 
 
@@ -50,6 +53,7 @@ class GeminiClient:
         except ImportError:
             raise FatalError("gemini teacher needs google-genai: pip install 'dss[gemini]'") from None
         self.model, self.base_url, self.timeout_s = model, base_url, timeout_s
+        self._hidden = url_credentials(base_url)[1] if base_url else []
         self._key = gemini_key()
         if self._key is None:
             if not base_url:
@@ -116,17 +120,19 @@ class GeminiClient:
             raise too_long(e.size, e.limit) from None
         except errors.APIError as e:
             headers = getattr(getattr(e, "response", None), "headers", None) or {}
-            raw = json.dumps({"error": {"message": e.message or str(e.details)[:300]}}).encode()
+            raw = json.dumps({"error": {"message": e.message or str(e.details)}}).encode()  # http_error cuts it
             raise http_error(int(e.code or 0), raw, parse_retry_after(headers.get("retry-after")),
-                              f"gemini:{self.model}", "GEMINI_API_KEY", self._key) from None
+                              f"gemini:{self.model}", "GEMINI_API_KEY", self._key, self._hidden) from None
         except (ValueError, TypeError, KeyError) as e:  # pydantic validation of a malformed body
-            raise TransientError(f"malformed response body: {type(e).__name__}: "
-                                 f"{redact(str(e)[:200], [self._key])}") from None
+            raise TransientError(f"malformed response body: {type(e).__name__}: {self.shown(str(e), 200)}") from None
         except Exception as e:  # httpx2 transport errors: timeouts, refused, reset
             if _is_transport_error(e):
-                raise TransientError(f"connection failed: {type(e).__name__}: "
-                                     f"{redact(str(e)[:200], [self._key])}") from None
+                raise TransientError(f"connection failed: {type(e).__name__}: {self.shown(str(e), 200)}") from None
             raise
+
+    def shown(self, text: str, limit: int) -> str:
+        """Server text with the key and --base-url credentials masked, then cut."""
+        return shown(text, [self._key, *self._hidden], limit)
 
 
 def _is_transport_error(e: Exception) -> bool:
@@ -142,20 +148,22 @@ def _is_transport_error(e: Exception) -> bool:
 
 def gemini_completion(resp) -> list[Completion]:
     """Text and usage of each candidate of a GenerateContentResponse (also used for Batch API results). Thought
-    parts are not the answer; thoughts_token_count is counted apart (billed at the output price)."""
+    parts are not the answer; thoughts_token_count is counted apart (billed at the output price). A negative
+    count makes the usage unknown (`usage_of`); google-genai refuses a non-numeric one itself (a malformed body)."""
     cands = sorted(resp.candidates or [], key=lambda c: c.index or 0)
     usage = None
     um = resp.usage_metadata
     if um is not None and (um.prompt_token_count is not None or um.candidates_token_count is not None):
-        usage = {"input_tokens": int(um.prompt_token_count or 0), "output_tokens": int(um.candidates_token_count or 0),
-                 "thought_tokens": int(um.thoughts_token_count or 0)}
+        usage = usage_of(token_count(um.prompt_token_count), token_count(um.candidates_token_count),
+                         token_count(um.thoughts_token_count))
     out = []
     for k, cand in enumerate(cands or [None]):
         parts = cand.content.parts if cand is not None and cand.content and cand.content.parts else []
         text = "".join(p.text for p in parts if p.text and not getattr(p, "thought", False))
         finish = None if cand is None or cand.finish_reason is None else \
             str(getattr(cand.finish_reason, "value", cand.finish_reason))
-        out.append(Completion(text=text, usage=usage if k == 0 else {"shared": True}, finish_reason=finish))
+        out.append(Completion(text=text, usage=usage if k == 0 else {"shared": True}, finish_reason=finish,
+                              model=resp.model_version))
     return out
 
 

@@ -3,6 +3,8 @@ request hash, which items a rerun still owes (`plan`), and the record an answer 
 
 Resume: error records are dropped to be redone, and work whose record exists (same id, sample and request
 hash) is skipped. So after `kill -9` at any moment and a rerun, each (example, sample) has exactly one record.
+A rerun with a larger --max-tokens redoes the answers the old limit cut off ("truncated") and keeps the finished
+ones: a larger limit would not have changed them.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from dss.core.errors import DataError
 from dss.tasks.base import Example, Task
 from dss.teacher import prompts
 from dss.teacher.extract_config import ExtractConfig
+from dss.teacher.protocol import CUT_OFF, FatalError, as_text
 from dss.teacher.store import RecordFile
 
 
@@ -61,16 +64,19 @@ def build_items(task: Task, cfg: ExtractConfig, examples: list[Example]) -> list
 
 
 def make_record(item: Item, cfg: ExtractConfig, task: Task, text: str | None, usage=None, latency=None,
-                error: str | None = None, attempts: int = 1, finish_reason=None) -> dict:
+                error: str | None = None, attempts: int = 1, finish_reason=None, model: str | None = None) -> dict:
+    """The record of one answer (or error); `model` is the model the response reports (None: not reported)."""
     if error is not None:
         status, label, rationale = "error", None, None
+    elif finish_reason in CUT_OFF:
+        status, label, rationale = "truncated", None, None
     else:
-        parsed = task.parse_completion(text, item.example)
+        parsed = task.parse_completion(as_text(text), item.example)  # `raw` keeps what the server sent
         label, rationale = parsed.label, parsed.rationale
         status = "ok" if label else "unparsed"
     rec = {"id": item.example.id, "task": task.name, "split": cfg.split, "teacher": cfg.teacher,
            "prompt_sha": item.sha, "sample": item.sample, "status": status, "label": label,
-           "rationale": rationale, "raw": text, "usage": usage,
+           "rationale": rationale, "raw": text, "usage": usage, "model": model,
            "latency_s": None if latency is None else round(latency, 4),
            "sampling": None if item.sha == "released" else cfg.sampling().to_dict(), "attempts": attempts}
     if finish_reason:
@@ -80,25 +86,46 @@ def make_record(item: Item, cfg: ExtractConfig, task: Task, text: str | None, us
     return rec
 
 
+def model_change(rf: RecordFile, model: str | None, cfg: ExtractConfig) -> FatalError | None:
+    """The error that stops a run before an answer from `model` goes into a file whose first answer came from
+    another model (providers reroute retired models: a study must not change teacher silently); None when the
+    answer may go in. The first model seen is the reference: asking "gpt-4o-mini" and getting its dated
+    version "gpt-4o-mini-2024-07-18" throughout is no change."""
+    if model is None or rf.first_model in (None, model) or cfg.allow_mixed_models:
+        return None
+    return FatalError(f"{rf.path} holds answers from model {rf.first_model!r}, and the server now answers "
+                      f"{cfg.teacher} with model {model!r}; its answers were not written. Pass "
+                      "--allow-mixed-models to keep both models' answers in this file, or --out to start another")
+
+
 # ---------------------------------------------------------------------------------------------- resume
-def plan(items: list[Item], rf: RecordFile, overwrite: bool) -> tuple[list[Item], dict]:
-    """Which items still need a request; repairs the file (drops errors to redo, and stale records
-    with --overwrite). Returns (pending, counts)."""
-    current = {it.key: it.sha for it in items}
-    keep, drop, done = [], {"error": 0, "stale": 0, "duplicate": 0}, set()
+def plan(items: list[Item], rf: RecordFile, cfg: ExtractConfig) -> tuple[list[Item], dict]:
+    """Which items still need a request; repairs the file (drops errors to redo, answers cut off by a smaller
+    --max-tokens, and stale records with --overwrite, which takes a smaller --max-tokens for another setting
+    too). Returns (pending, counts); counts["truncated_kept"] are cut-off answers of this very request, which
+    only a larger --max-tokens would change."""
+    current = {it.key: it for it in items}
+    sampling = None if cfg.import_released else cfg.sampling().to_dict()
+    keep, drop, done = [], {"error": 0, "stale": 0, "duplicate": 0, "truncated": 0}, set()
     for rec in rf.records:
         key = (str(rec["id"]), int(rec["sample"]))
-        if key not in current:
+        it = current.get(key)
+        if it is None:
             keep.append(rec)  # another selection's work: leave it alone
-        elif rec.get("prompt_sha") != current[key]:
-            if not overwrite:
+            continue
+        same = rec.get("prompt_sha") == it.sha
+        grown = not same and not cfg.overwrite and _under_smaller_limit(rec, it, cfg.teacher, sampling)
+        if not same and not grown:
+            if not cfg.overwrite:
                 raise DataError(
                     f"{rf.path} already holds records for these examples made with a different prompt, "
                     f"teacher or sampling settings (e.g. id {key[0]!r}: {rec.get('prompt_sha')} vs "
-                    f"{current[key]}). Pass --out to write elsewhere, or --overwrite to replace them.")
+                    f"{it.sha}). Pass --out to write elsewhere, or --overwrite to replace them.")
             drop["stale"] += 1
         elif rec["status"] == "error":
             drop["error"] += 1
+        elif rec["status"] == "truncated" and grown:
+            drop["truncated"] += 1
         elif key in done:
             drop["duplicate"] += 1
         else:
@@ -106,7 +133,17 @@ def plan(items: list[Item], rf: RecordFile, overwrite: bool) -> tuple[list[Item]
             keep.append(rec)
     if len(keep) != len(rf.records):
         rf.rewrite(keep)
-    return [it for it in items if it.key not in done], {"resumed": len(done), **drop, "torn": rf.torn}
+    cut = sum(r["status"] == "truncated" for r in keep if (str(r["id"]), int(r["sample"])) in current)
+    return [it for it in items if it.key not in done], {"resumed": len(done), **drop, "torn": rf.torn,
+                                                         "truncated_kept": cut}
+
+
+def _under_smaller_limit(rec: dict, it: Item, teacher: str, sampling: dict | None) -> bool:
+    """Whether `rec` answers this very request (teacher, prompt, settings) asked with a smaller max_tokens."""
+    old = (rec.get("sampling") or {}).get("max_tokens")
+    if sampling is None or not isinstance(old, int) or old >= sampling["max_tokens"]:
+        return False
+    return prompts.request_sha(teacher, it.messages, {**sampling, "max_tokens": old}) == rec.get("prompt_sha")
 
 
 def units(items: list[Item], per_request: int | None) -> list[list[Item]]:

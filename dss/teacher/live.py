@@ -12,7 +12,7 @@ from collections import deque
 from dss.tasks.base import Task
 from dss.teacher.cost import Stats
 from dss.teacher.extract_config import ExtractConfig
-from dss.teacher.items import Item, make_record, units
+from dss.teacher.items import Item, make_record, model_change, units
 from dss.teacher.protocol import BadAnswer, FatalError, RetryPolicy, Stopped, TransientError, call_with_retries
 from dss.teacher.store import RecordFile
 
@@ -58,7 +58,7 @@ def run_live(items: list[Item], client, cfg: ExtractConfig, task: Task, rf: Reco
     """Answer items with cfg.concurrency worker threads. Each worker writes its record itself, under one
     lock (one whole flushed line at a time), so an answer costs no hand-off to another thread. Returns the
     error that stopped the run, or None."""
-    return LiveRun(items, client, cfg, task, rf, stats).run()
+    return LiveRun(items, client, cfg, task, rf, stats, log).run()
 
 
 
@@ -67,8 +67,10 @@ class LiveRun:
     """One live run's shared state: the work queue (one unit = the samples one request asks for), the stop
     flag, and the lock every record is written (and every tally kept) under."""
 
-    def __init__(self, items: list[Item], client, cfg: ExtractConfig, task: Task, rf: RecordFile, stats: Stats):
+    def __init__(self, items: list[Item], client, cfg: ExtractConfig, task: Task, rf: RecordFile, stats: Stats,
+                 log=print):
         self.items, self.client, self.cfg, self.task, self.rf, self.stats = items, client, cfg, task, rf, stats
+        self.log, self.said_wait_capped = log, False
         self.sampling, self.stop = cfg.sampling(), threading.Event()
         self.policy = RetryPolicy(cfg.max_attempts, cfg.backoff_base, cfg.backoff_max)
         self.limiter = RateLimiter(cfg.rpm, cfg.tpm)
@@ -139,7 +141,8 @@ class LiveRun:
             self.limiter.record(sum(usage.get(k, 0) for k in ("input_tokens", "output_tokens", "thought_tokens")))
         for k, (it, comp) in enumerate(zip(unit, comps)):
             self.emit(make_record(it, self.cfg, self.task, comp.text, comp.usage, latency,
-                                  attempts=attempts if k == 0 else 0, finish_reason=comp.finish_reason))
+                                  attempts=attempts if k == 0 else 0, finish_reason=comp.finish_reason,
+                                  model=comp.model))
         if len(comps) < len(unit):
             with self.write_lock:
                 self.stats.short_responses += 1
@@ -153,6 +156,11 @@ class LiveRun:
 
     def emit(self, rec: dict) -> None:
         with self.write_lock:
+            change = model_change(self.rf, rec["model"], self.cfg)
+            if change is not None:  # not written: the run stops as on any FatalError
+                self.fatal.append(change)
+                self.stop.set()
+                return
             self.rf.append(rec)
             self.stats.add(rec)
             if self.bar is not None:
@@ -163,6 +171,11 @@ class LiveRun:
     def on_retry(self, err, wait) -> None:
         with self.write_lock:
             self.stats.retries += 1
+            asked = getattr(err, "retry_after", None)
+            if asked is not None and asked > self.policy.max_s and not self.said_wait_capped:
+                self.said_wait_capped = True  # once a run: a rate limit answers every worker alike
+                self.log(f"{err}: the server asks to wait {asked:g} s before retrying; waiting --backoff-max "
+                         f"{self.policy.max_s:g} s instead (raise --backoff-max to wait longer)")
 
     def fail(self, e: FatalError) -> None:
         with self.write_lock:
@@ -171,7 +184,7 @@ class LiveRun:
 
     def _postfix(self) -> None:
         s = self.stats
-        self.bar.set_postfix(ok=s.ok, unparsed=s.unparsed, err=s.error, refresh=False)
+        self.bar.set_postfix(ok=s.ok, unparsed=s.unparsed, cut=s.truncated, err=s.error, refresh=False)
 
 
 def _progress(total: int, cfg: ExtractConfig, task: Task):

@@ -4,20 +4,21 @@ the retry policy (exponential backoff, full jitter, Retry-After), redaction of k
 A client makes ONE attempt per `complete()` call and classifies failures:
     FatalError       400/401/403/404 and other 4xx, missing key: the whole run stops at once
     TransientError   429, 408, 5xx, timeouts, dropped connections, malformed bodies: retried by
-                     `call_with_retries` with exponential backoff and full jitter, honouring Retry-After
+                     `call_with_retries` with exponential backoff and full jitter, honouring Retry-After up
+                     to the backoff ceiling (a server asking a day would otherwise stall the run unseen)
     BadAnswer        the server answered, but the answer cannot be used (a body over the size cap): an error
                      record at once, redone on a rerun; the same request would only get the same answer
 """
 from __future__ import annotations
 
 import json
+import math
 import random
 import threading
 import time
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-
-MAX_RETRY_AFTER_S = 600.0  # a server asking for longer than this is treated as asking for this
+from urllib.parse import urlsplit, urlunsplit
 
 
 class TeacherError(Exception):
@@ -42,6 +43,11 @@ class TransientError(TeacherError):
         self.retry_after = retry_after
 
 
+# finish reasons of an answer the token limit cut off (OpenAI and servers copying it; Gemini): whatever its text
+# parses to, the answer did not end, so it is stored as "truncated", never as a label
+CUT_OFF = frozenset({"length", "MAX_TOKENS"})
+
+
 @dataclass
 class Completion:
     text: str
@@ -50,6 +56,22 @@ class Completion:
     # is on the first choice and the others carry {"shared": True}: a tally never counts a prompt twice.
     usage: dict | None = None
     finish_reason: str | None = None
+    model: str | None = None  # the model the response says answered (OpenAI "model", Gemini "modelVersion")
+
+
+def token_count(value) -> int | None:
+    """A reported token count: a whole number >= 0 (absent: 0); None for anything else."""
+    if value is None:
+        return 0
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return int(value) if number and value >= 0 and value == int(value) else None
+
+
+def usage_of(input_tokens: int | None, output_tokens: int | None, thought_tokens: int | None) -> dict | None:
+    """A response's usage from its `token_count`s; None, "usage unknown" (as if the provider had reported none:
+    counted among answers without usage), when one is not a count: a bill cannot rest on it. The answer stands."""
+    usage = {"input_tokens": input_tokens, "output_tokens": output_tokens, "thought_tokens": thought_tokens}
+    return None if any(v is None or v < 0 for v in usage.values()) else usage
 
 
 @dataclass(frozen=True)
@@ -70,14 +92,14 @@ class Sampling:
 class RetryPolicy:
     max_attempts: int = 6        # including the first try
     base_s: float = 1.0          # first backoff; doubles each attempt
-    max_s: float = 60.0          # backoff ceiling (a Retry-After may ask for longer, up to MAX_RETRY_AFTER_S)
+    max_s: float = 60.0          # backoff ceiling, a server's Retry-After included
     rng: random.Random = field(default_factory=random.Random)
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         """Seconds to wait after failed attempt number `attempt` (0-based)."""
         backoff = self.rng.uniform(0, min(self.max_s, self.base_s * 2 ** attempt))  # full jitter
         if retry_after is not None:
-            return min(MAX_RETRY_AFTER_S, max(retry_after, 0.0)) + backoff * 0.1
+            return min(retry_after, self.max_s) + backoff * 0.1
         return backoff
 
 
@@ -93,11 +115,13 @@ def too_long(size: int, limit: int) -> BadAnswer:
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """Retry-After as seconds: a number (fractions accepted) or an HTTP date."""
+    """Retry-After as seconds: a number (fractions accepted; "inf" is as long as the policy allows) or an HTTP
+    date; None when it says nothing usable ("nan", "soon")."""
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
+        return None if math.isnan(seconds) else max(0.0, seconds)
     except ValueError:
         pass
     try:
@@ -131,23 +155,41 @@ def call_with_retries(fn, policy: RetryPolicy, stop_event: threading.Event | Non
     raise AssertionError("unreachable")
 
 
-def redact(text: str, secrets) -> str:
+def as_text(s: str) -> str:
+    """`s` with each lone surrogate as U+FFFD: JSON may carry "\\ud800", half a character, which no terminal,
+    UTF-8 file or tokenizer takes."""
+    return s.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def shown(text: str, secrets, limit: int) -> str:
+    """Server text safe to show or store: every secret masked, then cut to `limit` characters. (Cut first, a
+    key straddling the cut would no longer match, and the part before the cut would show.)"""
     for s in secrets:
         if s and len(s) >= 4:
             text = text.replace(s, "***")
-    return text
+    return as_text(text[:limit])
 
 
-def http_error(status: int, raw: bytes, retry_after, where: str, key_var: str, key) -> TeacherError:
-    detail = raw[:300].decode("utf-8", "replace")
+def url_credentials(url: str) -> tuple[str, list[str]]:
+    """(the URL as it may be shown, with any user:password@ masked; the credentials, to mask in server text)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, []
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"***@{host}")), [x for x in (parts.username, parts.password) if x]
+
+
+def http_error(status: int, raw: bytes, retry_after, where: str, key_var: str, key, hidden=()) -> TeacherError:
+    """The error for a non-200 answer, with the server's message (`key` and the `hidden` secrets masked)."""
+    detail = raw.decode("utf-8", "replace")
     try:
         err = json.loads(raw)
         err = err[0] if isinstance(err, list) and err else err
         msg = err.get("error", {}).get("message") if isinstance(err.get("error"), dict) else err.get("error")
-        detail = str(msg or err.get("message") or detail)[:300]
+        detail = str(msg or err.get("message") or detail)
     except (ValueError, AttributeError):
         pass
-    detail = redact(detail, [key])
+    detail = shown(detail, [key, *hidden], 300)
     if status in (408, 429) or status >= 500:
         return TransientError(f"HTTP {status} from {where}: {detail}", retry_after)
     hint = {401: f"the API key was rejected: check {key_var}" + ("" if key else f" ({key_var} is not set)"),

@@ -25,9 +25,9 @@ def summarize(records, items, examples, task, cfg, stats: Stats, wall, out: Path
     batch = cfg.batch or bool(cfg.batch_job)
     summary = {
         "out": str(out), "examples": len(examples), "answers": len(items),
-        "done": status["ok"], "unparsed": status["unparsed"], "failed": status["error"],
-        "missing": len(items) - len(mine),
-        "this_run": {"ok": stats.ok, "unparsed": stats.unparsed, "failed": stats.error,
+        "done": status["ok"], "unparsed": status["unparsed"], "truncated": status["truncated"],
+        "failed": status["error"], "missing": len(items) - len(mine),
+        "this_run": {"ok": stats.ok, "unparsed": stats.unparsed, "truncated": stats.truncated, "failed": stats.error,
                      "requests": stats.requests, "retries": stats.retries},
         "tokens_in": stats.tokens_in, "tokens_out": stats.tokens_out, "tokens_thought": stats.tokens_thought,
         "answers_without_usage": stats.no_usage, "short_responses": stats.short_responses,
@@ -35,8 +35,9 @@ def summarize(records, items, examples, task, cfg, stats: Stats, wall, out: Path
         "thought_cost_usd": cost_of(0, 0, price, batch, stats.tokens_thought),
         "saved_usd": _saving(stats, price, batch),
         "price_per_1m": price, "price_model": model, "wall_s": round(wall, 3),
+        "models": list(dict.fromkeys(r["model"] for r in mine if r.get("model"))),  # as the responses name them
         "requests_per_s": round(stats.requests / stats.request_s, 2) if stats.request_s > 0 else 0.0,
-        # over examples with an answer; unparsed answers count as wrong
+        # over examples with an answer; unparsed and truncated answers count as wrong
         "teacher_accuracy": round(1 - (inconsistent + no_label) / len(answered), 4) if answered else None,
         "filters": {"no_parsed_label": no_label},
     }
@@ -65,7 +66,7 @@ def consistent_records(examples: list[Example], groups: dict[str, list[dict]], v
 def _saving(stats: Stats, price, batch: bool) -> float | None:
     """What the prompts of the further choices would have cost as requests of their own (the prompt is paid
     once per request): answers beyond one per request, at the run's mean prompt size."""
-    answers = stats.ok + stats.unparsed
+    answers = stats.answers()
     if price is None or not stats.requests_with_usage or answers <= stats.requests_with_usage:
         return None if price is None else 0.0
     mean_in = stats.tokens_in / stats.requests_with_usage
@@ -82,14 +83,20 @@ def format_summary(s: dict) -> str:
     tr = s["this_run"]
     lines = [f"wrote {s['out']}",
              f"  answers  {s['answers']} for {s['examples']} examples: {s['done']} ok, {s['unparsed']} unparsed, "
-             f"{s['failed']} failed, {s['missing']} missing",
-             f"  this run {tr['ok']} ok, {tr['unparsed']} unparsed, {tr['failed']} failed; {tr['requests']} "
-             f"requests ({tr['retries']} retries), {s['requests_per_s']} req/s, wall {s['wall_s']:.1f} s",
+             f"{s['truncated']} truncated, {s['failed']} failed, {s['missing']} missing",
+             f"  this run {tr['ok']} ok, {tr['unparsed']} unparsed, {tr['truncated']} truncated, {tr['failed']} "
+             f"failed; {tr['requests']} requests ({tr['retries']} retries), {s['requests_per_s']} req/s, "
+             f"wall {s['wall_s']:.1f} s",
              f"  tokens   {s['tokens_in']} in, {s['tokens_out']} out, {s.get('tokens_thought', 0)} thought"
              + (f" ({s['answers_without_usage']} answers without usage)" if s['answers_without_usage'] else "")
              + f"; cost {cost}"]
+    if s["models"]:  # what answered; a name that does not extend the asked one (a dated version) is a reroute
+        asked = s["price_model"]
+        rerouted = any(not m.startswith(asked) for m in s["models"])
+        lines.append(f"  models   {', '.join(s['models'])}" + (f" (asked for {asked})" if rerouted else ""))
     if s["teacher_accuracy"] is not None:
-        lines.append(f"  teacher accuracy vs gold {s['teacher_accuracy']:.1%} (voted label; unparsed counts as wrong)")
+        lines.append(f"  teacher accuracy vs gold {s['teacher_accuracy']:.1%} (voted label; unparsed and truncated "
+                     "count as wrong)")
     f = s["filters"]
     lines.append(f"  filters  no parsed label: {f['no_parsed_label']} removed"
                  + (f"; consistent: {f['inconsistent']} removed -> {s['kept']} kept in {s['filtered_out']}"

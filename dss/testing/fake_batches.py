@@ -48,18 +48,20 @@ class FakeBatches:
         return None
 
     # -- shared
-    def _answers(self, requests: list[tuple[str, dict]], openai: bool) -> list[dict]:
+    def _answers(self, requests: list[tuple[str, dict]], openai: bool, model: str | None = None) -> list[dict]:
+        """Result lines; `model` is what a Gemini job was created for (OpenAI lines name theirs)."""
         out = []
         for key, body in requests:
             system, user = texts_of(body, openai)
             text = self.t.responder(user, system)
             n_in, n_out = len(user) // 4 + 1, len(text) // 4 + 1
+            reported = self.t.model or (body.get("model") if openai else model)
             if openai:
                 out.append({"id": f"resp-{len(out)}", "custom_id": key, "error": None,
                             "response": {"status_code": 200, "request_id": f"req-{len(out)}",
-                                         "body": openai_body([text], n_in, n_out)}})
+                                         "body": openai_body([text], n_in, n_out, model=reported)}})
             else:
-                out.append({"key": key, "response": gemini_body([text], n_in, n_out)})
+                out.append({"key": key, "response": gemini_body([text], n_in, n_out, model=reported)})
         return out
 
     def _state(self, job: dict) -> str:
@@ -106,7 +108,7 @@ class FakeBatches:
         lines = [json.loads(x) for x in data.decode().splitlines() if x.strip()]
         name = f"batches/fake{len(self.jobs) + 1}"
         self.jobs[name] = {"model": model, "polls": 0,
-                           "results": self._answers([(x["key"], x["request"]) for x in lines], openai=False)}
+                           "results": self._answers([(x["key"], x["request"]) for x in lines], False, model)}
         return 200, {"name": name, "metadata": {"model": f"models/{model}", "state": "BATCH_STATE_PENDING"}}, None
 
     def _gemini_get(self, req, name):

@@ -20,6 +20,10 @@ Actions (the script is consumed one per generation request, then answers are nor
     ("drop",)                    close the connection without a response
     ("trickle", seconds)         a normal answer, its body sent one byte every `seconds`
     ("huge", n)                  a normal answer whose text is n bytes long
+    ("cut", "...")               this text, stopped at the token limit (finish_reason "length" / MAX_TOKENS)
+    ("body", dict)               status 200 with exactly this JSON body
+
+`srv.model` is the model name answers report (OpenAI "model", Gemini "modelVersion"); None echoes the asked one.
 
 Command line (prints "READY <base url>" once listening):  python -m dss.testing.fake_teacher --latency 0.05
 """
@@ -68,6 +72,7 @@ class FakeTeacher:
         self.honour_n = honour_n          # False: one choice whatever n / candidateCount asks (Ollama, llama.cpp)
         self.requests: list[dict] = []    # every request: method, path, headers (lower-case), body
         self.fail_batches = False         # batch jobs end FAILED
+        self.model: str | None = None     # the model answers say they come from; None: the one asked for
         self.models = ["gemini-3.5-flash", "gemini-3.5-flash-lite", "gemini-embedding-001", "fake-model-x"]
         self.batch_api = FakeBatches(self)
         self._lock = threading.Lock()
@@ -205,20 +210,33 @@ class FakeTeacher:
             return None
         if kind == "malformed":
             return 200, b"<html>upstream proxy error</html>", None
+        if kind == "body":
+            return 200, action[1], None
         if kind == "status":
             code, headers = action[1], (action[2] if len(action) > 2 else {})
             body = action[3] if len(action) > 3 else \
                 {"error": {"code": code, "message": f"scripted error {code}", "status": "SCRIPTED"}}
             return code, body, headers
         system, user = texts_of(req["body"], openai)
-        texts = [action[1] if kind == "text" else self.responder(user, system) for _ in range(self.choices(req))]
+        texts = [action[1] if kind in ("text", "cut") else self.responder(user, system)
+                 for _ in range(self.choices(req))]
         if kind == "huge":
             texts = [(t + " ") * (action[1] // (len(t) + 1) + 1) for t in texts]
         n_in, n_out = (len(system) + len(user)) // 4 + 1, sum(len(t) // 4 + 1 for t in texts)
         extra = {"x-trickle": action[1]} if kind == "trickle" else None
         thought = self.thought_tokens(req["body"] or {}, openai)
-        body = openai_body(texts, n_in, n_out, thought) if openai else gemini_body(texts, n_in, n_out, thought)
+        model, cut = self.reported_model(req, openai), kind == "cut"
+        body = openai_body(texts, n_in, n_out, thought, model, cut) if openai else \
+            gemini_body(texts, n_in, n_out, thought, model, cut)
         return 200, body, extra
+
+    def reported_model(self, req: dict, openai: bool) -> str:
+        """The model an answer names: srv.model, else the one the request asked for."""
+        if self.model:
+            return self.model
+        if openai:
+            return str((req["body"] or {}).get("model"))
+        return re.search(r"models/([^:/]+):", req["path"]).group(1)
 
     def model_list(self, path: str, gemini: bool):
         """GET /v1/models: OpenAI's list, or Gemini's (the SDK's key header; paged by pageSize/pageToken)."""
