@@ -13,6 +13,8 @@ from dss.student import causal as C
 from dss.tasks import get_task
 from dss.testing.hf_folders import llama_folder, qwen2_folder
 
+GREEDY6 = {"max_new_tokens": 6, "do_sample": False, "num_beams": 1}
+
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
@@ -65,8 +67,8 @@ def test_left_padded_generation_and_scoring_equal_one_at_a_time(family, folders)
     model, tok = load(models[family])
     prompts = ["Where?", "Where would you find item 3 on a long shelf?", "A plate"]
     with torch.no_grad():
-        together = C.generate_batch(model, tok, prompts, "cpu", 512, 6)
-        alone = [C.generate_batch(model, tok, [p], "cpu", 512, 6)[0] for p in prompts]
+        together = C.generate_batch(model, tok, prompts, "cpu", 512, GREEDY6)
+        alone = [C.generate_batch(model, tok, [p], "cpu", 512, GREEDY6)[0] for p in prompts]
         assert together == alone
         cands = [["kitchen", "sky"], ["a"], ["shelf top", "b", "c"]]
         scores = C.score_batch(model, tok, prompts, cands, "cpu", 512, 64)

@@ -180,9 +180,8 @@ def _student_problems(cfg: BenchConfig):
             from transformers import AutoConfig
             AutoConfig.from_pretrained(spec)
         except Exception as e:
-            yield (f"student {spec!r} is neither 'tiny' nor a local folder and the Hugging Face hub could not "
-                   f"provide it ({type(e).__name__}: {str(e).splitlines()[0][:150]}); download it where the hub "
-                   "is reachable and pass the folder in models")
+            from dss.student.model import load_problem
+            yield f"student {spec!r}: {load_problem(spec, e)} ({type(e).__name__}: {str(e).splitlines()[0][:150]})"
 
 
 # ------------------------------------------------------------------------------------------- the sweep

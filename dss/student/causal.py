@@ -73,11 +73,11 @@ def left_padded(prompts: list[list[int]], pad_id: int, device) -> dict:
     return {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device)}
 
 
-def generate_batch(net, tokenizer, sources: list[str], device, max_input_length: int, max_new_tokens: int):
-    """Greedy completions of left-padded prompts; the texts of the new tokens only."""
+def generate_batch(net, tokenizer, sources: list[str], device, max_input_length: int, settings: dict):
+    """Completions of left-padded prompts as `settings` say (greedy: dss.student.evaluate); the texts of the new
+    tokens only."""
     enc = left_padded(prompt_ids(tokenizer, sources, max_input_length), tokenizer.pad_token_id, device)
-    out = net.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-                       pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    out = net.generate(**enc, **settings, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
     return tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
 
 

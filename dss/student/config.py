@@ -11,7 +11,6 @@ gradient is the same however the batch is split.
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 from dss.core.config import check, field_
@@ -89,9 +88,13 @@ class TrainConfig:
     fast_kernels: bool = field_(True, "T5-family students: dropout, tanh-GELU and RMS norm as fused kernels "
                                 "(dss.student.fast; the same maths, dropout's masks drawn another way)")
     mixed_precision: str = field_("auto", "auto | no | bf16 | fp16. auto: bf16 autocast where the hardware runs it "
-                                  "natively (a CUDA GPU with bf16, a CPU with AVX512-BF16 or AMX), else no (fp32); "
-                                  "config.json and results.json record what it resolved to. fp16 overflows in T5",
+                                  "natively (a CUDA GPU of compute capability 8.0+, a CPU with AVX512-BF16 or AMX), else no (fp32); "
+                                  "config.json and results.json record what it resolved to (and the log says "
+                                  "why). fp16: see force_fp16",
                                   choices=("auto", "no", "bf16", "fp16"))
+    force_fp16: bool = field_(False, "allow mixed_precision=fp16 for a T5-family student (T5, mT5, UMT5, LongT5), "
+                              "which dss otherwise refuses: T5's activations overflow fp16's range, and NaN losses "
+                              "are common")
     # evaluation, logging, checkpoints
     eval_steps: int = field_(200, "evaluate on valid (label-only greedy decoding) and checkpoint every N steps",
                              min=1)
@@ -146,9 +149,6 @@ class TrainConfig:
             raise ConfigError("method dss-shared needs an encoder (a seq2seq student), not tiny_arch=llama")
         if self.rationales_per_example > 1 and METHODS[self.method].rationale_in_target:
             raise ConfigError("rationales_per_example > 1 is for method dss (single's target is one rationale)")
-        if self.mixed_precision == "fp16":
-            warnings.warn("fp16 overflows in T5 (NaN losses are common); prefer mixed_precision=bf16",
-                          stacklevel=3)
 
     @property
     def label_source(self) -> str:

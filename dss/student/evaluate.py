@@ -11,12 +11,71 @@
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 
 from dss.student import causal as C
 from dss.student import shared as S
 from dss.student.config import TrainConfig
 from dss.student.methods import METHODS
+
+# what a checkpoint's generation_config.json may say that is the format of its text, not a way of searching
+TOKEN_SETTINGS = ("decoder_start_token_id", "bos_token_id", "eos_token_id", "pad_token_id", "forced_bos_token_id",
+                  "forced_eos_token_id")
+
+
+@contextmanager
+def greedy_only(net):
+    """The model's generation settings reduced to its special tokens for the block: a checkpoint's
+    generation_config.json (no_repeat_ngram_size, min_length, beams, a repetition penalty) would otherwise
+    change what evaluation decodes, since transformers fills every setting not given to generate() from it."""
+    from transformers import GenerationConfig
+    saved = net.generation_config
+    net.generation_config = GenerationConfig(**{k: getattr(saved, k, None) for k in TOKEN_SETTINGS})
+    try:
+        yield
+    finally:
+        net.generation_config = saved
+
+
+def lockstep(accelerator) -> bool:
+    """Whether every process must run the same forwards: under FSDP each forward gathers the shards from all
+    processes, so one that runs fewer batches, or stops decoding sooner, leaves the others waiting for ever."""
+    return accelerator.num_processes > 1 and accelerator.distributed_type.value == "FSDP"
+
+
+def my_batches(n: int, batch_size: int, accelerator, key=None):
+    """This process's share of n examples (every num_processes-th, sorted by `key` so a batch holds similar
+    lengths: less padding), as (indices, keep) batches. In lockstep every process runs as many batches as the
+    busiest: the extra ones repeat example 0 and are thrown away (keep=False)."""
+    mine = list(range(accelerator.process_index, n, accelerator.num_processes))
+    if key is not None:
+        mine.sort(key=key)
+    batches = [(mine[k:k + batch_size], True) for k in range(0, len(mine), batch_size)]
+    if lockstep(accelerator):
+        most = int(accelerator.gather(torch.tensor([len(batches)], device=accelerator.device)).max())
+        batches += [([0], False)] * (most - len(batches))
+    return batches
+
+
+@contextmanager
+def evaluating(model, accelerator):
+    """The model in eval mode for the block (and back to what it was). Under FSDP its top-level parameters
+    (embeddings, final norms) are gathered for the block: generate() and scoring call the encoder directly,
+    past the top-level forward whose hooks would gather them."""
+    net = accelerator.unwrap_model(model)
+    was_training, _ = net.training, net.eval()
+    gathered = lockstep(accelerator) and hasattr(net, "unshard")
+    if gathered:
+        net.unshard()
+    try:
+        with greedy_only(net):
+            yield net
+    finally:
+        if gathered:
+            net.reshard()
+        net.train(was_training)
 
 
 @torch.no_grad()
@@ -26,29 +85,27 @@ def generate(model, tokenizer, sources: list[str], accelerator, batch_size: int,
     decoder_prompt: token ids the decoder starts with (dss-shared's task prefix), not part of the answer."""
     from accelerate.utils import gather_object
 
-    net = accelerator.unwrap_model(model)
-    was_training, _ = net.training, net.eval()
-    mine = list(range(accelerator.process_index, len(sources), accelerator.num_processes))
-    mine.sort(key=lambda i: len(sources[i]))  # similar lengths per batch: less padding
     out = []
-    for k in range(0, len(mine), batch_size):
-        idx = mine[k:k + batch_size]
-        if C.is_causal(net):  # prompts left-padded, the new tokens decoded
-            with accelerator.autocast():
-                texts = C.generate_batch(net, tokenizer, [sources[i] for i in idx], accelerator.device,
-                                         max_input_length, max_new_tokens)
-            out += zip(idx, texts)
-            continue
-        enc = tokenizer([sources[i] for i in idx], padding=True, truncation=True, max_length=max_input_length,
-                        return_tensors="pt").to(accelerator.device)
-        given = {}
-        if decoder_prompt:
-            given["decoder_input_ids"] = S.decoder_start(net, decoder_prompt, len(idx), accelerator.device)
-        with accelerator.autocast():
-            ids = net.generate(**enc, **given, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
-        ids = ids[:, 1 + len(decoder_prompt):] if decoder_prompt else ids  # the answer only
-        out += zip(idx, tokenizer.batch_decode(ids, skip_special_tokens=True))
-    net.train(was_training)
+    with evaluating(model, accelerator) as net:
+        # synced: in lockstep a process whose batch ended keeps stepping until every process's has
+        greedy = {"max_new_tokens": max_new_tokens, "do_sample": False, "num_beams": 1,
+                  "synced_gpus": lockstep(accelerator)}
+        for idx, keep in my_batches(len(sources), batch_size, accelerator, key=lambda i: len(sources[i])):
+            if C.is_causal(net):  # prompts left-padded, the new tokens decoded
+                with accelerator.autocast():
+                    texts = C.generate_batch(net, tokenizer, [sources[i] for i in idx], accelerator.device,
+                                             max_input_length, greedy)
+            else:
+                enc = tokenizer([sources[i] for i in idx], padding=True, truncation=True,
+                                max_length=max_input_length, return_tensors="pt").to(accelerator.device)
+                given = {}
+                if decoder_prompt:
+                    given["decoder_input_ids"] = S.decoder_start(net, decoder_prompt, len(idx), accelerator.device)
+                with accelerator.autocast():
+                    ids = net.generate(**enc, **given, **greedy)
+                ids = ids[:, 1 + len(decoder_prompt):] if decoder_prompt else ids  # the answer only
+                texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
+            out += zip(idx, texts) if keep else []
     texts = dict(gather_object(out) if accelerator.num_processes > 1 else out)
     return [texts[i] for i in range(len(sources))]
 
@@ -61,47 +118,48 @@ def score(model, tokenizer, sources: list[str], candidates: list[list[str]], acc
     candidate (dss-shared), not scored."""
     from accelerate.utils import gather_object
 
-    net = accelerator.unwrap_model(model)
-    was_training, _ = net.training, net.eval()
-    mine = list(range(accelerator.process_index, len(sources), accelerator.num_processes))
-    mine.sort(key=lambda i: len(sources[i]))
     out = []
-    for k in range(0, len(mine), batch_size):
-        idx = mine[k:k + batch_size]
-        if C.is_causal(net):  # the prompt runs once per candidate: no encoder to share
+    with evaluating(model, accelerator) as net:
+        for idx, keep in my_batches(len(sources), batch_size, accelerator, key=lambda i: len(sources[i])):
             with accelerator.autocast():
-                totals = C.score_batch(net, tokenizer, [sources[i] for i in idx], [candidates[i] for i in idx],
-                                       accelerator.device, max_input_length, max_target_length)
-            out += zip(idx, totals)
-            continue
-        enc = tokenizer([sources[i] for i in idx], padding=True, truncation=True, max_length=max_input_length,
-                        return_tensors="pt").to(accelerator.device)
-        row_of = [j for j, i in enumerate(idx) for _ in candidates[i]]  # candidate row -> example row
-        flat = [c for i in idx for c in candidates[i]]
-        tgt = tokenizer(text_target=flat, padding=True, truncation=True, max_length=max_target_length,
-                        return_tensors="pt")["input_ids"].to(accelerator.device)
-        full = tgt.masked_fill(tgt == tokenizer.pad_token_id, -100)  # [cands, tgt_len]
-        if decoder_prompt:
-            given = torch.tensor(decoder_prompt, device=tgt.device).expand(len(flat), -1)
-            full = torch.cat([given, full], 1)
-        labels = full.clone()
-        labels[:, :len(decoder_prompt or [])] = -100  # the prompt is given, not scored
-        with accelerator.autocast():
-            hidden = net.get_encoder()(**enc).last_hidden_state  # [examples, src_len, d_model]: once each
-            rows = torch.tensor(row_of, device=accelerator.device)
-            logits = net(encoder_outputs=(hidden[rows],), attention_mask=enc["attention_mask"][rows],
-                         decoder_input_ids=net.prepare_decoder_input_ids_from_labels(labels=full)
-                         ).logits  # [cands, tgt_len, vocab]
-        logp = torch.log_softmax(logits.float(), -1).gather(-1, labels.clamp(min=0)[..., None])[..., 0]
-        totals = (logp * (labels != -100)).sum(-1).tolist()  # [cands]
-        pos = 0
-        for i in idx:
-            n = len(candidates[i])
-            out.append((i, totals[pos:pos + n]))
-            pos += n
-    net.train(was_training)
+                if C.is_causal(net):  # the prompt runs once per candidate: no encoder to share
+                    totals = C.score_batch(net, tokenizer, [sources[i] for i in idx], [candidates[i] for i in idx],
+                                           accelerator.device, max_input_length, max_target_length)
+                else:
+                    totals = _score_seq2seq(net, tokenizer, [sources[i] for i in idx],
+                                            [candidates[i] for i in idx], accelerator.device, max_input_length,
+                                            max_target_length, decoder_prompt)
+            out += zip(idx, totals) if keep else []
     scores = dict(gather_object(out) if accelerator.num_processes > 1 else out)
     return [scores[i] for i in range(len(sources))]
+
+
+def _score_seq2seq(net, tokenizer, sources: list[str], candidates: list[list[str]], device, max_input_length: int,
+                   max_target_length: int, decoder_prompt: list[int] | None) -> list[list[float]]:
+    """The summed log-likelihoods of each source's candidates; the encoder runs once per source."""
+    enc = tokenizer(sources, padding=True, truncation=True, max_length=max_input_length,
+                    return_tensors="pt").to(device)
+    row_of = [j for j, cands in enumerate(candidates) for _ in cands]  # candidate row -> example row
+    flat = [c for cands in candidates for c in cands]
+    tgt = tokenizer(text_target=flat, padding=True, truncation=True, max_length=max_target_length,
+                    return_tensors="pt")["input_ids"].to(device)
+    full = tgt.masked_fill(tgt == tokenizer.pad_token_id, -100)  # [cands, tgt_len]
+    if decoder_prompt:
+        given = torch.tensor(decoder_prompt, device=device).expand(len(flat), -1)
+        full = torch.cat([given, full], 1)
+    labels = full.clone()
+    labels[:, :len(decoder_prompt or [])] = -100  # the prompt is given, not scored
+    hidden = net.get_encoder()(**enc).last_hidden_state  # [examples, src_len, d_model]: once each
+    rows = torch.tensor(row_of, device=device)
+    logits = net(encoder_outputs=(hidden[rows],), attention_mask=enc["attention_mask"][rows],
+                 decoder_input_ids=net.prepare_decoder_input_ids_from_labels(labels=full)).logits  # [cands, tgt, V]
+    logp = torch.log_softmax(logits.float(), -1).gather(-1, labels.clamp(min=0)[..., None])[..., 0]
+    totals = (logp * (labels != -100)).sum(-1).tolist()  # [cands]
+    out, pos = [], 0
+    for cands in candidates:
+        out.append(totals[pos:pos + len(cands)])
+        pos += len(cands)
+    return out
 
 
 def candidate_sets(task, examples) -> list[list[str]]:

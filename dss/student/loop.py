@@ -59,8 +59,9 @@ def train_step(model, micro_batches, alpha, accelerator, optimizer, scheduler, m
     parts = [p for b in micro_batches for p in b["parts"]]
     total = torch.zeros(3, device=accelerator.device)
     for k, part in enumerate(parts):
-        if shared:  # dss-shared: the encoder once for both tasks, past DDP's forward (dss.student.shared)
-            losses = S.losses(net, part, alpha, counts)
+        if shared:  # dss-shared: the encoder once for both tasks, past DDP's forward (dss.student.shared);
+            with accelerator.autocast():  # past the forward accelerate wrapped in autocast, too
+                losses = S.losses(net, part, alpha, counts)
             accelerator.backward(losses[0])
             total += torch.stack(losses).detach()
             continue
@@ -139,6 +140,7 @@ def fit(cfg: TrainConfig, run: Path, accelerator, mode: str, task, items, valid,
         step = state["step"] = state["step"] + 1
         is_eval = step % cfg.eval_steps == 0 or step == cfg.max_steps
         if step % cfg.log_steps == 0 or is_eval:
+            wait_for_device(accelerator.device)  # a GPU runs the step's kernels after the step returns
             state["train_seconds"] += time.perf_counter() - t0
             progress.loss = log_losses(accelerator, run, cfg, step, window, step - last_log,
                                        scheduler.get_last_lr()[0])
@@ -169,6 +171,13 @@ def evaluate_and_checkpoint(model, tokenizer, task, valid, cfg: TrainConfig, acc
     log(f"step {step}/{cfg.max_steps}: valid accuracy {100 * acc:.1f} % "
         f"(best {100 * state['best_valid_accuracy']:.1f} % at step {state['best_step']})")
     save_checkpoint(accelerator, run, step, state, cfg.keep_checkpoints)
+
+
+def wait_for_device(device) -> None:
+    """Block until the device has run every kernel queued so far (CUDA runs them asynchronously: a clock read
+    after the step returns would not count them); nothing to wait for on a CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 class Progress:

@@ -76,17 +76,39 @@ def tiny_model(cfg, tokenizer):
 HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")  # "t5-small", "google/flan-t5-base": what may be a hub id
 
 
+def load_problem(name: str, e: BaseException) -> str:
+    """What stopped a load, in a user's terms: a gated or private repo, remote code, or no hub (offline)."""
+    seen, texts = e, []
+    while seen is not None:
+        texts.append(f"{type(seen).__name__}: {seen}")
+        seen = seen.__cause__ or seen.__context__
+    text = " ".join(texts)
+    if Path(name).expanduser().is_dir():
+        if "trust_remote_code" in text:
+            return (f"{name} needs code of its own (trust_remote_code), which dss never runs: use a checkpoint of "
+                    "an architecture transformers ships")
+        return f"{name} is a folder but holds no loadable model and tokenizer"
+    if "GatedRepoError" in text or "gated repo" in text.lower():
+        return (f"{name!r} is a gated repository: accept its terms on its hub page, then log in (`hf auth login`, "
+                "or set HF_TOKEN) with an account that has access")
+    if "trust_remote_code" in text:
+        return (f"{name!r} needs code of its own from the hub (trust_remote_code), which dss never runs: use a "
+                "checkpoint of an architecture transformers ships")
+    if any(t in text for t in ("RepositoryNotFoundError", "401", "403", "private repository")):
+        return (f"{name!r} was not found on the hub, or is private: check the id, and for a private repository "
+                "log in (`hf auth login`, or set HF_TOKEN)")
+    return (f"{name!r} is not a local folder and the Hugging Face hub could not serve it (offline?). Download "
+            "it where there is internet (`hf download ID --local-dir DIR`) and pass the folder, or use --model "
+            "tiny; set HF_HUB_OFFLINE=1 to fail fast without a network")
+
+
 def _loading(name: str, what: str, load):
     """load(), with an error that says what to do when the folder or the hub cannot provide `name`."""
     try:
         return load()
     except (OSError, ValueError) as e:
-        local = Path(name).expanduser().is_dir()
-        hint = (f"{name} is a folder but holds no loadable seq2seq model and tokenizer" if local else
-                f"{name!r} is not a local folder and the Hugging Face hub could not serve it (offline?). "
-                "Download it where there is internet (`huggingface-cli download ID --local-dir DIR`) and pass "
-                "the folder, or use --model tiny; set HF_HUB_OFFLINE=1 to fail fast without a network")
-        raise ConfigError(f"cannot load {what} {name!r}: {hint}. ({type(e).__name__}: {str(e)[:300]})") from None
+        why = load_problem(name, e)
+        raise ConfigError(f"cannot load {what} {name!r}: {why}. ({type(e).__name__}: {str(e)[:300]})") from None
 
 
 def load_pretrained_tokenizer(name: str):
@@ -104,8 +126,12 @@ def load_pretrained(name: str, what: str = "model"):
 
 
 def load_student_model(name):
-    """AutoModelForSeq2SeqLM, or AutoModelForCausalLM for a decoder-only config."""
+    """AutoModelForSeq2SeqLM, or AutoModelForCausalLM for a decoder-only config, in fp32 whatever the stored
+    dtype: transformers 5 loads a checkpoint stored in bf16 (Llama, Qwen, Gemma, SmolLM) as bf16, and bf16
+    weights with bf16 AdamW state round small updates away (at lr 5e-5 most of them). Autocast does the bf16
+    compute; the master weights stay fp32, and so does what is saved."""
+    import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
     config = AutoConfig.from_pretrained(str(name))
     cls = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
-    return cls.from_pretrained(str(name))
+    return cls.from_pretrained(str(name), dtype=torch.float32)

@@ -124,9 +124,17 @@ def build_student(cfg: TrainConfig, items, run: Path, accelerator=None):
     return adapt(M.tiny_model(cfg, tokenizer), cfg, device_type), tokenizer
 
 
+T5_FAMILY = ("t5", "mt5", "umt5", "longt5")
+
+
 def adapt(model, cfg: TrainConfig, device_type: str):
     """Fast kernels (for device_type: cpu, cuda, ...), gradient checkpointing and LoRA adapters, as the config
     asks."""
+    if precision(cfg) == "fp16" and model.config.model_type in T5_FAMILY and not cfg.force_fp16:
+        from dss.core.errors import ConfigError
+        raise ConfigError(f"mixed_precision=fp16 with a {model.config.model_type} student: T5-family activations "
+                          "overflow fp16's range (NaN losses are common); use bf16 (GPUs of compute capability 8.0 "
+                          "or newer) or no (fp32), or pass force_fp16=true to take the risk")
     if cfg.fast_kernels:
         from dss.student import fast
         fast.fuse(model, device_type)
@@ -191,24 +199,41 @@ def tracker_init(cfg: TrainConfig, run: Path) -> dict:
     return {"wandb": {"name": run.name, "dir": str(run)}, "mlflow": {"run_name": run.name}}
 
 
-def native_bf16(device_type: str | None = None) -> bool:
-    """Whether this machine runs bf16 matmuls natively: a CUDA GPU that supports bf16, or (without a GPU) a CPU
-    with AVX512-BF16 or AMX tiles. Elsewhere bf16 autocast is emulated and slower than fp32."""
+def local_gpu() -> int:
+    """The index of this process's GPU: LOCAL_RANK under torchrun / accelerate launch, else 0. Read before
+    any CUDA call, so that no process makes a context on another process's GPU (cuda:0 for all of them)."""
+    return int(os.environ.get("LOCAL_RANK", "0")) % max(1, torch.cuda.device_count())
+
+
+def native_bf16(device_type: str | None = None) -> tuple[bool, str]:
+    """(whether this machine runs bf16 matmuls natively, why): a CUDA GPU of compute capability 8.0 or newer
+    (Ampere on; torch.cuda.is_bf16_supported() also says yes where bf16 is only emulated, as on V100 and T4),
+    or without a GPU a CPU with AVX512-BF16 or AMX tiles. Elsewhere bf16 autocast is emulated and slower than
+    fp32."""
     if device_type is None:
         device_type = "cuda" if torch.cuda.is_available() else "cpu"
     if device_type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        if not torch.cuda.is_available():
+            return False, "no CUDA GPU"
+        gpu = local_gpu()
+        major, minor = torch.cuda.get_device_capability(gpu)  # from the driver: no context is made
+        name = torch.cuda.get_device_name(gpu)
+        if major >= 8:
+            return True, f"{name} (compute capability {major}.{minor}) runs bf16 natively"
+        return False, (f"{name} (compute capability {major}.{minor}) has no native bf16 (8.0 or newer has): "
+                       "training in fp32; fp16 overflows in T5-family students")
     if device_type == "cpu":  # private helpers, present in torch >= 2.1; absent: assume no
         cpu = getattr(torch, "cpu", None)
-        return any(getattr(cpu, f, lambda: False)() for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
-    return False
+        native = any(getattr(cpu, f, lambda: False)() for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+        return native, "this CPU " + ("has AVX512-BF16 or AMX" if native else "has neither AVX512-BF16 nor AMX")
+    return False, f"device {device_type}: no native bf16 known"
 
 
 def precision(cfg: TrainConfig) -> str:
     """mixed_precision with auto resolved for this machine: no, bf16 or fp16."""
     if cfg.mixed_precision != "auto":
         return cfg.mixed_precision
-    return "bf16" if native_bf16() else "no"
+    return "bf16" if native_bf16()[0] else "no"
 
 
 def fresh_precision(mixed_precision: str) -> None:
@@ -237,12 +262,30 @@ def make_accelerator(cfg: TrainConfig):
     # T5 ties its embeddings and lm_head; accelerate would warn at every checkpoint that it stored them once
     logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
     from dss.core.errors import ConfigError
-    if METHODS[cfg.method].shared_encoder:
-        S.check_parallelism(accelerator.distributed_type.value)
+    if cfg.mixed_precision == "auto":
+        log(f"mixed_precision=auto -> {accelerator.mixed_precision}: {native_bf16(accelerator.device.type)[1]}")
+    check_parallelism(cfg, accelerator)
     if cfg.batch_size % (cfg.grad_accum * accelerator.num_processes):
         raise ConfigError(f"batch_size {cfg.batch_size} must divide by grad_accum x processes "
                           f"({cfg.grad_accum} x {accelerator.num_processes})")
     return accelerator
+
+
+def check_parallelism(cfg: TrainConfig, accelerator) -> None:
+    """Refuse, by name, the parallel setups dss does not run: DeepSpeed (its engine steps the optimizer at every
+    backward, and a dss step runs one backward per task part; never tested), an FSDP config that accelerate
+    quietly turned into DDP (it runs FSDP on GPUs only), and the method-specific limits (dss-shared)."""
+    from dss.core.errors import ConfigError
+    kind = accelerator.distributed_type.value
+    if kind == "DEEPSPEED" or os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() in ("1", "true"):
+        raise ConfigError("DeepSpeed is not supported by dss train: its engine steps the optimizer at every "
+                          "backward, and a dss step runs one backward per task (label, rationale); use DDP, or "
+                          "FSDP (fsdp_version: 2) for students too large for one GPU")
+    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true") and kind != "FSDP":
+        raise ConfigError(f"an FSDP config was given, but accelerate runs this launch as {kind} (it runs FSDP on "
+                          "GPUs only): dss will not train with another parallelism than the one asked for")
+    if METHODS[cfg.method].shared_encoder:
+        S.check_parallelism(kind)
 
 
 def make_optimizer(model, cfg: TrainConfig):

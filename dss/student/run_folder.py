@@ -42,7 +42,7 @@ METRICS = "metrics.jsonl"
 PROTOCOL = 4
 # config keys that cannot change what is trained or measured (data_dir: the data's content is fingerprinted)
 VOLATILE = ("output_dir", "resume", "overwrite", "data_dir", "tensorboard", "report_to", "log_steps",
-            "keep_checkpoints")
+            "keep_checkpoints", "force_fp16")
 REQUIRED_RESULTS = ("valid_accuracy", "test_accuracy")
 # what a started run leaves in its folder (the token cache is not listed: it is keyed by content)
 RUN_FILES = ("checkpoints", "model", "adapter", "tokenizer", "tb", "metrics.jsonl", "results.json", "config.json",
