@@ -88,9 +88,9 @@ class TrainConfig:
     fast_kernels: bool = field_(True, "T5-family students: dropout, tanh-GELU and RMS norm as fused kernels "
                                 "(dss.student.fast; the same maths, dropout's masks drawn another way)")
     mixed_precision: str = field_("auto", "auto | no | bf16 | fp16. auto: bf16 autocast where the hardware runs it "
-                                  "natively (a CUDA GPU of compute capability 8.0+, a CPU with AVX512-BF16 or AMX), else no (fp32); "
-                                  "config.json and results.json record what it resolved to (and the log says "
-                                  "why). fp16: see force_fp16",
+                                  "natively (a CUDA GPU of compute capability 8.0+, a CPU with AVX512-BF16 or "
+                                  "AMX), else no (fp32); config.json and results.json record what it resolved to "
+                                  "(and the log says why). fp16: see force_fp16",
                                   choices=("auto", "no", "bf16", "fp16"))
     force_fp16: bool = field_(False, "allow mixed_precision=fp16 for a T5-family student (T5, mT5, UMT5, LongT5), "
                               "which dss otherwise refuses: T5's activations overflow fp16's range, and NaN losses "
