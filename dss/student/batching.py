@@ -219,16 +219,26 @@ def to_device(batch: dict, device) -> dict:
             "n_rationale_tokens": batch["n_rationale_tokens"].to(device)}
 
 
-def collate(features: list[dict], pad_id: int, split_tasks: bool = True, causal: bool = False) -> dict:
+def collate(features: list[dict], pad_id: int, split_tasks: bool = True, causal: bool = False,
+            both_tasks: bool = False) -> dict:
     """A micro-batch: `parts`, the forward passes to run, and the micro-batch's target-token counts per task.
 
     split_tasks: one part per task, each padded to its own longest row. Labels are a few tokens and
     rationales dozens, so a joint part would pad every label row to rationale length (~2x decoder work).
+    both_tasks (FSDP: every process must run the same forwards): a task without rows here still gets a part,
+    one dummy row whose labels are all -100 (no loss, no token counted).
     """
     rows = [(s, t, k) for f in features for s, t, k in zip(f["input_ids"], f["labels"], f["task"])]
     groups = [[r for r in rows if r[2] == k] for k in (LABEL, RATIONALE)] if split_tasks else [rows]
     pad = C.pad_causal if causal else pad_rows
-    parts = [pad(*map(list, zip(*g)), pad_id) for g in groups if g]
+    parts = []
+    for task, group in enumerate(groups):
+        if group:
+            parts.append(pad(*map(list, zip(*group)), pad_id))
+        elif both_tasks and split_tasks:
+            part = pad([rows[0][0]], [[pad_id]], [task], pad_id)
+            part["labels"].fill_(-100)
+            parts.append(part)
     n_label = sum(len(t) for _, t, k in rows if k == LABEL)
     return {"parts": parts, "n_label_tokens": torch.tensor(n_label),
             "n_rationale_tokens": torch.tensor(sum(len(t) for _, t, _ in rows) - n_label)}

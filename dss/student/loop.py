@@ -23,6 +23,7 @@ from dss.core.errors import ConfigError
 from dss.core.io import disk_space
 from dss.student import batching as D
 from dss.student import causal as C
+from dss.student import fsdp
 from dss.student import run_folder as RF
 from dss.student import shared as S
 from dss.student.checkpoints import latest_checkpoint, save_checkpoint, usable_checkpoint
@@ -110,6 +111,8 @@ def train(cfg: TrainConfig) -> dict:
 def fit(cfg: TrainConfig, run: Path, accelerator, mode: str, task, items, valid, test, stats) -> dict:
     """The training loop, flat: batches, steps, logging, evaluation and checkpoints, then the test."""
     model, tokenizer = build_student(cfg, items, run, accelerator)
+    if fsdp.is_fsdp(accelerator):
+        fsdp.prepare(model, cfg, accelerator)
     log(f"tokenizing {sum(map(len, items))} rows of {len(items)} examples")
     with accelerator.main_process_first():  # main tokenizes and caches; the others read the cache
         features = D.cached_tokenize(items, tokenizer, cfg, run / "cache", C.is_causal(model))

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from dss.student import batching as D
+from dss.student import fsdp
 from dss.student import shared as S
 from dss.student.config import TrainConfig
 from dss.student.evaluate import candidate_sets
@@ -165,6 +166,7 @@ def step_batches(features, order, start: int, cfg: TrainConfig, accelerator, pad
     takes its contiguous slice of every global micro-batch.
     """
     per_epoch, k = order.steps_per_epoch, cfg.grad_accum
+    both_tasks = fsdp.is_fsdp(accelerator) and METHODS[cfg.method].rationale_task  # the same forwards everywhere
     rank, world = accelerator.process_index, accelerator.num_processes
     step = start
     while step < cfg.max_steps:
@@ -178,7 +180,8 @@ def step_batches(features, order, start: int, cfg: TrainConfig, accelerator, pad
                 if METHODS[cfg.method].shared_encoder:
                     micro.append(S.to_device(S.collate(mine, pad_id), accelerator.device))
                 else:
-                    micro.append(D.to_device(D.collate(mine, pad_id, split_tasks, causal), accelerator.device))
+                    micro.append(D.to_device(D.collate(mine, pad_id, split_tasks, causal, both_tasks),
+                                             accelerator.device))
             yield micro
             step += 1
 
@@ -251,6 +254,7 @@ def make_accelerator(cfg: TrainConfig):
     from accelerate.utils import ProjectConfiguration
 
     run = Path(cfg.output_dir)
+    check_parallelism(cfg, None)
     fresh_precision(precision(cfg))
     accelerator = Accelerator(
         # several processes and no GPU (torchrun --nproc_per_node 2 on CPU): Accelerate's gloo backend
@@ -274,13 +278,16 @@ def make_accelerator(cfg: TrainConfig):
 def check_parallelism(cfg: TrainConfig, accelerator) -> None:
     """Refuse, by name, the parallel setups dss does not run: DeepSpeed (its engine steps the optimizer at every
     backward, and a dss step runs one backward per task part; never tested), an FSDP config that accelerate
-    quietly turned into DDP (it runs FSDP on GPUs only), and the method-specific limits (dss-shared)."""
+    quietly turned into DDP (it runs FSDP on GPUs only), and the method-specific limits (dss-shared). With
+    accelerator None: the checks that can run before it is made (accelerate fails first without deepspeed)."""
     from dss.core.errors import ConfigError
-    kind = accelerator.distributed_type.value
+    kind = accelerator.distributed_type.value if accelerator is not None else None
     if kind == "DEEPSPEED" or os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() in ("1", "true"):
         raise ConfigError("DeepSpeed is not supported by dss train: its engine steps the optimizer at every "
                           "backward, and a dss step runs one backward per task (label, rationale); use DDP, or "
                           "FSDP (fsdp_version: 2) for students too large for one GPU")
+    if accelerator is None:
+        return
     if os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true") and kind != "FSDP":
         raise ConfigError(f"an FSDP config was given, but accelerate runs this launch as {kind} (it runs FSDP on "
                           "GPUs only): dss will not train with another parallelism than the one asked for")

@@ -200,6 +200,8 @@ STUDENT_INFO = "dss.json"
 def save_student(model, tokenizer, cfg, accelerator, path: Path, step: int) -> None:
     """model/ (the model and tokenizer, plain Hugging Face; LoRA merged) and its dss.json; adapter/ beside
     it for a LoRA student."""
+    from dss.student import fsdp
+    weights = fsdp.full_state_dict(model, accelerator)  # every process takes part in gathering sharded weights
     if accelerator.is_main_process:
         net = accelerator.unwrap_model(model)
         with atomic_dir(path) as tmp:  # a kill or a full disk mid-save leaves the previous best whole
@@ -208,7 +210,7 @@ def save_student(model, tokenizer, cfg, accelerator, path: Path, step: int) -> N
                 with atomic_dir(Path(path).parent / "adapter") as adapter_tmp:
                     lora.save(net, tokenizer, tmp, adapter_tmp)
             else:
-                net.save_pretrained(str(tmp), safe_serialization=True)
+                net.save_pretrained(str(tmp), state_dict=weights, safe_serialization=True)
                 tokenizer.save_pretrained(str(tmp))
             atomic_write_json(tmp / STUDENT_INFO, {"task": cfg.task, "step": step,
                                                    **{k: getattr(cfg, k) for k in STUDENT_KEYS}})
