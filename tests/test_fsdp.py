@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -33,10 +34,17 @@ def fsdp_train(*args) -> subprocess.CompletedProcess:
 
 def test_fsdp_saves_evaluates_unevenly_and_equals_one_process(tmp_path):
     two, one = tmp_path / "two", tmp_path / "one"
-    proc = fsdp_train("--task", "demo", *ARGS, "--output-dir", str(two))
+    proc = fsdp_train("--task", "demo", *ARGS, "keep_checkpoints=2", "--output-dir", str(two))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert main(["train", "--task", "demo", *ARGS, "--output-dir", str(one)]) == 0
     assert (two / "checkpoints" / "step_00000006" / "pytorch_model_fsdp_0").is_dir()  # sharded, as on GPUs
+    # resume from the sharded step-3 checkpoint: the same run
+    full = read_jsonl(two / "metrics.jsonl")
+    shutil.rmtree(two / "checkpoints" / "step_00000006")
+    (two / "results.json").unlink()
+    proc = fsdp_train("--task", "demo", *ARGS, "keep_checkpoints=2", "--resume", "--output-dir", str(two))
+    assert proc.returncode == 0 and "resuming" in proc.stderr, proc.stderr[-3000:]
+    assert read_jsonl(two / "metrics.jsonl") == full
     for a, b in zip(read_jsonl(one / "metrics.jsonl"), read_jsonl(two / "metrics.jsonl")):
         assert a.keys() == b.keys() and all(b[k] == pytest.approx(a[k], rel=1e-4) for k in a if k != "lr")
     assert read_jsonl(two / "predictions.jsonl") == read_jsonl(one / "predictions.jsonl")
