@@ -178,7 +178,7 @@ def _student_problems(cfg: BenchConfig):
             continue
         try:
             from transformers import AutoConfig
-            AutoConfig.from_pretrained(spec)
+            AutoConfig.from_pretrained(spec, trust_remote_code=False)
         except Exception as e:
             from dss.student.model import load_problem
             yield f"student {spec!r}: {load_problem(spec, e)} ({type(e).__name__}: {str(e).splitlines()[0][:150]})"

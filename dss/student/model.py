@@ -113,7 +113,8 @@ def _loading(name: str, what: str, load):
 
 def load_pretrained_tokenizer(name: str):
     from transformers import AutoTokenizer
-    return _loading(name, "tokenizer", lambda: AutoTokenizer.from_pretrained(name))
+    # trust_remote_code=False: refuse code from the hub at once (None would ask on a terminal and wait)
+    return _loading(name, "tokenizer", lambda: AutoTokenizer.from_pretrained(name, trust_remote_code=False))
 
 
 def load_pretrained(name: str, what: str = "model"):
@@ -132,6 +133,6 @@ def load_student_model(name):
     compute; the master weights stay fp32, and so does what is saved."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
-    config = AutoConfig.from_pretrained(str(name))
+    config = AutoConfig.from_pretrained(str(name), trust_remote_code=False)
     cls = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
-    return cls.from_pretrained(str(name), dtype=torch.float32)
+    return cls.from_pretrained(str(name), dtype=torch.float32, trust_remote_code=False)
