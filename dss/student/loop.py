@@ -2,8 +2,9 @@
 
     results = train(TrainConfig(task="demo", method="dss", max_steps=200))  # into runs/demo-dss
 
-Runs the same under `python`, `accelerate launch` (DDP; FSDP/DeepSpeed via an Accelerate config file) and
-`torchrun --nproc_per_node 2` (CPU: gloo). Only the main process writes. Run folder:
+Runs the same under `python`, `accelerate launch` (DDP; FSDP v2 through an Accelerate config file, see
+dss.student.fsdp; DeepSpeed is refused) and `torchrun --nproc_per_node 2` (CPU: gloo). Only the main process
+writes. Run folder:
     config.json  metrics.jsonl  results.json  predictions.jsonl  model/  checkpoints/  tokenizer/  tb/  cache/
 """
 from __future__ import annotations
