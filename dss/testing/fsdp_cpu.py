@@ -25,7 +25,7 @@ def main(argv=None) -> int:
         accelerator.state.fsdp_plugin = FullyShardedDataParallelPlugin(
             fsdp_version=2, auto_wrap_policy="transformer_based_wrap",
             transformer_cls_names_to_wrap=[os.environ.get("FSDP_LAYER", "T5Block")], reshard_after_forward=True,
-            state_dict_type="SHARDED_STATE_DICT", cpu_ram_efficient_loading=False)
+            state_dict_type="SHARDED_STATE_DICT", cpu_ram_efficient_loading=True)  # as fsdp-t5.yaml
         accelerator.state.distributed_type = DistributedType.FSDP
         PartialState._shared_state["distributed_type"] = DistributedType.FSDP  # as accelerate itself sets both
         return accelerator
