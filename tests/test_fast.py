@@ -95,18 +95,18 @@ def test_fast_and_plain_training_predict_the_same(tiny_cqa_dir, tmp_path):
 def test_auto_precision_is_bf16_only_where_native(monkeypatch):
     cfg = TrainConfig(task="demo")
     assert cfg.mixed_precision == "auto"
-    monkeypatch.setattr(P, "native_bf16", lambda device_type=None: True)
+    monkeypatch.setattr(P, "native_bf16", lambda device_type=None: (True, "native here"))
     assert P.precision(cfg) == "bf16"
-    monkeypatch.setattr(P, "native_bf16", lambda device_type=None: False)
+    monkeypatch.setattr(P, "native_bf16", lambda device_type=None: (False, "emulated here"))
     assert P.precision(cfg) == "no"
     assert P.precision(TrainConfig(task="demo", mixed_precision="bf16")) == "bf16"  # asked for: as asked
-    assert P.native_bf16("mps") is False
+    assert P.native_bf16("mps")[0] is False
 
 
 def test_a_run_records_its_precision_and_resumes_only_in_it(tiny_cqa_dir, tmp_path, monkeypatch):
     from dss.student.loop import check_same_run
     run = tmp_path / "run"
-    monkeypatch.setattr(P, "native_bf16", lambda device_type=None: False)
+    monkeypatch.setattr(P, "native_bf16", lambda device_type=None: (False, "emulated here"))
     assert main(tiny_args(tiny_cqa_dir, run, "--method", "standard", "--max-steps", "2", "--eval-steps", "2")) == 0
     info, results = (json.loads((run / f).read_text()) for f in ("config.json", "results.json"))
     assert info["config"]["mixed_precision"] == "auto" and info["precision"] == results["precision"] == "no"
