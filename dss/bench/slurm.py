@@ -13,7 +13,6 @@ running (sweep folder: slurm_jobs.json, the job ids per cell; slurm/, submitit's
 """
 from __future__ import annotations
 
-import fcntl
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 from dss.core.config import check, field_, load_config
 from dss.core.errors import ConfigError
 from dss.core.io import atomic_write, read_json
+from dss.student import run_folder as RF
 
 LIVE = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING", "SUSPENDED"}
 JOBS_FILE = "slurm_jobs.json"
@@ -69,20 +69,6 @@ def executor(scfg: SlurmConfig, folder: Path, name: str):
     return ex
 
 
-def lock_held(run_dir: Path) -> bool:
-    """Whether a `dss train` is writing this run folder now (its flock on .lock)."""
-    path = Path(run_dir) / ".lock"
-    if not path.is_file():
-        return False
-    with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(fh, fcntl.LOCK_UN)
-    return False
-
-
 def slurm_state(job_id: str, folder: Path) -> str:
     """Slurm's state of a recorded job (sacct, through submitit); UNKNOWN when it cannot say."""
     try:
@@ -96,7 +82,7 @@ def live_cells(cells, out_dir: Path, scfg: SlurmConfig) -> set:
     jobs = read_json(Path(out_dir) / JOBS_FILE) or {}
     live = set()
     for cell in cells:
-        if lock_held(cell.run_dir(out_dir)):
+        if RF.locked(cell.run_dir(out_dir)):
             live.add(cell)
         elif scfg.cluster == "slurm" and cell.key in jobs and \
                 slurm_state(jobs[cell.key], Path(out_dir) / "slurm") in LIVE:

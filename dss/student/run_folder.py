@@ -8,7 +8,7 @@
     model/             the best student, with dss.json: how to build its inputs (`save_student` / `student_info`)
     adapter/           a LoRA student's adapter alone (model/ holds it merged)
     checkpoints/       the latest full training states, each file verifiable (dss.student.checkpoints)
-    .lock              held while a process writes (`run_lock`)
+    .lock              held while a process writes (`run_lock`; .lock.held where flock does not work)
     tokenizer/ cache/ tb/
 """
 from __future__ import annotations
@@ -17,21 +17,15 @@ import json
 import os
 import platform
 import shlex
-import socket
 import subprocess
 import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from dss.core import locks
 from dss.core.config import to_dict
 from dss.core.errors import ConfigError, DataError
 from dss.core.io import append_line, atomic_dir, atomic_write, atomic_write_json, read_json
-
-try:
-    import fcntl  # POSIX advisory locks: the kernel drops them when the holder dies, so none is ever stale
-except ImportError:  # pragma: no cover - Windows: no lock
-    fcntl = None
 
 LOCK = ".lock"
 METRICS = "metrics.jsonl"
@@ -114,31 +108,27 @@ def setting_defaults() -> dict:
 
 @contextmanager
 def run_lock(run: Path, enabled: bool = True):
-    """Hold run/.lock for the duration; another process holding it is an error naming it. A lock file left
-    by a crashed run does not block: the lock is the kernel's flock, released when its process ends."""
-    if not enabled or fcntl is None:
+    """Hold run/.lock for the duration; another process holding it is an error naming it. A crashed run's
+    lock does not block (dss.core.locks: flock, or where it does not work a lock file with a heartbeat)."""
+    if not enabled:
         yield
         return
     run = Path(run)
     run.mkdir(parents=True, exist_ok=True)
-    fh = open(run / LOCK, "a+")
     try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.seek(0)
-        holder = fh.read().strip() or "another process"
-        fh.close()
-        raise ConfigError(f"{run} is being written by another `dss train` ({holder}); wait for it to finish "
+        lock = locks.acquire(run / LOCK)
+    except locks.Busy as e:
+        raise ConfigError(f"{run} is being written by another `dss train` ({e.holder}); wait for it to finish "
                           "or choose another output_dir") from None
-    fh.seek(0)
-    fh.truncate()
-    fh.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
-    fh.flush()
     try:
         yield
     finally:
-        fcntl.flock(fh, fcntl.LOCK_UN)
-        fh.close()
+        lock.release()
+
+
+def locked(run: Path) -> bool:
+    """Whether a `dss train` is writing this run folder now."""
+    return locks.held(Path(run) / LOCK)
 
 
 def read_metrics(run: Path) -> list[dict]:
