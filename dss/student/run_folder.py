@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -53,6 +54,14 @@ def refuse_links(run: Path) -> None:
             raise ConfigError(f"{path} is a symbolic link (to {os.readlink(path)}); dss train clears a run's files "
                               "on a fresh start or overwrite and does not remove links: remove it, or train into "
                               "a folder of real files (output_dir=...)")
+
+
+def clear_run(run: Path) -> None:
+    """Remove a run's files for a fresh start (the token cache stays: it is keyed by content)."""
+    refuse_links(run)
+    for name in RUN_FILES:
+        path = Path(run) / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
 
 
 def read_results(run: Path) -> dict | None:
