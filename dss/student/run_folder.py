@@ -16,10 +16,13 @@ from __future__ import annotations
 import json
 import os
 import platform
+import secrets
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -138,6 +141,45 @@ def run_lock(run: Path, enabled: bool = True):
 def locked(run: Path) -> bool:
     """Whether a `dss train` is writing this run folder now."""
     return locks.held(Path(run) / LOCK)
+
+
+SHARED_CHECK = ".shared-check"
+
+
+def check_shared(run: Path, settle_s: float = 5.0) -> None:
+    """With several processes (torch.distributed): every one must see what the main one writes in `run` (the
+    model, checkpoints and token cache are written by rank 0 and read by all; a process that cannot see rank 0's
+    tokenizer trains its own into the folder). Rank 0 writes a random token, every rank reads it back; when any
+    cannot, every rank stops with the same error naming the folder."""
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    path, rank = Path(run) / SHARED_CHECK, dist.get_rank()
+    shared = [secrets.token_hex(16), str(run)] if rank == 0 else [None, None]  # the token, the folder's name
+    if rank == 0:
+        atomic_write(path, shared[0])
+    dist.broadcast_object_list(shared, src=0)  # every rank reads after the write
+    deadline = time.monotonic() + settle_s  # a shared folder may show a new file late; a private one never
+    while not (seen := _holds(path, shared[0])) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    views = [None] * dist.get_world_size()
+    dist.all_gather_object(views, (socket.gethostname(), seen))
+    if rank == 0:
+        path.unlink(missing_ok=True)
+    blind = [f"rank {r} on {host}" for r, (host, ok) in enumerate(views) if not ok]
+    if blind:
+        raise ConfigError(f"{shared[1]}: {', '.join(blind)} cannot see the files that rank 0 (on {views[0][0]}) writes "
+                          "there; dss train on several nodes needs output_dir on one filesystem shared by all of "
+                          "them (rank 0 writes the model, checkpoints and token cache, every rank reads them): "
+                          "put it on the cluster's shared filesystem, not a node-local disk such as /tmp, and on "
+                          "NFS mount it so that new files show at once (lookupcache=positive)")
+
+
+def _holds(path: Path, text: str) -> bool:
+    try:
+        return path.read_text(encoding="utf-8") == text
+    except OSError:  # absent here: another filesystem
+        return False
 
 
 def read_metrics(run: Path) -> list[dict]:
