@@ -153,19 +153,19 @@ class Lock:
         if flocked is False:
             self._fh.seek(0)
             raise Busy(self._fh.read().strip() or "another process")
+        if flocked is True and not forced_file():
+            found = _read_lock_file(self.file)  # held through the lock file instead (DSS_LOCK=file, another node)
+            if found is not None and not _stale(*found):
+                raise Busy(_describe(*found))
+            self.kind = "flock"
+        else:
+            self.kind = f"lock file ({'DSS_LOCK=file' if flocked is True else flocked})"
+            self._take_file()
         if flocked is True:  # what a second process names when it is refused
             self._fh.seek(0)
             self._fh.truncate()
             self._fh.write(f"pid {os.getpid()} on {HOST} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
             self._fh.flush()
-        if flocked is True and not forced_file():
-            self.kind = "flock"
-            found = _read_lock_file(self.file)  # a process that holds the lock file instead (DSS_LOCK=file)
-            if found is not None and not _stale(*found):
-                raise Busy(_describe(*found))
-            return
-        self.kind = f"lock file ({flocked if flocked is not True else 'DSS_LOCK=file'})"
-        self._take_file()
 
     def _take_file(self) -> None:
         text = json.dumps({"pid": os.getpid(), "host": HOST, "since": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -173,7 +173,8 @@ class Lock:
         for _ in range(3):
             if _create(self.file, text):
                 self._text, self._stop = text, threading.Event()
-                threading.Thread(target=self._beat, name=f"dss lock {self.file}", daemon=True).start()
+                threading.Thread(target=self._beat, args=(self._stop,), name=f"dss lock {self.file}",
+                                 daemon=True).start()
                 return
             found = _read_lock_file(self.file)
             if found is None:  # released between the two looks
@@ -183,8 +184,8 @@ class Lock:
             _take_over(self.file, found[1])
         raise Busy(f"processes taking {self.file} in turn")
 
-    def _beat(self) -> None:
-        while not self._stop.wait(HEARTBEAT_S):
+    def _beat(self, stop: threading.Event) -> None:
+        while not stop.wait(HEARTBEAT_S):
             try:
                 os.utime(self.file)
             except OSError:  # the folder went away; a takeover needs STALE_S without a beat first
