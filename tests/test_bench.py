@@ -224,6 +224,33 @@ def test_subprocess_and_accelerate_commands(tmp_path):
     assert S.launch_command(BenchConfig(launcher="subprocess"), Path("c.yaml"))[1:4] == ["-m", "dss", "train"]
 
 
+def test_a_cell_command_always_continues_and_a_retrained_cell_is_cleared_once(tmp_path):
+    """A cell's job may be rerun as is (a requeue): its config says resume=true, never overwrite; the overwrite
+    of --retrain-changed happens when the command is made, and not under a `dss train` writing the cell."""
+    import yaml
+
+    from dss.core import locks
+    cfg = BenchConfig(launcher="subprocess", output_dir=str(tmp_path / "sweep"), tasks=["cqa"], fractions=[1.0],
+                      seeds=[0])
+    cell = grid.grid(cfg)[0]
+    run = cell.run_dir(cfg.out_dir())
+    read = lambda: yaml.safe_load((run / "cell.yaml").read_text())  # noqa: E731
+    S.cell_command(cfg, cell, cfg.out_dir(), grid.train_config(cfg, cell, cfg.out_dir()))
+    assert read()["resume"] is True and read()["overwrite"] is False  # nothing yet: it starts at step 0
+    (run / "checkpoints" / "step_00000002").mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    changed = grid.train_config(cfg, cell, cfg.out_dir())
+    changed.overwrite = True  # what run_sweep sets for a changed cell with --retrain-changed
+    held = locks.acquire(run / ".lock")
+    with pytest.raises(ConfigError, match="being written by another `dss train`"):
+        S.cell_command(cfg, cell, cfg.out_dir(), changed)
+    held.release()
+    assert (run / "config.json").exists()
+    S.cell_command(cfg, cell, cfg.out_dir(), changed)
+    assert not (run / "checkpoints").exists() and not (run / "config.json").exists()
+    assert read()["resume"] is True and read()["overwrite"] is False
+
+
 def test_cli_overrides(tmp_path):
     from dss.commands.bench import build_config
     from dss.commands.cli import build_parser

@@ -1,16 +1,21 @@
 """`dss bench --launcher slurm` through submitit: local jobs (real subprocesses) that train the cells in the
-shared sweep folder, resubmission of only unfinished and not-live cells, and the sbatch script a Slurm cluster
-would get (a fake `sbatch`/`srun`/`sacct` on PATH that record what they are given)."""
+shared sweep folder, resubmission of only unfinished and not-live cells, the sbatch script a Slurm cluster
+would get (a fake `sbatch`/`srun`/`sacct` on PATH that record what they are given), and a cell's job that
+continues from its checkpoint whenever it is rerun (a requeue) and requeues itself at the time limit."""
 from __future__ import annotations
 
 import fcntl
 import json
 import os
 import stat
+import sys
+from pathlib import Path
 
 import pytest
+from test_resume import comparable, crash_at
 
 from dss.bench import report
+from dss.bench.slurm import CellJob
 from dss.commands.cli import main
 
 pytest.importorskip("submitit")
@@ -97,3 +102,68 @@ def test_no_slurm_here_is_a_clear_error(tiny_cqa_dir, tmp_path, monkeypatch, cap
     monkeypatch.setenv("PATH", str(tmp_path))  # no srun, no sbatch
     assert main(argv(tiny_cqa_dir, tmp_path / "sweep")) == 2
     assert "slurm.cluster=local" in capsys.readouterr().err
+
+
+def submitted(sweep: Path) -> list[CellJob]:
+    """The cells' jobs as fake sbatch got them (job array 4242), in array order."""
+    from submitit.core.utils import DelayedSubmission
+    return [DelayedSubmission.load(sweep / "slurm" / f"4242_{k}_submitted.pkl").function for k in range(2)]
+
+
+def same_rows(sweep: Path) -> list[dict]:
+    rows = report.read_csv(sweep / "results.csv")
+    timing = ("run_dir", "seconds", "cpu_seconds", "examples_per_second")
+    return [{k: v for k, v in r.items() if k not in timing} for r in rows]
+
+
+@pytest.mark.slow
+def test_a_killed_cell_job_rerun_as_is_continues_and_the_report_is_the_uninterrupted_one(
+        tiny_cqa_dir, tmp_path, fake_slurm, capfd):
+    steps = ["train.max_steps=6", "train.eval_steps=2", "train.dropout=0.1", "train.eval_max_new_tokens=8"]
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    assert main(argv(tiny_cqa_dir, full, *steps)) == 0
+    for job in submitted(full):
+        job()
+    assert main(argv(tiny_cqa_dir, full, *steps)) == 0  # sacct: still listed; the report holds both cells
+
+    assert main(argv(tiny_cqa_dir, cut, *steps)) == 0
+    killed, other = submitted(cut)
+    with pytest.MonkeyPatch.context() as mp:  # the job is killed after its step-2 checkpoint
+        crash_at(mp, 4)
+        assert main(killed.command[killed.command.index("train"):]) == 130
+    run = Path(killed.command[-1]).parent
+    assert (run / "checkpoints" / "step_00000002").is_dir() and not (run / "results.json").exists()
+    capfd.readouterr()
+    killed()  # what a requeue does: the same command, as it was submitted
+    assert f"resuming {run} from step 2" in capfd.readouterr().err
+    other()
+    assert main(argv(tiny_cqa_dir, cut, *steps)) == 0
+
+    assert same_rows(cut) == same_rows(full) and len(same_rows(cut)) == 2
+    for job in submitted(full):
+        cell = Path(job.command[-1]).parent.relative_to(full)
+        assert comparable(cut / cell) == comparable(full / cell)
+
+
+def test_at_the_time_limit_a_cell_job_stops_its_training_and_requeues_the_same_command(tmp_path):
+    import submitit
+    from submitit.core.utils import DelayedSubmission
+    log = tmp_path / "attempts"
+    script = tmp_path / "train.py"  # stands in for `dss train`: the first attempt outlives the time limit
+    script.write_text("import os, signal, sys, time\n"
+                      "with open(sys.argv[1], 'a') as fh:\n"
+                      "    fh.write(f'{os.getpid()} {signal.getsignal(signal.SIGUSR2) == signal.SIG_IGN}\\n')\n"
+                      "if len(open(sys.argv[1]).read().splitlines()) == 1:\n"
+                      "    time.sleep(300)\n")
+    command = [sys.executable, str(script), str(log)]
+    ex = submitit.LocalExecutor(folder=tmp_path / "slurm")
+    ex.update_parameters(timeout_min=12 / 60, signal_delay_s=4)  # USR2 after 8 s, as Slurm's --signal does
+    job = ex.submit(CellJob(command, str(tmp_path)))
+    job.result()
+    attempts = [line.split() for line in log.read_text().splitlines()]
+    assert len(attempts) == 2  # stopped at the time limit, requeued, finished
+    assert all(ignored == "True" for _, ignored in attempts)  # Slurm's USR2 to every process does not kill it
+    assert not os.path.exists(f"/proc/{attempts[0][0]}")  # the first attempt was stopped, not left running
+    assert "this job is timed-out" in job.stderr() and "Requeued job" in job.stdout()
+    requeued = DelayedSubmission.load(job.paths.submitted_pickle).function
+    assert isinstance(requeued, CellJob) and requeued.command == command

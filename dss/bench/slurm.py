@@ -10,17 +10,24 @@ running the same command again submits only the cells that are neither finished 
 while its `dss train` holds the run folder's lock, or while Slurm lists its recorded job as pending or
 running (sweep folder: slurm_jobs.json, the job ids per cell; slurm/, submitit's scripts and logs).
 `cluster: local` runs the same jobs as local processes (submitit's LocalExecutor): how the tests run it.
+
+A job (`CellJob`) may run any number of times: its cell.yaml says resume: true, so a job that Slurm requeues
+(preemption, a node failure, the time limit through submitit's checkpoint()) continues from the cell's last
+checkpoint; after a crash, rerunning the same `dss bench` command submits what is neither finished nor live.
 """
 from __future__ import annotations
 
-import fcntl
 import json
+import signal
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from dss.core.config import check, field_, load_config
 from dss.core.errors import ConfigError
 from dss.core.io import atomic_write, read_json
+from dss.core.processes import dies_with_this_process
+from dss.student import run_folder as RF
 
 LIVE = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING", "SUSPENDED"}
 JOBS_FILE = "slurm_jobs.json"
@@ -69,20 +76,6 @@ def executor(scfg: SlurmConfig, folder: Path, name: str):
     return ex
 
 
-def lock_held(run_dir: Path) -> bool:
-    """Whether a `dss train` is writing this run folder now (its flock on .lock)."""
-    path = Path(run_dir) / ".lock"
-    if not path.is_file():
-        return False
-    with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(fh, fcntl.LOCK_UN)
-    return False
-
-
 def slurm_state(job_id: str, folder: Path) -> str:
     """Slurm's state of a recorded job (sacct, through submitit); UNKNOWN when it cannot say."""
     try:
@@ -96,7 +89,7 @@ def live_cells(cells, out_dir: Path, scfg: SlurmConfig) -> set:
     jobs = read_json(Path(out_dir) / JOBS_FILE) or {}
     live = set()
     for cell in cells:
-        if lock_held(cell.run_dir(out_dir)):
+        if RF.locked(cell.run_dir(out_dir)):
             live.add(cell)
         elif scfg.cluster == "slurm" and cell.key in jobs and \
                 slurm_state(jobs[cell.key], Path(out_dir) / "slurm") in LIVE:
@@ -104,9 +97,56 @@ def live_cells(cells, out_dir: Path, scfg: SlurmConfig) -> set:
     return live
 
 
-def submit(cfg, todo, out_dir: Path, commands: dict, log=print) -> list:
-    """Submit the cells of `todo` that are not live as one job array; returns the submitted jobs."""
-    from submitit.helpers import CommandFunction
+class CellJob:
+    """A cell's job: its `dss train` command, which continues from the cell's last checkpoint whenever it runs
+    again (its cell.yaml says resume: true), so a job Slurm reruns as is (a requeue) goes on where it stopped.
+
+    At the time limit, or when preempted with a signal, Slurm sends USR2 (submitit's --signal=USR2@90) and
+    submitit's handler in this process calls checkpoint(): the same command is queued again. The handler then
+    exits out of __call__'s wait, which stops the training first (its checkpoints stay)."""
+
+    def __init__(self, command: list[str], cwd: str):
+        self.command, self.cwd = list(command), cwd
+
+    def __call__(self) -> None:
+        print("+ " + " ".join(self.command), flush=True)
+        dies = dies_with_this_process()
+
+        def child_setup():
+            dies()
+            # Slurm signals every process of the job; the decision to requeue is this process's (checkpoint())
+            signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+
+        proc = subprocess.Popen(self.command, cwd=self.cwd, preexec_fn=child_setup)
+        try:
+            rc = proc.wait()
+        finally:
+            stop(proc)
+        if rc != 0:
+            raise RuntimeError(f"`{' '.join(self.command)}` exited with status {rc}")
+
+    def checkpoint(self):
+        from submitit.helpers import DelayedSubmission
+        return DelayedSubmission(CellJob(self.command, self.cwd))
+
+
+def stop(proc: subprocess.Popen, grace_s: float = 60.0) -> None:
+    """SIGTERM (dss train stops, its lock released), then SIGKILL if it is still alive after grace_s: within
+    the 90 s Slurm leaves between USR2 and its own kill."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def submit(cfg, todo, out_dir: Path, command, log=print) -> list:
+    """Submit the cells of `todo` that are not live as one job array; `command(cell)` prepares a cell and
+    returns its `dss train` command (called for the submitted cells only: a live cell's folder is left alone).
+    Returns the submitted jobs."""
     scfg = slurm_config(cfg.slurm)
     live = live_cells(todo, out_dir, scfg)
     if live:
@@ -116,8 +156,9 @@ def submit(cfg, todo, out_dir: Path, commands: dict, log=print) -> list:
     if not pending:
         return []
     ex = executor(scfg, Path(out_dir) / "slurm", f"dss-{Path(out_dir).name}")
+    cell_jobs = [CellJob(command(c), str(Path.cwd())) for c in pending]
     with ex.batch():  # one job array on Slurm
-        jobs = [ex.submit(CommandFunction(commands[c], cwd=str(Path.cwd()))) for c in pending]
+        jobs = [ex.submit(job) for job in cell_jobs]
     ids = read_json(Path(out_dir) / JOBS_FILE) or {}
     ids.update({c.key: str(j.job_id) for c, j in zip(pending, jobs)})
     atomic_write(Path(out_dir) / JOBS_FILE, json.dumps(ids, indent=2))

@@ -82,12 +82,17 @@ TrainFn = Callable[[object], dict]
 
 
 def prepare_cell(cell: Cell, out_dir: Path, tcfg) -> None:
-    """A cell about to (re)start: a stale results.json goes, and a killed attempt is resumed."""
+    """A cell about to be trained, by any launcher: a stale results.json goes and an overwrite
+    (--retrain-changed) is done now, once. Then the cell's config says resume=true, so its command continues
+    from the last checkpoint whenever it runs again (a killed sweep rerun, a requeued Slurm job) and starts
+    at step 0 when there is none; it still refuses a run made with other settings."""
     run_dir = cell.run_dir(out_dir)
     if (run_dir / "results.json").exists():  # unreadable or incomplete (cf. read_results): not a result
         (run_dir / "results.json").unlink()
-    if _has_checkpoints(run_dir) and not getattr(tcfg, "overwrite", False):
-        tcfg.resume = True  # a killed cell continues from its last checkpoint (or starts over if it had none)
+    if tcfg.overwrite:
+        with RF.run_lock(run_dir):  # never under a `dss train` that still writes it
+            RF.clear_run(run_dir)
+    tcfg.overwrite, tcfg.resume = False, True
 
 
 def cell_command(cfg: BenchConfig, cell: Cell, out_dir: Path, tcfg) -> list[str]:
@@ -132,12 +137,6 @@ def launch_command(cfg: BenchConfig, cell_yaml: Path) -> list[str]:
         return [sys.executable, "-m", "accelerate.commands.launch", *procs, *cfg.launch_args, "-m", "dss", "train",
                 "--config", str(cell_yaml)]
     return [sys.executable, "-m", "dss", "train", "--config", str(cell_yaml)]
-
-
-def _has_checkpoints(run_dir: Path) -> bool:
-    """Whether a killed attempt left anything of a run (a checkpoint, or only its first files)."""
-    return any((Path(run_dir) / f).exists() for f in RF.RUN_FILES)
-
 
 
 def preflight(cfg: BenchConfig) -> None:
@@ -215,7 +214,7 @@ def run_sweep(cfg: BenchConfig, train_fn: TrainFn | None = None, argv: list[str]
     trained, failed = [], []
     if cfg.launcher == "slurm" and todo:
         from dss.bench import slurm
-        slurm.submit(cfg, todo, out_dir, {c: cell_command(cfg, c, out_dir, configs[c]) for c in todo}, log)
+        slurm.submit(cfg, todo, out_dir, lambda c: cell_command(cfg, c, out_dir, configs[c]), log)
         todo = []  # the jobs train them; the report below holds what has finished
     for k, (cell, outcome) in enumerate(_run_cells(cfg, todo, out_dir, configs, train_fn, log), 1):
         if isinstance(outcome, BaseException):

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 
 from dss.commands.common import add_task_args, task_options
+from dss.core.processes import raise_terminated
 
 TASK_FIELDS = ("task", "data_dir", "task_options")  # handled by add_task_args
 
@@ -51,7 +53,13 @@ def run(args) -> int:
     from dss.student.loop import train
 
     cfg = config_from_args(args)
-    results = train(cfg)
+    # SIGTERM (Slurm's preemption, a requeued cell's job) stops training as Ctrl-C does: its lock is released,
+    # which a lock file (dss.core.locks) needs for a rerun on another node to start at once
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        results = train(cfg)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     from accelerate import PartialState
 
     if PartialState().is_main_process:

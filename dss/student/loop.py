@@ -99,6 +99,7 @@ def train(cfg: TrainConfig) -> dict:
     run = Path(cfg.output_dir)
     with RF.run_lock(run, accelerator.is_main_process), \
             disk_space(run, "the checkpoints written before are whole: free some space and rerun with resume=true"):
+        RF.check_shared(run)  # several processes: all see what the main one writes here (several nodes: one filesystem)
         mode = prepare_run(cfg, run, accelerator)
         set_seed(cfg.seed)
         task, items, valid, test, stats = load_data(cfg)

@@ -8,7 +8,7 @@
     model/             the best student, with dss.json: how to build its inputs (`save_student` / `student_info`)
     adapter/           a LoRA student's adapter alone (model/ holds it merged)
     checkpoints/       the latest full training states, each file verifiable (dss.student.checkpoints)
-    .lock              held while a process writes (`run_lock`)
+    .lock              held while a process writes (`run_lock`; .lock.held where flock does not work)
     tokenizer/ cache/ tb/
 """
 from __future__ import annotations
@@ -16,7 +16,9 @@ from __future__ import annotations
 import json
 import os
 import platform
+import secrets
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -24,14 +26,10 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from dss.core import locks
 from dss.core.config import to_dict
 from dss.core.errors import ConfigError, DataError
 from dss.core.io import append_line, atomic_dir, atomic_write, atomic_write_json, read_json
-
-try:
-    import fcntl  # POSIX advisory locks: the kernel drops them when the holder dies, so none is ever stale
-except ImportError:  # pragma: no cover - Windows: no lock
-    fcntl = None
 
 LOCK = ".lock"
 METRICS = "metrics.jsonl"
@@ -59,6 +57,14 @@ def refuse_links(run: Path) -> None:
             raise ConfigError(f"{path} is a symbolic link (to {os.readlink(path)}); dss train clears a run's files "
                               "on a fresh start or overwrite and does not remove links: remove it, or train into "
                               "a folder of real files (output_dir=...)")
+
+
+def clear_run(run: Path) -> None:
+    """Remove a run's files for a fresh start (the token cache stays: it is keyed by content)."""
+    refuse_links(run)
+    for name in RUN_FILES:
+        path = Path(run) / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
 
 
 def read_results(run: Path) -> dict | None:
@@ -114,31 +120,66 @@ def setting_defaults() -> dict:
 
 @contextmanager
 def run_lock(run: Path, enabled: bool = True):
-    """Hold run/.lock for the duration; another process holding it is an error naming it. A lock file left
-    by a crashed run does not block: the lock is the kernel's flock, released when its process ends."""
-    if not enabled or fcntl is None:
+    """Hold run/.lock for the duration; another process holding it is an error naming it. A crashed run's
+    lock does not block (dss.core.locks: flock, or where it does not work a lock file with a heartbeat)."""
+    if not enabled:
         yield
         return
     run = Path(run)
     run.mkdir(parents=True, exist_ok=True)
-    fh = open(run / LOCK, "a+")
     try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.seek(0)
-        holder = fh.read().strip() or "another process"
-        fh.close()
-        raise ConfigError(f"{run} is being written by another `dss train` ({holder}); wait for it to finish "
+        lock = locks.acquire(run / LOCK)
+    except locks.Busy as e:
+        raise ConfigError(f"{run} is being written by another `dss train` ({e.holder}); wait for it to finish "
                           "or choose another output_dir") from None
-    fh.seek(0)
-    fh.truncate()
-    fh.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
-    fh.flush()
     try:
         yield
     finally:
-        fcntl.flock(fh, fcntl.LOCK_UN)
-        fh.close()
+        lock.release()
+
+
+def locked(run: Path) -> bool:
+    """Whether a `dss train` is writing this run folder now."""
+    return locks.held(Path(run) / LOCK)
+
+
+SHARED_CHECK = ".shared-check"
+
+
+def check_shared(run: Path, settle_s: float = 5.0) -> None:
+    """With several processes (torch.distributed): every one must see what the main one writes in `run` (the
+    model, checkpoints and token cache are written by rank 0 and read by all; a process that cannot see rank 0's
+    tokenizer trains its own into the folder). Rank 0 writes a random token, every rank reads it back; when any
+    cannot, every rank stops with the same error naming the folder."""
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    path, rank = Path(run) / SHARED_CHECK, dist.get_rank()
+    shared = [secrets.token_hex(16), str(run)] if rank == 0 else [None, None]  # the token, the folder's name
+    if rank == 0:
+        atomic_write(path, shared[0])
+    dist.broadcast_object_list(shared, src=0)  # every rank reads after the write
+    deadline = time.monotonic() + settle_s  # a shared folder may show a new file late; a private one never
+    while not (seen := _holds(path, shared[0])) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    views = [None] * dist.get_world_size()
+    dist.all_gather_object(views, (socket.gethostname(), seen))
+    if rank == 0:
+        path.unlink(missing_ok=True)
+    blind = [f"rank {r} on {host}" for r, (host, ok) in enumerate(views) if not ok]
+    if blind:
+        raise ConfigError(f"{shared[1]}: {', '.join(blind)} cannot see the files that rank 0 (on {views[0][0]}) writes "
+                          "there; dss train on several nodes needs output_dir on one filesystem shared by all of "
+                          "them (rank 0 writes the model, checkpoints and token cache, every rank reads them): "
+                          "put it on the cluster's shared filesystem, not a node-local disk such as /tmp, and on "
+                          "NFS mount it so that new files show at once (lookupcache=positive)")
+
+
+def _holds(path: Path, text: str) -> bool:
+    try:
+        return path.read_text(encoding="utf-8") == text
+    except OSError:  # absent here: another filesystem
+        return False
 
 
 def read_metrics(run: Path) -> list[dict]:

@@ -11,11 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-try:
-    import fcntl  # POSIX: one writer per output file
-except ImportError:  # pragma: no cover - Windows: no lock, do not run two extractions on one file
-    fcntl = None
-
+from dss.core import locks
 from dss.core.errors import DataError
 from dss.core.io import atomic_write
 from dss.tasks.rationales import scan
@@ -38,13 +34,10 @@ class RecordFile:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock_fh = open(self.path.with_name(self.path.name + ".lock"), "w")
-        try:
-            if fcntl is not None:
-                fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock_fh.close()
-            raise DataError(f"{self.path}: another `dss extract` is writing this file") from None
+        try:  # one writer per output file
+            self._lock = locks.acquire(self.path.with_name(self.path.name + ".lock"))
+        except locks.Busy as e:
+            raise DataError(f"{self.path}: another `dss extract` is writing this file ({e.holder})") from None
         self.records, good_len, self.torn = scan(self.path)
         if self.torn:  # a kill interrupted the last write: cut it off, it is redone
             with open(self.path, "r+b") as fh:
@@ -76,7 +69,7 @@ class RecordFile:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
-        self._lock_fh.close()
+        self._lock.release()
 
 
 def _first_model(records: list[dict]) -> str | None:
