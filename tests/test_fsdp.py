@@ -1,5 +1,5 @@
 """FSDP (v2, fully_shard) on 2 CPU processes (gloo): accelerate runs FSDP on GPUs only, so the launch goes through
-dss.testing.fsdp_cpu, which turns the Accelerator into an FSDP one. Every forward is then a collective: the
+tests/fsdp_cpu.py, which turns the Accelerator into an FSDP one. Every forward is then a collective: the
 save of the student, evaluation with uneven shares of examples, and steps where one process has no rationale
 row must all finish (a hang fails the test at its timeout), and the run must equal a 1-process run."""
 from __future__ import annotations
@@ -28,8 +28,9 @@ ARGS = ["--method", "dss", "--max-steps", "6", "--eval-steps", "3", "--batch-siz
 def fsdp_train(*args) -> subprocess.CompletedProcess:
     torchrun = Path(sys.executable).with_name("torchrun")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "dss.testing.fsdp_cpu",
-                           "train", *args], env=env, capture_output=True, text=True, timeout=240, check=False)
+    return subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2",
+                           str(ROOT / "tests" / "fsdp_cpu.py"), "train", *args],
+                          env=env, capture_output=True, text=True, timeout=240, check=False)
 
 
 def test_fsdp_saves_evaluates_unevenly_and_equals_one_process(tmp_path):
@@ -88,7 +89,8 @@ def test_fsdp_version_1_and_lora_under_fsdp_are_refused():
     from dss.core.errors import ConfigError
     from dss.student import fsdp
     from dss.student.config import TrainConfig
-    acc = SimpleNamespace(state=SimpleNamespace(fsdp_plugin=SimpleNamespace(fsdp_version=1)))
+    acc = SimpleNamespace(state=SimpleNamespace(fsdp_plugin=SimpleNamespace(fsdp_version=1)),
+                          distributed_type=SimpleNamespace(value="FSDP"))
     with pytest.raises(ConfigError, match="fsdp_version: 2"):
         fsdp.prepare(None, TrainConfig(), acc)
     acc.state.fsdp_plugin.fsdp_version = 2

@@ -9,7 +9,7 @@ gradients: every process must run the same forwards, in the same order, or the o
 A T5's encoder and decoder embed with modules of their own that share the input embedding's weight; FSDP keeps a
 weight in one group only, so they are pointed at the input embedding module itself (`share_embeddings`).
 Tested on CPU processes (gloo), where accelerate does not run FSDP, by turning its distributed type to FSDP
-after the Accelerator is made (dss.testing.fsdp_cpu); not yet on GPUs.
+after the Accelerator is made (tests/fsdp_cpu.py); not yet on GPUs.
 """
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ def is_fsdp(accelerator) -> bool:
 
 
 def prepare(model, cfg, accelerator) -> None:
-    """Check what dss runs under FSDP and make the model shardable; call before accelerator.prepare."""
+    """Under FSDP, check what dss runs under it and make the model shardable; call before accelerator.prepare."""
+    if not is_fsdp(accelerator):
+        return
     plugin = accelerator.state.fsdp_plugin
     if getattr(plugin, "fsdp_version", 1) != 2:
         raise ConfigError("dss train runs FSDP version 2 (fully_shard) only: set fsdp_version: 2 in the "

@@ -113,8 +113,7 @@ def train(cfg: TrainConfig) -> dict:
 def fit(cfg: TrainConfig, run: Path, accelerator, mode: str, task, items, valid, test, stats) -> dict:
     """The training loop, flat: batches, steps, logging, evaluation and checkpoints, then the test."""
     model, tokenizer = build_student(cfg, items, run, accelerator)
-    if fsdp.is_fsdp(accelerator):
-        fsdp.prepare(model, cfg, accelerator)
+    fsdp.prepare(model, cfg, accelerator)  # under FSDP: what it needs, before accelerator.prepare
     log(f"tokenizing {sum(map(len, items))} rows of {len(items)} examples")
     with accelerator.main_process_first():  # main tokenizes and caches; the others read the cache
         features = D.cached_tokenize(items, tokenizer, cfg, run / "cache", C.is_causal(model))

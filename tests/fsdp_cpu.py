@@ -3,7 +3,7 @@ becomes DDP, which dss refuses), so this makes the usual Accelerator and then tu
 (fsdp_version 2, each T5Block a unit; FSDP_LAYER=LlamaDecoderLayer for tiny_arch=llama), as
 `accelerate launch --config_file configs/accelerate/fsdp-t5.yaml` would on GPUs. Run under torchrun:
 
-    torchrun --standalone --nproc_per_node 2 -m dss.testing.fsdp_cpu train --task demo ...
+    torchrun --standalone --nproc_per_node 2 tests/fsdp_cpu.py train --task demo ...
 """
 from __future__ import annotations
 
