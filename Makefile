@@ -30,10 +30,14 @@ help:
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 
-# $(VENV)/.torch records the torch asked for (TORCH and TORCH_INDEX): when it differs, torch is reinstalled
-# (--force-reinstall: pip would keep a CPU 2.13.0+cpu for TORCH=torch==2.13.0 from a CUDA index), then
-# dss's own install. Last, a loud warning if this machine has NVIDIA GPUs that the torch installed cannot use.
-ifneq ($(shell cat $(VENV)/.torch 2>/dev/null),$(TORCH_PIP))
+# $(VENV)/.torch records the torch installed (TORCH and TORCH_INDEX). TORCH or TORCH_INDEX given (command line
+# or environment) and other than that: torch is reinstalled (--force-reinstall: pip would keep 2.13.0+cpu for
+# TORCH=torch==2.13.0 from a CUDA index), then dss. Not given: the venv's torch stays (make test on a GPU venv
+# does not put the default CPU pin back); a venv without the record gets the default. Last, a loud warning
+# if this machine has NVIDIA GPUs that the torch installed cannot use.
+TORCH_HAD := $(shell cat $(VENV)/.torch 2>/dev/null)
+TORCH_GIVEN := $(filter-out file,$(origin TORCH) $(origin TORCH_INDEX))
+ifneq ($(if $(TORCH_GIVEN),$(TORCH_PIP),$(or $(TORCH_HAD),$(TORCH_PIP))),$(TORCH_HAD))
 $(VENV)/.torch: FORCE
 endif
 $(VENV)/.torch: $(BIN)/activate

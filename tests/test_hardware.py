@@ -87,7 +87,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def make_install(venv: Path, *args) -> str:
     """What `make install` would run (make -n) for the venv at `venv`."""
     return subprocess.run(["make", "-n", "-s", "-C", str(ROOT), f"VENV={venv}", "install", *args],
-                          capture_output=True, text=True, timeout=60, env={**os.environ, "MAKEFLAGS": ""},
+                          capture_output=True, text=True, timeout=60, env={**{k: v for k, v in os.environ.items()
+                          if k not in ("TORCH", "TORCH_INDEX")}, "MAKEFLAGS": ""},
                           check=True).stdout
 
 
@@ -106,5 +107,12 @@ def test_make_install_reinstalls_torch_when_torch_or_its_index_changes(tmp_path)
             '"torch==2.5.1"') in cuda
     assert "pip install --quiet -e" in cuda and "python -m dss.core.hardware" in cuda  # then dss, then the check
     assert "--force-reinstall" in make_install(venv, "TORCH=torch")  # another TORCH, no index
+    assert "pip" not in make_install(venv, "TORCH=torch==2.13.0")  # the same, given
+    # a CUDA venv: make install (or make test, demo ...) without TORCH keeps its torch, not the default CPU pin
+    (venv / ".torch").write_text('--index-url https://download.pytorch.org/whl/cu126 "torch"\n')
+    os.utime(venv / ".torch", (now - 10, now - 10))
+    assert "pip" not in make_install(venv)
+    assert "pip" not in make_install(venv, "TORCH=torch", "TORCH_INDEX=https://download.pytorch.org/whl/cu126")
+    assert '--force-reinstall --no-deps "torch==2.13.0"' in make_install(venv, "TORCH=torch==2.13.0")
     (venv / ".torch").unlink()  # a venv made before torch was recorded: its torch is unknown, reinstalled
-    assert "--force-reinstall" in make_install(venv)
+    assert '--force-reinstall --no-deps "torch==2.13.0"' in make_install(venv)
