@@ -2,14 +2,19 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# torch first, pinned: on the project's machines this is the local CPU wheel. GPU users: make install TORCH=torch
+# torch first, pinned: on the project's machines this is the local CPU wheel. GPU users name a CUDA build and
+# the PyTorch index it is on: make install TORCH=torch TORCH_INDEX=https://download.pytorch.org/whl/cu126
 TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
+TORCH_PIP = $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) )"$(TORCH)"
 DSS := $(BIN)/dss
 
-.PHONY: install test demo help bench-cqa bench-svamp bench-esnli bench-anli1 bench-paper train extract study plot
+.PHONY: FORCE install test demo help bench-cqa bench-svamp bench-esnli bench-anli1 bench-paper train extract study plot
 
 help:
-	@echo "make install   create $(VENV) and install dss with its dev extra"
+	@echo "make install   create $(VENV) and install dss with its dev extra (torch first: TORCH=$(TORCH))"
+	@echo "               GPUs: make install TORCH=torch TORCH_INDEX=https://download.pytorch.org/whl/cu126"
+	@echo "               (the index of your driver's CUDA version); another TORCH or TORCH_INDEX reinstalls torch"
 	@echo "make test      run the test suite"
 	@echo "make demo      the embedded data-efficiency study (standard vs DSS, 2 CPU cores, <= 10 min)"
 	@echo "make bench-cqa | bench-svamp | bench-esnli | bench-anli1"
@@ -25,11 +30,28 @@ help:
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: $(BIN)/activate setup.cfg pyproject.toml
+# $(VENV)/.torch records the torch installed (TORCH and TORCH_INDEX). TORCH or TORCH_INDEX given (command line
+# or environment) and other than that: torch is reinstalled (--force-reinstall: pip would keep 2.13.0+cpu for
+# TORCH=torch==2.13.0 from a CUDA index), then dss. Not given: the venv's torch stays (make test on a GPU venv
+# does not put the default CPU pin back); a venv without the record gets the default. Last, a loud warning
+# if this machine has NVIDIA GPUs that the torch installed cannot use.
+TORCH_HAD := $(shell cat $(VENV)/.torch 2>/dev/null)
+TORCH_GIVEN := $(filter-out file,$(origin TORCH) $(origin TORCH_INDEX))
+ifneq ($(if $(TORCH_GIVEN),$(TORCH_PIP),$(or $(TORCH_HAD),$(TORCH_PIP))),$(TORCH_HAD))
+$(VENV)/.torch: FORCE
+endif
+$(VENV)/.torch: $(BIN)/activate
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet --force-reinstall --no-deps $(TORCH_PIP)
+	$(BIN)/pip install --quiet $(TORCH_PIP)
+	echo '$(TORCH_PIP)' > $@
+
+$(VENV)/.installed: $(VENV)/.torch setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/python -m dss.core.hardware
 	touch $@
+
+FORCE:
 
 install: $(VENV)/.installed
 

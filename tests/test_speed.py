@@ -59,3 +59,22 @@ def test_examples_without_a_rationale_leave_every_variant(tmp_path, capsys):
     assert "have no rationale row" in capsys.readouterr().err
     base, ours = run_baseline(cfg, steps=2, warmup=1), run_ours(cfg, "dss", steps=2, warmup=1)
     assert base["examples_per_second"] > 0 and ours["examples_per_second"] > 0
+
+
+def test_every_variant_and_the_reference_trainer_run_on_one_gpu(tiny_cqa_dir, tmp_path, monkeypatch):
+    # transformers 5's Trainer runs DataParallel over every GPU it sees (n_gpu = torch.cuda.device_count()) while
+    # our loop uses one: each variant's process sees only the first visible GPU, and the baseline refuses more
+    from transformers import Seq2SeqTrainingArguments
+
+    from dss.bench.train_speed import _child, one_gpu
+    from dss.core.config import to_dict
+    from dss.core.errors import ConfigError
+    assert (one_gpu(None), one_gpu("2,3"), one_gpu("GPU-a1b2,GPU-c3d4"), one_gpu("")) == ("0", "2", "GPU-a1b2", "")
+    cfg = TrainConfig(task="cqa", data_dir=str(tiny_cqa_dir), method="dss", d_model=32, d_ff=64, heads=2, layers=1,
+                      vocab_size=200, batch_size=4, output_dir=str(tmp_path), mixed_precision="no")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,4")
+    out = _child(to_dict(cfg), "baseline", 1, 0, "no")
+    assert out["cuda_visible_devices"] == "3" and out["gpus"] == 0  # 0 here: a CPU
+    monkeypatch.setattr(Seq2SeqTrainingArguments, "n_gpu", property(lambda self: 2))
+    with pytest.raises(ConfigError, match="sees 2 GPUs and would run DataParallel"):
+        run_baseline(cfg, steps=1, warmup=0)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import multiprocessing
+import os
 import resource
 import sys
 import tempfile
@@ -173,11 +174,16 @@ def run_baseline(cfg, steps: int, warmup: int, precision: str = "no") -> dict:
             remove_unused_columns=False, report_to="none", save_strategy="no", eval_strategy="no",
             logging_steps=10 ** 6, seed=cfg.seed, dataloader_num_workers=0, disable_tqdm=True,
             bf16=precision == "bf16", use_cpu=not torch.cuda.is_available())
+        if args.n_gpu > 1:
+            from dss.core.errors import ConfigError
+            raise ConfigError(f"the reference trainer sees {args.n_gpu} GPUs and would run DataParallel over them: "
+                              "set CUDA_VISIBLE_DEVICES to one (speed() does, in each variant's process)")
         trainer = trainer_cls(model=model, args=args, train_dataset=rows, callbacks=[timer_cb()],
                               data_collator=collator(tokenizer=tokenizer, model=model))
         trainer.train()
     loss = trainer.state.log_history[-1].get("train_loss")
-    return _report("baseline", cfg, steps, timer["seconds"], int(timer["tokens"]), args.device, loss, precision)
+    return {**_report("baseline", cfg, steps, timer["seconds"], int(timer["tokens"]), args.device, loss, precision),
+            "gpus": args.n_gpu}
 
 
 def _report(variant, cfg, steps, seconds, tokens, device, loss, precision) -> dict:
@@ -187,7 +193,16 @@ def _report(variant, cfg, steps, seconds, tokens, device, loss, precision) -> di
             "device": str(device), "final_loss": loss, "precision": precision, "fast_kernels": cfg.fast_kernels}
 
 
+def one_gpu(visible: str | None) -> str:
+    """CUDA_VISIBLE_DEVICES that leaves the first of `visible` (the variable's value; None: unset, every GPU):
+    the Trainer wraps the model in DataParallel over every GPU it sees (transformers 5 sets its n_gpu to
+    torch.cuda.device_count(); no argument turns that off), while our loop uses one; "" (none) stays none."""
+    return "0" if visible is None else visible.split(",")[0].strip()
+
+
 def _child(cfg_dict: dict, variant: str, steps: int, warmup: int, baseline_precision: str) -> dict:
+    # before CUDA starts in this fresh (spawned) process: every variant, the baseline included, on one GPU
+    os.environ["CUDA_VISIBLE_DEVICES"] = one_gpu(os.environ.get("CUDA_VISIBLE_DEVICES"))
     import torch
 
     from dss.student.config import TrainConfig
@@ -197,9 +212,10 @@ def _child(cfg_dict: dict, variant: str, steps: int, warmup: int, baseline_preci
         torch.set_num_threads(cfg.threads)
     if variant == "baseline":
         return {**run_baseline(cfg, steps, warmup, precision(cfg) if baseline_precision == "same" else
-                               baseline_precision), "threads": torch.get_num_threads()}
+                               baseline_precision), "threads": torch.get_num_threads(),
+                "cuda_visible_devices": os.environ["CUDA_VISIBLE_DEVICES"]}
     run = run_ours(cfg, variant, steps, warmup)
-    return {**run, "threads": torch.get_num_threads()}
+    return {**run, "threads": torch.get_num_threads(), "cuda_visible_devices": os.environ["CUDA_VISIBLE_DEVICES"]}
 
 
 def order(variants, repeat: int) -> list[str]:

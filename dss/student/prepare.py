@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from dss.core.hardware import warn_cpu_torch
 from dss.student import batching as D
 from dss.student import fsdp
 from dss.student import shared as S
@@ -263,6 +264,7 @@ def make_accelerator(cfg: TrainConfig):
         project_config=ProjectConfiguration(project_dir=str(run), logging_dir=str(run / "tb")),
         # one scheduler step per optimizer step, however many processes (batches are ours: see step_batches)
         dataloader_config=DataLoaderConfiguration(split_batches=True))
+    warn_cpu_torch(main=accelerator.is_local_main_process)  # NVIDIA GPUs, a CPU torch: said loudly, once
     # T5 ties its embeddings and lm_head; accelerate would warn at every checkpoint that it stored them once
     logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
     from dss.core.errors import ConfigError
