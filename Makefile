@@ -9,7 +9,8 @@ TORCH_INDEX ?=
 TORCH_PIP = $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) )"$(TORCH)"
 DSS := $(BIN)/dss
 
-.PHONY: FORCE install test demo help bench-cqa bench-svamp bench-esnli bench-anli1 bench-paper train extract study plot
+.PHONY: FORCE install test demo help bench-cqa bench-svamp bench-esnli bench-anli1 bench-paper bench-paper-offline train \
+  extract study plot
 
 help:
 	@echo "make install   create $(VENV) and install dss with its dev extra (torch first: TORCH=$(TORCH))"
@@ -20,6 +21,7 @@ help:
 	@echo "make bench-cqa | bench-svamp | bench-esnli | bench-anli1"
 	@echo "               offline studies on the released PaLM rationales in DSS_DATA_DIR ($(DSS_DATA_DIR)), tiny students"
 	@echo "make bench-paper  the paper's setup: T5 v1.1 base, 4 tasks, 4 seeds, both label sources (GPUs + hub)"
+	@echo "make bench-paper-offline  the same protocol (protocol=reference) on the offline data, tiny student, CPU"
 	@echo "make train DATA=my.jsonl [VALID=v.jsonl] [TEST=t.jsonl] [METHOD=dss]   one student on your data"
 	@echo "make extract TASK=custom DATA=my.jsonl TEACHER=gemini:...              teacher rationales for your data"
 	@echo "make study DATA=my.jsonl [TEACHER=..]   a data-efficiency study on your data, end to end"
@@ -80,7 +82,7 @@ demo: $(VENV)/.installed
 	$(call only,$(SWEEP_VARS))
 	$(DSS) bench --config configs/bench/demo.yaml $(SWEEP_FLAGS)
 
-bench-cqa bench-svamp bench-esnli bench-anli1: $(VENV)/.installed
+bench-cqa bench-svamp bench-esnli bench-anli1 bench-paper-offline: $(VENV)/.installed
 	$(call only,$(SWEEP_VARS))
 	$(DSS) bench --config configs/bench/$(@:bench-%=%).yaml --data-dir $(DSS_DATA_DIR) $(SWEEP_FLAGS)
 

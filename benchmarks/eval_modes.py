@@ -93,7 +93,8 @@ def main(argv=None) -> int:
     if stored is None:
         sys.exit(f"{args.run}: no config.json (not a finished run folder)")
     base = load_config(TrainConfig, None, {k: v for k, v in stored["config"].items() if k not in ("resume",)})
-    task, _, valid, test, _ = load_data(base)
+    data = load_data(base)
+    task, valid, test = data.task, data.valid, data.test
     rows = (valid if args.split == "valid" else test)[:args.limit]
     plain = AutoModelForSeq2SeqLM.from_pretrained(Path(args.run) / "model").to(args.device)
     tokenizer = AutoTokenizer.from_pretrained(Path(args.run) / "model")

@@ -129,7 +129,7 @@ def example_flops(cfg) -> float:
     from dss.student import batching as D
     from dss.student.model import load_pretrained_tokenizer
     from dss.student.prepare import load_data
-    items = load_data(cfg)[1]
+    items = load_data(cfg).items
     features = D.cached_tokenize(items, load_pretrained_tokenizer(cfg.model), cfg, Path(cfg.output_dir) / "cache")
     config = AutoConfig.from_pretrained(cfg.model)
     rows = [(len(s), len(t)) for f in features for s, t in zip(f["input_ids"], f["labels"])]

@@ -195,7 +195,8 @@ def test_reference_format_reaches_the_training_rows(shared_data):
     from dss.student.prepare import load_data
     cfg = TrainConfig(task="esnli", data_dir=str(shared_data), input_format="reference", label_prefix="predict: ",
                       rationale_prefix="explain: ", max_eval_examples=2)
-    _, items, valid, _, _ = load_data(cfg)
+    data = load_data(cfg)
+    items, valid = data.items, data.valid
     first = get_task("esnli").load("train", shared_data)[0]
     row = next(it for it in items if it[0].source.endswith(first.meta["hypothesis"]))
     assert row[0].source == "predict: " + REFERENCE_FIRST_ROWS["esnli", "train"]

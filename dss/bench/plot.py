@@ -2,7 +2,10 @@
 
     curves.png      one panel per task: test accuracy against training fraction, one line per student and
                     method (mean ± standard error over seeds), the teacher's accuracy as a horizontal line,
-                    chance as a dotted line, and the paper's 100 % T5-base figures where the student is T5-base
+                    chance as a dotted line
+    curves-last.png the same for the last model's test accuracy (test_accuracy_last, protocol reference):
+                    the reference code's figure, so the paper's 100 % T5-base figures are drawn here only
+                    (where the student is T5-base)
     model_size.png  (several students) test accuracy against parameter count at the largest fraction
 """
 from __future__ import annotations
@@ -16,7 +19,10 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display on servers
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 
-from dss.bench.report import PAPER_T5_BASE, method_label, summarize  # noqa: E402
+from dss.bench.report import METRICS, PAPER_T5_BASE, method_label, summarize  # noqa: E402
+
+# the figure of each metric (`dss plot --metric`)
+CURVES = {"test_accuracy": "curves.png", "test_accuracy_last": "curves-last.png", "valid_accuracy": "curves-valid.png"}
 
 COLORS = {"standard": "tab:blue", "distill": "tab:orange", "dss": "tab:red", "single": "tab:green"}
 STYLES = ["-", "--", ":", "-."]  # per student when a sweep has several
@@ -47,10 +53,10 @@ def _panels(n: int):
     return fig, list(axes.flat[:n])
 
 
-def plot_curves(rows: list[dict], path: Path) -> Path:
+def plot_curves(rows: list[dict], path: Path, metric: str = "test_accuracy") -> Path:
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     models = list(dict.fromkeys(r["model"] for r in rows))
-    summ = summarize(rows, "test_accuracy")
+    summ = summarize(rows, metric)
     fig, axes = _panels(len(tasks))
     for ax, task in zip(axes, tasks):
         trows = [r for r in rows if r["task"] == task]
@@ -70,7 +76,9 @@ def plot_curves(rows: list[dict], path: Path) -> Path:
             ax.axhline(100 * teacher, color="black", ls="--", lw=1, label=teacher_label(trows[0], teacher))
         if chance is not None:
             ax.axhline(100 * chance, color="gray", ls=":", lw=1, label=f"chance {100 * chance:.0f} %")
-        if any(is_t5_base(m) for m in {r["model"] for r in trows}) and task in PAPER_T5_BASE:
+        # the paper reports the reference code's figure: its points go against that metric only
+        if metric == "test_accuracy_last" and any(is_t5_base(m) for m in {r["model"] for r in trows}) \
+                and task in PAPER_T5_BASE:
             methods = {r["method"] for r in trows}
             for method, value in PAPER_T5_BASE[task].items():
                 if method in methods:
@@ -78,13 +86,13 @@ def plot_curves(rows: list[dict], path: Path) -> Path:
                             label=f"paper T5-base {method} {value:.1f}")
         ax.set_title(task)
         ax.set_xlabel("training data used (%)")
-        ax.set_ylabel("test accuracy (%)")
+        ax.set_ylabel(f"{metric.replace('_', ' ')} (%)")
         ax.set_xticks([100 * f for f in fractions])
         ax.set_xticklabels([f"{100 * f:g}" for f in fractions])
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
     seeds = len({r["seed"] for r in rows})
-    fig.suptitle(f"test accuracy vs training fraction (mean ± s.e. over {seeds} seed(s))", fontsize=10)
+    fig.suptitle(f"{METRICS[metric]}\nvs training fraction (mean ± s.e. over {seeds} seed(s))", fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -132,9 +140,13 @@ def _save(fig, path: Path) -> Path:
     return Path(path)
 
 
-def plot_sweep(rows: list[dict], out_dir) -> list[Path]:
-    """All figures of a sweep into out_dir; returns the files written."""
+def plot_sweep(rows: list[dict], out_dir, metrics: list[str] | None = None) -> list[Path]:
+    """The figures of a sweep into out_dir (by default curves.png, and curves-last.png where the cells have
+    the last model's test accuracy); returns the files written."""
     out_dir = Path(out_dir)
-    written = [plot_curves(rows, out_dir / "curves.png")]
+    if metrics is None:
+        metrics = ["test_accuracy"] + (["test_accuracy_last"] if any(r.get("test_accuracy_last") is not None
+                                                                     for r in rows) else [])
+    written = [plot_curves(rows, out_dir / CURVES[m], m) for m in metrics]
     size = plot_model_size(rows, out_dir / "model_size.png")
     return written + ([size] if size else [])

@@ -310,6 +310,7 @@ def collect(cfg: BenchConfig, cells: list[Cell], out_dir: Path) -> list[dict]:
         rows.append({"task": cell.task, "method": cell.method, "labels": cell.labels, "model": cell.model,
                      "fraction": cell.fraction, "seed": cell.seed, "train_examples": res.get("train_examples"),
                      "valid_accuracy": res["valid_accuracy"], "test_accuracy": res["test_accuracy"],
+                     "test_accuracy_last": res.get("test_accuracy_last"),
                      "best_step": res.get("best_step"), "params": count_params(run_dir, res),
                      "examples_per_second": res.get("examples_per_second"), "seconds": timing.get("seconds"),
                      "cpu_seconds": timing.get("cpu_seconds"),

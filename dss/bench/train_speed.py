@@ -39,7 +39,7 @@ def _setup(cfg):
     from dss.student import batching as D
     from dss.student.prepare import build_student, load_data
 
-    _, items, _, _, _ = load_data(cfg)
+    items = load_data(cfg).items
     model, tokenizer = build_student(cfg, items, Path(cfg.output_dir))
     features = D.cached_tokenize(items, tokenizer, cfg, Path(cfg.output_dir) / "cache")
     if METHODS[cfg.method].rationale_task:
@@ -78,7 +78,6 @@ def run_ours(cfg, variant: str, steps: int, warmup: int) -> dict:
                               dataloader_config=DataLoaderConfiguration(split_batches=True))
     optimizer, scheduler = T.make_optimizer(model, cfg)  # exactly what `dss train` uses
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    alpha = METHODS[cfg.method].alpha(cfg.alpha)
     tokens = torch.zeros((), dtype=torch.long, device=accelerator.device)
     batches = T.step_batches(features, T.batch_order(features, cfg), 0, cfg, accelerator, tokenizer.pad_token_id,
                              split_tasks=variant != "dss-joint")
@@ -91,8 +90,7 @@ def run_ours(cfg, variant: str, steps: int, warmup: int) -> dict:
             t0 = time.perf_counter()
         if done >= warmup:  # real (non-pad) tokens, summed on the device: no host sync
             tokens = tokens + sum(_real_tokens(p) for b in micro for p in b["parts"])
-        last = T.train_step(model, micro, alpha, accelerator, optimizer, scheduler, cfg.max_grad_norm,
-                            shared=variant == "dss-shared")
+        last = T.train_step(model, micro, cfg, accelerator, optimizer, scheduler)
     final_loss = float(last[0])  # the one host sync of the timed run
     seconds = time.perf_counter() - t0
     return _report(variant, cfg, steps, seconds, int(tokens), accelerator.device, final_loss,

@@ -2,6 +2,7 @@
 
     dss plot runs/demo
     dss plot runs/demo/results.csv --no-table
+    dss plot runs/bench-paper --metric test_accuracy_last      # the reference's figure, against the paper's
 """
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ def register(sub) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sweep", help="sweep folder holding results.csv (e.g. runs/demo), or the CSV itself")
     p.add_argument("--no-table", action="store_true", help="do not rewrite results.md")
+    p.add_argument("--metric", choices=("test_accuracy", "test_accuracy_last", "valid_accuracy"),
+                   help="the accuracy to draw: test_accuracy (the checkpoint chosen on valid; curves.png), "
+                   "test_accuracy_last (the last model, the reference's figure, with the paper's points; "
+                   "curves-last.png) or valid_accuracy (curves-valid.png); default: test_accuracy, and "
+                   "test_accuracy_last where the cells have it")
     p.set_defaults(func=run)
 
 
@@ -32,7 +38,10 @@ def run(args) -> int:
     if not rows:
         raise DataError(f"{csv_path}: no finished cells to plot")
     out_dir = csv_path.parent
-    written = plot_sweep(rows, out_dir)
+    if args.metric and all(r.get(args.metric) is None for r in rows):
+        raise DataError(f"{csv_path}: no cell has {args.metric} (test_accuracy_last: train with protocol=reference "
+                        "or test_last=true)")
+    written = plot_sweep(rows, out_dir, [args.metric] if args.metric else None)
     if not args.no_table:
         atomic_write(out_dir / "results.md", markdown(rows, out_dir.name))
         written.append(out_dir / "results.md")

@@ -180,16 +180,23 @@ class LengthGroupedBatchSampler:
     Each epoch: a seeded permutation cut to a whole number of optimizer steps; with grouping, chunks of
     `mega` batches are sorted by length and cut into batches whose order is then shuffled, so a batch holds
     examples of similar length (little padding) while the batch order stays random.
+    keep_last (the reference's protocol): the epoch's remaining examples make one more, smaller step, split
+    into as many micro-batches (when there are at least `min_last` of them: every process must get a row of
+    every micro-batch).
     `batch_size` is the micro-batch over all processes; each process takes a contiguous slice of it.
     """
 
     def __init__(self, lengths: list[int], batch_size: int, batches_per_step: int, seed: int,
-                 group_by_length: bool = True, mega: int = 50):
+                 group_by_length: bool = True, mega: int = 50, keep_last: bool = False, min_last: int = 1):
         self.lengths, self.batch_size, self.batches_per_step = np.asarray(lengths), batch_size, batches_per_step
         self.seed, self.group_by_length, self.mega = seed, group_by_length, mega
+        step = batch_size * batches_per_step
+        self.full_steps = len(lengths) // step
+        self.remainder = len(lengths) - self.full_steps * step
+        self.keeps_last = keep_last and self.remainder >= max(1, min_last)
         if len(self) == 0:
             raise ConfigError(f"{len(lengths)} training examples are fewer than one batch of "
-                             f"{batch_size * batches_per_step}; lower batch_size")
+                              f"{batch_size * batches_per_step}; lower batch_size")
 
     def __len__(self) -> int:
         """Micro-batches per epoch."""
@@ -197,12 +204,14 @@ class LengthGroupedBatchSampler:
 
     @property
     def steps_per_epoch(self) -> int:
-        return len(self.lengths) // (self.batch_size * self.batches_per_step)
+        return self.full_steps + self.keeps_last
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
-        """The epoch's micro-batches, in order: [len(self)] lists of batch_size item indices."""
+        """The epoch's micro-batches, in order: [len(self)] lists of item indices (batch_size each, but in a
+        kept last step)."""
         rng = np.random.default_rng([self.seed, epoch])
-        perm = rng.permutation(len(self.lengths))[:len(self) * self.batch_size]
+        whole = rng.permutation(len(self.lengths))
+        perm = whole[:self.full_steps * self.batches_per_step * self.batch_size]
         if self.group_by_length:
             chunk = self.batch_size * self.mega
             perm = np.concatenate([c[np.argsort(-self.lengths[c], kind="stable")]
@@ -210,7 +219,10 @@ class LengthGroupedBatchSampler:
         batches = perm.reshape(-1, self.batch_size)
         if self.group_by_length:
             batches = batches[rng.permutation(len(batches))]
-        return [[int(i) for i in b] for b in batches]
+        out = [[int(i) for i in b] for b in batches]
+        if self.keeps_last:
+            out += [[int(i) for i in part] for part in np.array_split(whole[len(perm):], self.batches_per_step)]
+        return out
 
 
 def to_device(batch: dict, device) -> dict:

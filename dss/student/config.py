@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from dss.core.config import check, field_
 from dss.core.errors import ConfigError
 from dss.student.methods import METHOD_NAMES, METHODS
+from dss.student.protocols import PROTOCOL_NAMES, PROTOCOLS
 
 TRACKERS = ("tensorboard", "wandb", "mlflow")
 SEED_MAX = 2**32 - 1  # numpy's legacy seeding (and so a sweep's subsets) refuses anything larger
@@ -31,6 +32,8 @@ class TrainConfig:
     labels: str = field_("gold", "label source for dss/single: gold labels or the teacher's (distill: always "
                          "teacher; standard: always gold)", choices=("gold", "teacher"))
     alpha: float = field_(0.5, "dss: loss = alpha * label_loss + (1 - alpha) * rationale_loss", min=0.0, max=1.0)
+    protocol: str = field_("dss", "; ".join(f"{p.name}: {p.help}" for p in PROTOCOLS.values()) +
+                           " (docs/protocol.md lists every difference)", choices=PROTOCOL_NAMES)
     input_format: str = field_("dss", "dss: NLI as 'Premise: ...\\nHypothesis: ...'; reference: as the reference "
                                "code builds inputs (NLI: premise + the tokenizer's EOS text + hypothesis; CQA: the "
                                "question unstripped), to reproduce its numbers", choices=("dss", "reference"))
@@ -67,14 +70,16 @@ class TrainConfig:
     grad_accum: int = field_(1, "micro-batches per optimizer step", min=1)
     lr: float | None = field_(None, "peak learning rate (default: 1e-3 for tiny, 5e-5 for a pretrained "
                               "checkpoint as in the paper)", min=0.0)
-    warmup_steps: int | None = field_(None, "linear warm-up steps (default: warmup_ratio * max_steps)", min=0)
+    warmup_steps: int | None = field_(None, "linear warm-up steps (default: warmup_ratio * max_steps; protocol "
+                                      "reference: none)", min=0)
     warmup_ratio: float = field_(0.05, "warm-up as a fraction of max_steps when warmup_steps is unset",
                                  min=0.0, max=1.0)
     weight_decay: float = field_(0.0, "AdamW weight decay", min=0.0)
     max_grad_norm: float = field_(1.0, "gradient clipping norm (0 = off)", min=0.0)
     max_input_length: int = field_(512, "input tokens kept (longer inputs are truncated)", min=4)
     max_target_length: int = field_(256, "target tokens kept (rationales are long)", min=2)
-    group_by_length: bool = field_(True, "batch examples of similar length together (less padding)")
+    group_by_length: bool = field_(True, "batch examples of similar length together (less padding; "
+                                  "protocol reference: off, random batches)")
     threads: int | None = field_(None, "torch CPU threads for this run (default: torch's own choice). On CPU the "
                                  "numbers depend on it: float sums are grouped per thread", min=1)
     gradient_checkpointing: bool = field_(False, "recompute activations in the backward pass: less memory, "
@@ -132,6 +137,21 @@ class TrainConfig:
             self.output_dir = f"runs/{self.task}-{self.method}{teacher}"
         if self.lr is None:
             self.lr = 1e-3 if self.model == "tiny" else 5e-5
+        protocol = PROTOCOLS[self.protocol]
+        if protocol.subsets == "reference":  # the reference's inputs: its format and its task prefixes
+            if METHODS[self.method].shared_encoder:
+                raise ConfigError("method dss-shared is dss's own; protocol reference runs the reference's methods")
+            self.input_format = "reference"
+            self.label_prefix = "predict: " if self.label_prefix == "[label] " else self.label_prefix
+            self.rationale_prefix = "explain: " if self.rationale_prefix == "[rationale] " else self.rationale_prefix
+        if not protocol.warmup:
+            if self.warmup_steps:
+                raise ConfigError(f"protocol {self.protocol} has no warm-up: drop warmup_steps={self.warmup_steps}")
+            self.warmup_steps = 0
+        if protocol.random_batches:
+            self.group_by_length = False
+        if protocol.test_every_eval:
+            self.test_last = True
         if self.warmup_steps is None:
             self.warmup_steps = int(self.warmup_ratio * self.max_steps)
         if self.model == "tiny" and self.d_model % self.heads:

@@ -19,6 +19,8 @@ from dss.student import causal as C
 from dss.student import shared as S
 from dss.student.config import TrainConfig
 from dss.student.methods import METHODS
+from dss.student.protocols import PROTOCOLS
+from dss.tasks import reference
 
 # what a checkpoint's generation_config.json may say that is the format of its text, not a way of searching
 TOKEN_SETTINGS = ("decoder_start_token_id", "bos_token_id", "eos_token_id", "pad_token_id", "forced_bos_token_id",
@@ -173,9 +175,11 @@ def candidate_sets(task, examples) -> list[list[str]]:
 
 
 def evaluate(model, tokenizer, task, examples, cfg: TrainConfig, accelerator) -> tuple[float, list[dict]]:
-    """Label-only answers to examples in cfg.eval_mode; (accuracy with the task's metric, one record per
-    example: prediction, and with scoring the candidates' scores)."""
-    method = METHODS[cfg.method]
+    """Label-only answers to examples in cfg.eval_mode; (accuracy, one record per example: prediction,
+    correct, and with scoring the candidates' scores). Accuracy as cfg.protocol measures it: dss's normalized
+    match (SVAMP by exact value), or the reference's exact match of the decoded text against the tokenizer's
+    decoding of the label (SVAMP as Python floats)."""
+    method, protocol = METHODS[cfg.method], PROTOCOLS[cfg.protocol]
     sources = [method.eval_source(e.input, cfg.label_prefix) for e in examples]
     prompt = S.prompt_ids(tokenizer, cfg.label_prefix) if method.shared_encoder else None
     if cfg.eval_mode == "score":
@@ -186,8 +190,19 @@ def evaluate(model, tokenizer, task, examples, cfg: TrainConfig, accelerator) ->
                     "scores": {k: round(v, 4) for k, v in zip(c, s)}} for c, s in zip(sets, scores)]
     else:
         max_new = cfg.max_target_length if method.rationale_in_target else cfg.eval_max_new_tokens
+        # the reference's generation_max_length counts the decoder's start token: 64 lets 63 new tokens out
+        max_new = max(1, max_new - protocol.generation_counts_start)
         texts = generate(model, tokenizer, sources, accelerator, cfg.eval_batch_size, cfg.max_input_length,
                          max_new, prompt)
-        records = [{"prediction": method.parse_prediction(t)} for t in texts]
-    preds = [r["prediction"] for r in records]
-    return task.accuracy(preds, [e.label for e in examples]), records
+        exact = protocol.accuracy == "exact" and not method.rationale_in_target  # the decoded text as it is
+        records = [{"prediction": t if exact else method.parse_prediction(t)} for t in texts]
+    if protocol.accuracy == "exact":
+        ids = tokenizer(text_target=[e.label for e in examples], max_length=cfg.max_target_length,
+                        truncation=True)["input_ids"]
+        labels = tokenizer.batch_decode(ids, skip_special_tokens=True)
+        correct = [reference.match(r["prediction"], y, task.metric) for r, y in zip(records, labels)]
+    else:
+        correct = [task.is_correct(r["prediction"], e.label) for r, e in zip(records, examples)]
+    for r, c in zip(records, correct):
+        r["correct"] = c
+    return (sum(correct) / len(correct) if correct else 0.0), records

@@ -42,28 +42,38 @@ from dss.student.prepare import (
     step_batches,
     tracker_init,
 )
+from dss.student.protocols import PROTOCOLS
 from dss.student.run_folder import run_info, save_student
 
 
-def train_step(model, micro_batches, alpha, accelerator, optimizer, scheduler, max_grad_norm, shared=False):
+def train_step(model, micro_batches, cfg: TrainConfig, accelerator, optimizer, scheduler):
     """One optimizer step over grad_accum micro-batches of one or two parts (forward passes) each.
 
-    Every part's loss divides by the step's global token counts, so the parts, micro-batches and processes
-    add up to the token-mean loss of the whole global batch. Returns [loss, label_loss, rationale_loss] still
-    on device and local to this process: no host sync here.
+    dss's protocol: every part's loss divides by the step's global token counts, so the parts, micro-batches
+    and processes add up to the token-mean loss of the whole global batch. The reference's: each micro-batch's
+    own token means, averaged over micro-batches and (by DDP) processes, as Seq2SeqTrainer computes them.
+    Returns [loss, label_loss, rationale_loss] still on device and local to this process: no host sync here.
     """
+    alpha = METHODS[cfg.method].alpha(cfg.alpha)  # 1.0: a method without a rationale task
+    shared = METHODS[cfg.method].shared_encoder
+    per_device = PROTOCOLS[cfg.protocol].loss_mean == "per_device"
     counts = torch.stack([sum(b["n_label_tokens"] for b in micro_batches),
                           sum(b["n_rationale_tokens"] for b in micro_batches)]).to(accelerator.device)
     counts = accelerator.reduce(counts, "sum").clamp(min=1)  # global target tokens of this step, per task
     net = accelerator.unwrap_model(model)
     causal = C.is_causal(net)
     shift = None if causal else net.prepare_decoder_input_ids_from_labels
-    parts = [p for b in micro_batches for p in b["parts"]]
+    parts = [(p, b) for b in micro_batches for p in b["parts"]]
     total = torch.zeros(3, device=accelerator.device)
-    for k, part in enumerate(parts):
+    for k, (part, micro) in enumerate(parts):
+        if per_device:  # this micro-batch's own token means; DDP averages processes, we average micro-batches
+            n = torch.stack([micro["n_label_tokens"], micro["n_rationale_tokens"]]).to(accelerator.device)
+            divide, scale = n.clamp(min=1) * len(micro_batches), 1
+        else:  # DDP averages gradients over processes; the loss already divides by global counts
+            divide, scale = counts, accelerator.num_processes
         if shared:  # dss-shared: the encoder once for both tasks, past DDP's forward (dss.student.shared);
             with accelerator.autocast():  # past the forward accelerate wrapped in autocast, too
-                losses = S.losses(net, part, alpha, counts)
+                losses = S.losses(net, part, alpha, divide)
             accelerator.backward(losses[0])
             total += torch.stack(losses).detach()
             continue
@@ -73,14 +83,13 @@ def train_step(model, micro_batches, alpha, accelerator, optimizer, scheduler, m
             else:  # [rows, src_len] -> logits [rows, tgt_len, vocab]
                 logits, labels = model(input_ids=part["input_ids"], attention_mask=part["attention_mask"],
                                        decoder_input_ids=shift(labels=part["labels"])).logits, part["labels"]
-            losses = multitask_loss(logits, labels, part["is_rationale"], alpha, counts[0], counts[1])
-            # DDP averages gradients over processes; the loss already divides by global counts
-            accelerator.backward(losses[0] * accelerator.num_processes)
+            losses = multitask_loss(logits, labels, part["is_rationale"], alpha, divide[0], divide[1])
+            accelerator.backward(losses[0] * scale)
         total += torch.stack(losses).detach()
     if shared and accelerator.num_processes > 1:
         S.sum_gradients(net)  # DDP's hooks never ran: the loss divides by global counts, so sum
-    if max_grad_norm > 0:
-        accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
+    if cfg.max_grad_norm > 0:
+        accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
@@ -102,22 +111,23 @@ def train(cfg: TrainConfig) -> dict:
         RF.check_shared(run)  # several processes: all see what the main one writes here (several nodes: one filesystem)
         mode = prepare_run(cfg, run, accelerator)
         set_seed(cfg.seed)
-        task, items, valid, test, stats = load_data(cfg)
+        data = load_data(cfg)
         if mode != "fresh":
-            check_same_run(run, cfg, stats["fingerprint"], accelerator.mixed_precision)
+            check_same_run(run, cfg, data.stats["fingerprint"], accelerator.mixed_precision)
         if mode == "finished":
             return RF.read_results(run)
-        return fit(cfg, run, accelerator, mode, task, items, valid, test, stats)
+        return fit(cfg, run, accelerator, mode, data)
 
 
-def fit(cfg: TrainConfig, run: Path, accelerator, mode: str, task, items, valid, test, stats) -> dict:
+def fit(cfg: TrainConfig, run: Path, accelerator, mode: str, data) -> dict:
     """The training loop, flat: batches, steps, logging, evaluation and checkpoints, then the test."""
+    items, stats = data.items, data.stats
     model, tokenizer = build_student(cfg, items, run, accelerator)
     fsdp.prepare(model, cfg, accelerator)  # under FSDP: what it needs, before accelerator.prepare
     log(f"tokenizing {sum(map(len, items))} rows of {len(items)} examples")
     with accelerator.main_process_first():  # main tokenizes and caches; the others read the cache
         features = D.cached_tokenize(items, tokenizer, cfg, run / "cache", C.is_causal(model))
-    order = batch_order(features, cfg)
+    order = batch_order(features, cfg, accelerator.num_processes)
     optimizer, scheduler = make_optimizer(model, cfg)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     state = resume_state(run, accelerator, mode)
@@ -125,11 +135,11 @@ def fit(cfg: TrainConfig, run: Path, accelerator, mode: str, task, items, valid,
     stats["trainable_parameters"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if accelerator.is_main_process:
         RF.write_config(run, run_info(cfg, stats, accelerator.num_processes, accelerator.mixed_precision))
+        RF.write_splits(run, data.splits)
     if cfg.trackers():  # the resolved config, lists and mappings as text (trackers take scalars)
         config = {k: v if isinstance(v, (int, float, str, bool)) else json.dumps(v) for k, v in to_dict(cfg).items()}
         project = "tb" if cfg.trackers() == ["tensorboard"] else os.environ.get("WANDB_PROJECT", "dss")
         accelerator.init_trackers(project, config=config, init_kwargs=tracker_init(cfg, run))
-    alpha = METHODS[cfg.method].alpha(cfg.alpha)  # 1.0: a method without a rationale task
     window = torch.zeros(3, device=accelerator.device)  # summed step losses since the last log line
     last_log, t0 = state["step"], time.perf_counter()
     progress = Progress(cfg.max_steps, state["step"], accelerator.is_local_main_process)
@@ -139,41 +149,45 @@ def fit(cfg: TrainConfig, run: Path, accelerator, mode: str, task, items, valid,
     batches = step_batches(features, order, state["step"], cfg, accelerator, tokenizer.pad_token_id,
                            causal=C.is_causal(accelerator.unwrap_model(model)))
     for micro in batches:
-        window += train_step(model, micro, alpha, accelerator, optimizer, scheduler, cfg.max_grad_norm,
-                             shared=METHODS[cfg.method].shared_encoder)
+        lr = scheduler.get_last_lr()[0]  # the rate this step trains at
+        window += train_step(model, micro, cfg, accelerator, optimizer, scheduler)
         step = state["step"] = state["step"] + 1
         is_eval = step % cfg.eval_steps == 0 or step == cfg.max_steps
         if step % cfg.log_steps == 0 or is_eval:
             wait_for_device(accelerator.device)  # a GPU runs the step's kernels after the step returns
             state["train_seconds"] += time.perf_counter() - t0
-            progress.loss = log_losses(accelerator, run, cfg, step, window, step - last_log,
-                                       scheduler.get_last_lr()[0])
+            progress.loss = log_losses(accelerator, run, cfg, step, window, step - last_log, lr)
             last_log = step
         progress.update(step)
         if is_eval:
-            evaluate_and_checkpoint(model, tokenizer, task, valid, cfg, accelerator, run, state)
+            evaluate_and_checkpoint(model, tokenizer, data, cfg, accelerator, run, state)
         if step % cfg.log_steps == 0 or is_eval:
             t0 = time.perf_counter()  # evaluation and checkpoints do not count as training time
     progress.close()
-    if cfg.test_last and "test_accuracy_last" not in state:  # the reference's protocol: the last model, no selection
-        state["test_accuracy_last"] = evaluate(model, tokenizer, task, test, cfg, accelerator)[0]
-    results = finish(cfg, run, task, test, state, stats, accelerator)
+    if cfg.test_last and "test_accuracy_last" not in state:  # the reference's figure: the last model, no selection
+        state["test_accuracy_last"] = evaluate(model, tokenizer, data.task, data.test, cfg, accelerator)[0]
+    results = finish(cfg, run, data.task, data.test, state, stats, accelerator)
     accelerator.end_training()
     return results
 
 
-def evaluate_and_checkpoint(model, tokenizer, task, valid, cfg: TrainConfig, accelerator, run: Path,
-                            state: dict) -> None:
-    """Valid accuracy now; the best model so far is kept (selection on valid only, never test)."""
+def evaluate_and_checkpoint(model, tokenizer, data, cfg: TrainConfig, accelerator, run: Path, state: dict) -> None:
+    """Valid accuracy now; the best model so far is kept (selection on valid only, never test). Under the
+    reference's protocol test is evaluated too (metrics.jsonl), as the reference evaluates it at every step."""
     step = state["step"]
-    acc, _ = evaluate(model, tokenizer, task, valid, cfg, accelerator)
-    log_metrics(accelerator, run, {"step": step, "valid_accuracy": acc})
+    acc, _ = evaluate(model, tokenizer, data.task, data.valid, cfg, accelerator)
+    record = {"step": step, "valid_accuracy": acc}
+    if PROTOCOLS[cfg.protocol].test_every_eval:
+        record["test_accuracy"] = state["test_accuracy_last"] = \
+            evaluate(model, tokenizer, data.task, data.test, cfg, accelerator)[0]
+    log_metrics(accelerator, run, record)
     state["eval_history"].append([step, acc])
     if acc > state["best_valid_accuracy"]:
         state["best_valid_accuracy"], state["best_step"] = acc, step
         save_student(model, tokenizer, cfg, accelerator, run / "model", step)
     log(f"step {step}/{cfg.max_steps}: valid accuracy {100 * acc:.1f} % "
-        f"(best {100 * state['best_valid_accuracy']:.1f} % at step {state['best_step']})")
+        f"(best {100 * state['best_valid_accuracy']:.1f} % at step {state['best_step']})"
+        + (f", test {100 * record['test_accuracy']:.1f} %" if "test_accuracy" in record else ""))
     save_checkpoint(accelerator, run, step, state, cfg.keep_checkpoints)
 
 
@@ -252,7 +266,7 @@ def finish(cfg: TrainConfig, run: Path, task, test, state: dict, stats: dict, ac
                "num_processes": accelerator.num_processes}
     if accelerator.is_main_process:
         RF.write_predictions(run, [{"id": ex.id, "input": ex.input, "prediction": r["prediction"],
-                                    "label": ex.label, "correct": task.is_correct(r["prediction"], ex.label),
+                                    "label": ex.label, "correct": r["correct"],
                                     "eval_mode": cfg.eval_mode, **({"scores": r["scores"]} if "scores" in r else {})}
                                    for ex, r in zip(test, records)])
         RF.write_results(run, results)

@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 from contextlib import nullcontext
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -19,7 +20,8 @@ from dss.student.config import TrainConfig
 from dss.student.evaluate import candidate_sets
 from dss.student.loss import lr_factor
 from dss.student.methods import METHODS
-from dss.tasks.base import warn_unseen_labels
+from dss.student.protocols import PROTOCOLS
+from dss.tasks.base import carve_split, warn_unseen_labels
 from dss.tasks.rationales import apply_rationales
 
 
@@ -44,8 +46,19 @@ def data_fingerprint(cfg: TrainConfig) -> str:
     return D.fingerprint(load_splits(cfg)[1], cfg.rationales)
 
 
-def load_data(cfg: TrainConfig):
-    """(task, train items, valid examples, test examples, stats). The only place examples come from.
+@dataclass
+class Data:
+    """What a run trains and evaluates on: load_data's one result."""
+    task: object
+    items: list          # [examples][rows]: each training example's rows (dss.student.batching.Row)
+    valid: list          # Examples
+    test: list
+    stats: dict          # counts for config.json / results.json, the data fingerprint
+    splits: dict         # the ids of every example used, per split (the run folder's splits.json)
+
+
+def load_data(cfg: TrainConfig) -> Data:
+    """The only place examples come from.
 
     stats["fingerprint"] hashes the content of every split read (and of the rationale file): a run, a resume
     or a sweep cell counts as the same only when it trained on the same data.
@@ -54,25 +67,71 @@ def load_data(cfg: TrainConfig):
     task, splits = load_splits(cfg)
     warn_unseen_labels(task, splits, log)
     stats = {"fingerprint": D.fingerprint(splits, cfg.rationales)}
+    train, valid = subsets(task, splits, cfg)
+    test = splits["test"]
     if cfg.input_format == "reference":
         eos = eos_text(cfg)
-        for ex in (e for split in splits.values() for e in split):
+        for ex in (e for part in (train, valid, test) for e in part):
             ex.input = task.reference_input(ex, eos)
-    train = D.nested_subset(splits["train"], cfg.train_fraction, cfg.seed)
     stats["train_subset"] = len(train)
     if cfg.rationales:
         stats["rationale_file"] = apply_rationales(train, cfg.rationales, task)
+    if PROTOCOLS[cfg.protocol].teacher_parsing == "reference":
+        stats["teacher_parsing"] = reference_parsing(task, train, cfg)
     items, item_stats = D.training_items(train, cfg)
     stats.update(item_stats)
     check_usable(cfg, task, train, items, stats)
     cap = cfg.max_eval_examples
-    valid, test = splits["valid"][:cap], splits["test"][:cap]
+    valid, test = valid[:cap], test[:cap]
     if cfg.eval_mode == "score":
         candidate_sets(task, valid + test)  # a task without a closed answer set fails now, not after training
     stats.update(valid_examples=len(valid), test_examples=len(test))
     log(f"{len(splits['train'])} train examples, {len(train)} in the {100 * cfg.train_fraction:g} % subset, "
         f"{len(items)} used; {len(valid)} valid, {len(test)} test")
-    return task, items, valid, test, stats
+    ids = {"train": [e.id for e in train], "valid": [e.id for e in valid], "test": [e.id for e in test]}
+    unused = [e.id for e in train if not D.example_rows(e, cfg)]
+    if unused:
+        ids["train_unused"] = unused
+    return Data(task, items, valid, test, stats, ids)
+
+
+def subsets(task, splits: dict, cfg: TrainConfig) -> tuple[list, list]:
+    """(the train subset, the valid split) as cfg.protocol takes them. dss: a nested subset of the train split
+    (valid carved before). reference (run.py): train_test_split(test_size=1 - fraction, seed)["train"] of the
+    task's whole train file and, for a task without a valid split, valid carved from that subset (10 %,
+    seed 0); sizes round as that function rounds (dss.tasks.base.carve_split is it, index for index)."""
+    if PROTOCOLS[cfg.protocol].subsets == "nested":
+        return D.nested_subset(splits["train"], cfg.train_fraction, cfg.seed), splits["valid"]
+    pool, carves_valid = task.reference_train(cfg.data_dir)
+    if cfg.train_fraction < 1:
+        keep, _ = carve_split(len(pool), 1.0 - cfg.train_fraction, cfg.seed)
+        pool = [pool[i] for i in keep]
+    if not carves_valid:
+        return pool, splits["valid"]
+    keep, held = carve_split(len(pool), 0.1, 0)
+    return [pool[i] for i in keep], [pool[i] for i in held]
+
+
+def reference_parsing(task, train: list, cfg: TrainConfig) -> dict:
+    """Under protocol=reference, the teacher's labels and rationales as the reference code reads the released
+    completions (dss.tasks.reference, flaws included). Returns counts: changed labels, ' ' labels."""
+    from dss.core.errors import ConfigError
+    if cfg.rationales:
+        raise ConfigError("protocol=reference reads the released PaLM completions as the reference code does; "
+                          "with rationales=FILE use protocol=dss")
+    parse = task.reference_parser()
+    if parse is None:
+        log(f"protocol {cfg.protocol}: task {task.name} has no reference parser; its teacher answers are dss's")
+        return {"parser": "dss"}
+    raw = task.released_completions("train", cfg.data_dir)
+    changed = blank = 0
+    for ex in train:
+        if ex.id in raw:
+            rationale, label = parse(raw[ex.id])
+            changed += label != ex.llm_label
+            blank += label == " "
+            ex.llm_rationale, ex.llm_label = rationale, label
+    return {"parser": "reference", "labels_changed": changed, "labels_blank": blank}
 
 
 def check_usable(cfg: TrainConfig, task, train, items, stats: dict) -> None:
@@ -153,9 +212,11 @@ def adapt(model, cfg: TrainConfig, device_type: str):
     return model
 
 
-def batch_order(features, cfg: TrainConfig) -> D.LengthGroupedBatchSampler:
+def batch_order(features, cfg: TrainConfig, processes: int = 1) -> D.LengthGroupedBatchSampler:
     return D.LengthGroupedBatchSampler([f["length"] for f in features], cfg.batch_size // cfg.grad_accum,
-                                       cfg.grad_accum, cfg.seed, cfg.group_by_length)
+                                       cfg.grad_accum, cfg.seed, cfg.group_by_length,
+                                       keep_last=PROTOCOLS[cfg.protocol].keep_last_batch,
+                                       min_last=processes * cfg.grad_accum)
 
 
 def step_batches(features, order, start: int, cfg: TrainConfig, accelerator, pad_id: int,
@@ -176,8 +237,8 @@ def step_batches(features, order, start: int, cfg: TrainConfig, accelerator, pad
         for i in range(done, min(per_epoch, done + cfg.max_steps - step)):
             micro = []
             for b in batches[i * k:(i + 1) * k]:
-                n = len(b) // world
-                mine = [features[j] for j in b[rank * n:(rank + 1) * n]]
+                # this process's contiguous slice (a kept last step's micro-batch may not divide evenly)
+                mine = [features[j] for j in b[len(b) * rank // world:len(b) * (rank + 1) // world]]
                 if METHODS[cfg.method].shared_encoder:
                     micro.append(S.to_device(S.collate(mine, pad_id), accelerator.device))
                 else:
@@ -237,6 +298,8 @@ def precision(cfg: TrainConfig) -> str:
     """mixed_precision with auto resolved for this machine: no, bf16 or fp16."""
     if cfg.mixed_precision != "auto":
         return cfg.mixed_precision
+    if PROTOCOLS[cfg.protocol].precision_auto == "no":
+        return "no"
     return "bf16" if native_bf16()[0] else "no"
 
 
@@ -269,7 +332,9 @@ def make_accelerator(cfg: TrainConfig):
     logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
     from dss.core.errors import ConfigError
     if cfg.mixed_precision == "auto":
-        log(f"mixed_precision=auto -> {accelerator.mixed_precision}: {native_bf16(accelerator.device.type)[1]}")
+        why = native_bf16(accelerator.device.type)[1] if PROTOCOLS[cfg.protocol].precision_auto == "native" else \
+            f"protocol {cfg.protocol} trains in fp32 unless mixed_precision is given"
+        log(f"mixed_precision=auto -> {accelerator.mixed_precision}: {why}")
     check_parallelism(cfg, accelerator)
     if cfg.batch_size % (cfg.grad_accum * accelerator.num_processes):
         raise ConfigError(f"batch_size {cfg.batch_size} must divide by grad_accum x processes "

@@ -5,6 +5,7 @@
     metrics.jsonl      one line per log/eval step (`append_metrics`; `repair_metrics` on resume)
     results.json       the outcome (`write_results` / `read_results`)
     predictions.jsonl  test predictions (`write_predictions`)
+    splits.json        the ids of the examples used: train (the subset), valid, test (`write_splits`)
     model/             the best student, with dss.json: how to build its inputs (`save_student` / `student_info`)
     adapter/           a LoRA student's adapter alone (model/ holds it merged)
     checkpoints/       the latest full training states, each file verifiable (dss.student.checkpoints)
@@ -44,7 +45,7 @@ VOLATILE = ("output_dir", "resume", "overwrite", "data_dir", "tensorboard", "rep
 REQUIRED_RESULTS = ("valid_accuracy", "test_accuracy")
 # what a started run leaves in its folder (the token cache is not listed: it is keyed by content)
 RUN_FILES = ("checkpoints", "model", "adapter", "tokenizer", "tb", "metrics.jsonl", "results.json", "config.json",
-             "predictions.jsonl")
+             "predictions.jsonl", "splits.json")
 
 
 def refuse_links(run: Path) -> None:
@@ -221,6 +222,13 @@ def write_config(run: Path, info: dict) -> None:
 
 def write_results(run: Path, results: dict) -> None:
     atomic_write_json(Path(run) / "results.json", results)
+
+
+def write_splits(run: Path, ids: dict) -> None:
+    """The ids of every example the run used, per split, in the order the run took them: {"train": the
+    subset, "valid", "test" (as evaluated), "train_unused": subset ids no training row came from}. Lets anyone
+    check a subset against another tool's."""
+    atomic_write_json(Path(run) / "splits.json", ids)
 
 
 def write_predictions(run: Path, rows: list[dict]) -> None:

@@ -70,6 +70,17 @@ class Task:
         """The answers an example's label comes from (closed-set scoring), or None for open text."""
         return list(self.labels) if self.labels else None
 
+    def reference_parser(self):
+        """The reference code's reading of this task's teacher completions, (rationale, label) from a text
+        (dss.tasks.reference), or None for a task the reference code never had."""
+        from dss.tasks import reference
+        return reference.PARSERS.get(self.name)
+
+    def reference_train(self, data_dir=None) -> tuple[list[Example], bool]:
+        """What the reference code subsamples (its whole train file), and whether it then carves valid out of
+        the subset (tasks without a valid split of their own)."""
+        return self.load("train", data_dir), False
+
     def rationale_origin(self, data_dir=None) -> str:
         """Where this task's train rationales come from, and why there may be none (for error messages)."""
         return f"task {self.name!r} comes with no teacher rationales; pass rationales=FILE from `dss extract`"

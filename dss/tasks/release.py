@@ -29,6 +29,11 @@ class ReleaseTask(Task):
         examples = self._load_source_split(source, data_dir)
         return {ex.id: text for ex, text in zip(examples, completions, strict=True)}
 
+    def reference_train(self, data_dir=None) -> tuple[list[Example], bool]:
+        if not self.carve_valid:
+            return self.load("train", data_dir), False
+        return self._load_source_split("train", sources.resolve_data_dir(data_dir)), True
+
     def rationale_origin(self, data_dir=None) -> str:
         data_dir = sources.resolve_data_dir(data_dir)
         source = self.source_split("train")
