@@ -82,7 +82,7 @@ def sandbox(tmp_path, tiny_cqa_dir, monkeypatch):
                                                  f"  label: {['yes', 'no'][i % 2]}\n" for i in range(6)))
     row = {"task": "demo", "method": "dss", "labels": "gold", "model": "tiny", "fraction": 1.0, "seed": 0,
            "train_examples": 10, "test_examples": 4, "valid_accuracy": 0.5, "test_accuracy": 0.5,
-           "chance": 0.5, "run_dir": "x"}
+           "test_accuracy_last": 0.4, "chance": 0.5, "run_dir": "x"}
     (work / "runs" / "demo").mkdir(parents=True)
     (work / "runs" / "demo" / "results.csv").write_text(report.rows_to_csv([row]))
     with zipfile.ZipFile(work / "datasets.zip", "w") as z:

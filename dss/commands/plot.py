@@ -2,7 +2,7 @@
 
     dss plot runs/demo
     dss plot runs/demo/results.csv --no-table
-    dss plot runs/bench-paper --metric test_accuracy_last      # the reference's figure, against the paper's
+    dss plot runs/demo --metric test_accuracy_last       # the last model (the reference's figure, the paper's points)
 """
 from __future__ import annotations
 

@@ -73,8 +73,8 @@ class Task:
     def reference_parser(self):
         """The reference code's reading of this task's teacher completions, (rationale, label) from a text
         (dss.tasks.reference), or None for a task the reference code never had."""
-        from dss.tasks import reference
-        return reference.PARSERS.get(self.name)
+        from dss.tasks.reference import PARSERS
+        return PARSERS.get(self.name)
 
     def reference_train(self, data_dir=None) -> tuple[list[Example], bool]:
         """What the reference code subsamples (its whole train file), and whether it then carves valid out of
