@@ -289,10 +289,9 @@ def prepare_run(cfg: TrainConfig, run: Path, accelerator) -> str:
     mode = "fresh"
     if cfg.resume:
         mode = "finished" if has_results else "resume" if ckpt else "fresh"
-        if mode == "fresh" and accelerator.is_main_process:
-            print(f"dss train: resume: {run} holds no checkpoint yet"
-                  f"{' (a run killed before its first one)' if started else ''}; starting at step 0",
-                  file=sys.stderr)
+        if mode == "fresh" and started and accelerator.is_main_process:  # (a new folder: nothing to say)
+            print(f"dss train: resume: {run} holds no checkpoint yet (a run killed before its first one); "
+                  "starting at step 0", file=sys.stderr)
     elif started and not cfg.overwrite:
         what = "a finished run" if has_results else "a run with a checkpoint" if ckpt else "a started run"
         raise ConfigError(f"{run} already holds {what}; pass resume=true to continue it or overwrite=true "
