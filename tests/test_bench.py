@@ -394,14 +394,16 @@ def test_token_cache_is_keyed_by_content(tmp_path):
     from dss.student import batching as D
     from dss.student import model as M
     from dss.student.config import TrainConfig
+    from dss.student.kinds import seq2seq
     cfg = TrainConfig()
     tok = M.train_tokenizer(["a b c d e f", "x y z"], ["[label] ", "[rationale] "], 64, tmp_path / "tok")
     rows = [[D.Row("a b", "c", D.LABEL)], [D.Row("x", "y z", D.LABEL)]]
-    D.cached_tokenize(rows, tok, cfg, tmp_path / "cache")
-    D.cached_tokenize(rows, tok, cfg, tmp_path / "cache")
+    D.cached_tokenize(rows, tok, cfg, tmp_path / "cache", seq2seq)
+    D.cached_tokenize(rows, tok, cfg, tmp_path / "cache", seq2seq)
     assert len(list((tmp_path / "cache").glob("tokens-*.pt"))) == 1
     rows[1][0].target = "y"
-    assert D.cached_tokenize(rows, tok, cfg, tmp_path / "cache")[1]["labels"] == [tok(text_target="y")["input_ids"]]
+    labels = D.cached_tokenize(rows, tok, cfg, tmp_path / "cache", seq2seq)[1]["labels"]
+    assert labels == [tok(text_target="y")["input_ids"]]
     assert len(list((tmp_path / "cache").glob("tokens-*.pt"))) == 2
 
 

@@ -1,4 +1,4 @@
-"""Decoder-only students (dss.student.causal): prompt -> completion rows, the loss on completion tokens only,
+"""Decoder-only students (dss.student.kinds.causal): prompt -> completion rows, the loss on completion tokens only,
 left-padded generation equal to one-at-a-time generation, scoring equal to a plain forward pass, chat templates,
 and whole runs on local Llama- and Qwen2-style folders and on a from-scratch tiny Llama."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dss.commands.cli import main
-from dss.student import causal as C
+from dss.student.kinds import causal as C
 from dss.tasks import get_task
 from dss.testing.hf_folders import llama_folder, qwen2_folder
 
@@ -67,11 +67,11 @@ def test_left_padded_generation_and_scoring_equal_one_at_a_time(family, folders)
     model, tok = load(models[family])
     prompts = ["Where?", "Where would you find item 3 on a long shelf?", "A plate"]
     with torch.no_grad():
-        together = C.generate_batch(model, tok, prompts, "cpu", 512, GREEDY6)
-        alone = [C.generate_batch(model, tok, [p], "cpu", 512, GREEDY6)[0] for p in prompts]
+        together = C.generate(model, tok, prompts, "cpu", 512, GREEDY6)
+        alone = [C.generate(model, tok, [p], "cpu", 512, GREEDY6)[0] for p in prompts]
         assert together == alone
         cands = [["kitchen", "sky"], ["a"], ["shelf top", "b", "c"]]
-        scores = C.score_batch(model, tok, prompts, cands, "cpu", 512, 64)
+        scores = C.score(model, tok, prompts, cands, "cpu", 512, 64)
         for prompt, cs, got in zip(prompts, cands, scores):
             for cand, s in zip(cs, got):  # one unpadded sequence, scored by hand
                 p, c = C.prompt_ids(tok, [prompt], 512)[0], C.completion_ids(tok, [cand], 64)[0]

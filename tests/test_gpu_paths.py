@@ -80,13 +80,13 @@ def test_fp16_is_refused_for_t5_students_unless_forced():
 
 @pytest.mark.slow
 def test_dss_shared_runs_its_encoder_under_autocast(tiny_cqa_dir, tmp_path, monkeypatch):
-    import dss.student.loop as loop
-    seen, real = [], loop.S.losses
+    from dss.student.kinds import shared
+    seen, real = [], shared.losses
 
     def spy(*a, **k):
         seen.append(torch.is_autocast_enabled("cpu"))
         return real(*a, **k)
-    monkeypatch.setattr(loop.S, "losses", spy)
+    monkeypatch.setattr(shared, "losses", spy)
     assert main(tiny_args(tiny_cqa_dir, tmp_path / "run", "--method", "dss-shared", "--mixed-precision", "bf16",
                           "--max-steps", "2", "--eval-steps", "2", "--eval-max-new-tokens", "4")) == 0
     assert seen == [True, True]
@@ -97,17 +97,18 @@ def test_evaluation_decodes_greedily_whatever_the_checkpoint_says(tmp_path):
 
     from dss.student import model as M
     from dss.student.evaluate import generate
+    from dss.student.kinds import seq2seq
     cfg = TrainConfig(d_model=16, d_ff=32, heads=2, layers=1)
     tok = M.train_tokenizer(["a b c d e f g h", "x y z w v"] * 4, ["[label] ", "[rationale] "], 64, tmp_path / "t")
     torch.manual_seed(0)
     model = M.tiny_model(cfg, tok).eval()
     sources = ["a b c", "x y", "d e f g"]
     acc = Accelerator(cpu=True)
-    plain = generate(model, tok, sources, acc, 2, 32, 6)
+    plain = generate(model, tok, sources, acc, 2, 32, 6, seq2seq)
     model.generation_config.min_new_tokens = 6  # what a checkpoint's generation_config.json may hold
     model.generation_config.no_repeat_ngram_size = 1
     model.generation_config.repetition_penalty = 10.0
-    assert generate(model, tok, sources, acc, 2, 32, 6) == plain
+    assert generate(model, tok, sources, acc, 2, 32, 6, seq2seq) == plain
     assert model.generation_config.min_new_tokens == 6  # the model's own settings are left as they were
 
 

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from dss.student import batching as D
 from dss.student.config import TrainConfig
+from dss.student.kinds import seq2seq
 from dss.student.loss import lr_factor, multitask_loss
 from dss.student.methods import METHODS
 from dss.tasks.base import Example
@@ -120,12 +121,12 @@ def test_length_grouped_sampler_is_deterministic_full_and_grouped():
 def test_collate_pads_each_task_to_its_own_longest_row_and_counts_tokens():
     feats = [{"input_ids": [[5, 6, 1], [7, 1]], "labels": [[8, 1], [9, 9, 9, 1]], "task": [0, 1]},
              {"input_ids": [[5, 1]], "labels": [[3, 1]], "task": [0]}]
-    b = D.collate(feats, pad_id=0)
+    b = seq2seq.collate(feats, pad_id=0)
     label, rationale = b["parts"]
     assert label["input_ids"].tolist() == [[5, 6, 1], [5, 1, 0]]
     assert label["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
     assert label["labels"].tolist() == [[8, 1], [3, 1]] and label["is_rationale"].tolist() == [False, False]
     assert rationale["labels"].tolist() == [[9, 9, 9, 1]] and rationale["is_rationale"].tolist() == [True]
     assert b["n_label_tokens"].item() == 4 and b["n_rationale_tokens"].item() == 4
-    (joint,) = D.collate(feats, pad_id=0, split_tasks=False)["parts"]
+    (joint,) = seq2seq.collate(feats, pad_id=0, split_tasks=False)["parts"]
     assert joint["labels"].shape == (3, 4) and joint["labels"][0].tolist() == [8, 1, -100, -100]

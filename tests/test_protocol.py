@@ -118,8 +118,8 @@ def test_reference_loss_is_the_mean_of_each_micro_batchs_token_means():
     from accelerate import Accelerator
 
     from dss.student import loop
-    from dss.student.batching import collate
     from dss.student.config import TrainConfig
+    from dss.student.kinds import seq2seq
     from dss.student.loss import multitask_loss
     torch.manual_seed(0)
     from transformers import T5Config, T5ForConditionalGeneration
@@ -127,7 +127,7 @@ def test_reference_loss_is_the_mean_of_each_micro_batchs_token_means():
                                                 num_heads=2, decoder_start_token_id=0, dropout_rate=0.0))
     feats = [{"input_ids": [[5, 6, 1], [7, 1]], "labels": [[8, 1], [9, 10, 11, 12, 1]], "task": [0, 1]},
              {"input_ids": [[5, 1]], "labels": [[8, 9, 10, 1]], "task": [0]}]
-    micro = [collate([feats[0]], 0), collate([feats[1]], 0)]  # micro-batches of 2 and 4 label tokens
+    micro = [seq2seq.collate([feats[0]], 0), seq2seq.collate([feats[1]], 0)]  # micro-batches of 2 and 4 label tokens
     expected = []
     for m in micro:
         part_losses = []
@@ -140,9 +140,10 @@ def test_reference_loss_is_the_mean_of_each_micro_batchs_token_means():
     acc = Accelerator(cpu=True)
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-    got = loop.train_step(model, micro, TrainConfig(protocol="reference", max_grad_norm=0), acc, opt, sched)
+    got = loop.train_step(model, micro, TrainConfig(protocol="reference", max_grad_norm=0), acc, opt, sched,
+                          seq2seq)
     assert got[0].item() == pytest.approx(sum(expected) / 2, rel=1e-5)  # the reference: mean of per-micro means
-    dss = loop.train_step(model, micro, TrainConfig(max_grad_norm=0), acc, opt, sched)
+    dss = loop.train_step(model, micro, TrainConfig(max_grad_norm=0), acc, opt, sched, seq2seq)
     assert dss[0].item() != pytest.approx(got[0].item(), rel=1e-3)  # dss: one token mean over the whole step
 
 
@@ -157,8 +158,10 @@ def test_reference_generation_length_counts_the_start_token(monkeypatch):
     tok = lambda text_target, **k: {"input_ids": [[0]] * len(text_target)}  # noqa: E731
     tok.batch_decode = lambda ids, **k: ["yes"] * len(ids)
     examples = [SimpleNamespace(input="x", label="yes")]
-    E.evaluate(None, tok, task, examples, TrainConfig(eval_max_new_tokens=64), None)
-    E.evaluate(None, tok, task, examples, TrainConfig(eval_max_new_tokens=64, protocol="reference"), None)
+    model = SimpleNamespace(config=SimpleNamespace(is_encoder_decoder=True))
+    acc = SimpleNamespace(unwrap_model=lambda m: m)
+    E.evaluate(model, tok, task, examples, TrainConfig(eval_max_new_tokens=64), acc)
+    E.evaluate(model, tok, task, examples, TrainConfig(eval_max_new_tokens=64, protocol="reference"), acc)
     assert asked == [64, 63]
 
 

@@ -10,6 +10,7 @@ import pytest
 from test_train import read_jsonl, tiny_args
 
 from dss.commands.cli import main
+from dss.student.kinds import seq2seq
 
 pytestmark = pytest.mark.slow
 
@@ -48,11 +49,11 @@ def test_each_epoch_has_its_own_batch_order_and_resume_skips_to_the_same_place()
     cfg = TrainConfig(batch_size=4, max_steps=25, group_by_length=True)
     order, acc = T.batch_order(feats, cfg), Accelerator(cpu=True)
     first = lambda micro: micro[0]["parts"][0]["input_ids"][:, 0].tolist()  # noqa: E731
-    full = [first(m) for m in T.step_batches(feats, order, 0, cfg, acc, pad_id=0)]
+    full = [first(m) for m in T.step_batches(feats, order, 0, cfg, acc, 0, seq2seq)]
     assert len(full) == 25 and order.steps_per_epoch == 10
     assert full[0] != full[10] and full[10] != full[20]  # epochs 0, 1, 2 start differently
     assert sorted(sum(full[:10], [])) == sorted(sum(full[10:20], []))  # each epoch is a permutation
-    assert [first(m) for m in T.step_batches(feats, order, 13, cfg, acc, pad_id=0)] == full[13:]
+    assert [first(m) for m in T.step_batches(feats, order, 13, cfg, acc, 0, seq2seq)] == full[13:]
 
 
 def test_killed_in_epoch_2_and_resumed_equals_uninterrupted(tiny_cqa_dir, tmp_path, monkeypatch, capsys):

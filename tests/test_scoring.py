@@ -24,10 +24,11 @@ def test_the_higher_likelihood_candidate_wins(tmp_path):
     from accelerate import Accelerator
 
     from dss.student.evaluate import score
+    from dss.student.kinds import seq2seq
     model, tok = tiny_student(tmp_path)
     sources, cands = ["the cat sat", "a dog"], [["yes", "no"], ["no maybe", "yes"]]
     got = score(model, tok, sources, cands, Accelerator(cpu=True), batch_size=2, max_input_length=32,
-                max_target_length=16)
+                max_target_length=16, kind=seq2seq)
 
     def loglik(src, tgt):  # the sequence's log-probability, EOS included, by a plain forward pass
         ids = tok(src, return_tensors="pt")["input_ids"]

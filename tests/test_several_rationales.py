@@ -9,8 +9,9 @@ import torch
 
 from dss.bench.grid import BenchConfig, grid, train_config
 from dss.core.errors import ConfigError
-from dss.student.batching import collate, training_items
+from dss.student.batching import training_items
 from dss.student.config import TrainConfig
+from dss.student.kinds.seq2seq import collate
 from dss.student.loss import multitask_loss
 from dss.tasks import rationales
 from dss.tasks.base import Example

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from dss.commands.cli import main
-from dss.student import shared as S
 from dss.student.batching import training_items
 from dss.student.config import TrainConfig
+from dss.student.kinds import shared as S
 from dss.tasks.base import Example
 
 
@@ -55,7 +55,7 @@ def test_one_encoder_pass_gives_exactly_the_loss_of_encoding_per_task():
     net = tiny_t5()
     batch = S.collate(features(), pad_id=0)
     counts = torch.stack([batch["n_label_tokens"], batch["n_rationale_tokens"]])
-    fast = S.losses(net, batch["parts"][0], 0.3, counts)
+    fast = S.losses(net, net, batch["parts"][0], 0.3, counts)
     total = torch.zeros(3)
     for part in batch["parts"][0].values():  # the plain way: every row re-encodes its own source
         src = batch["parts"][0]["label"]["input_ids"]
@@ -91,9 +91,9 @@ def test_a_shared_encoder_run_trains_evaluates_and_predicts(tiny_cqa_dir, tmp_pa
 
     from dss.student.evaluate import generate
     net, tok = AutoModelForSeq2SeqLM.from_pretrained(run / "model").eval(), AutoTokenizer.from_pretrained(run / "model")
-    prompt = S.prompt_ids(tok, "[label] ")
+    prompt = S.prompt(tok, "[label] ")
     assert len(prompt) == 1  # tiny: the prefix is one added token
-    (text,) = generate(net, tok, ["Where would you find item 1?"], Accelerator(cpu=True), 4, 512, 6, prompt)
+    (text,) = generate(net, tok, ["Where would you find item 1?"], Accelerator(cpu=True), 4, 512, 6, S, prompt)
     enc = tok(["Where would you find item 1?"], return_tensors="pt")
     ids = net.generate(**enc, decoder_input_ids=torch.tensor([[0, *prompt]]), max_new_tokens=6, do_sample=False)
     assert ids[0, 1].item() == prompt[0] and text == tok.decode(ids[0, 2:], skip_special_tokens=True)

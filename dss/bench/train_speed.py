@@ -28,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from dss.student.kinds import kind_of
 from dss.student.methods import METHODS
 
 VARIANTS = ("dss", "dss-joint", "dss-nogroup", "dss-plain", "dss-shared", "baseline")
@@ -41,7 +42,7 @@ def _setup(cfg):
 
     items = load_data(cfg).items
     model, tokenizer = build_student(cfg, items, Path(cfg.output_dir))
-    features = D.cached_tokenize(items, tokenizer, cfg, Path(cfg.output_dir) / "cache")
+    features = D.cached_tokenize(items, tokenizer, cfg, Path(cfg.output_dir) / "cache", kind_of(model, cfg.method))
     if METHODS[cfg.method].rationale_task:
         # the reference trains on examples that all have a rationale (its collator needs one per row); examples
         # without one (e-SNLI: PaLM's unparsed answers) are left out of every variant alike, and said so
@@ -79,8 +80,9 @@ def run_ours(cfg, variant: str, steps: int, warmup: int) -> dict:
     optimizer, scheduler = T.make_optimizer(model, cfg)  # exactly what `dss train` uses
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     tokens = torch.zeros((), dtype=torch.long, device=accelerator.device)
+    kind = kind_of(model, cfg.method)
     batches = T.step_batches(features, T.batch_order(features, cfg), 0, cfg, accelerator, tokenizer.pad_token_id,
-                             split_tasks=variant != "dss-joint")
+                             kind, split_tasks=variant != "dss-joint")
     t0 = None
     model.train()
     for done, micro in enumerate(batches):
@@ -90,7 +92,7 @@ def run_ours(cfg, variant: str, steps: int, warmup: int) -> dict:
             t0 = time.perf_counter()
         if done >= warmup:  # real (non-pad) tokens, summed on the device: no host sync
             tokens = tokens + sum(_real_tokens(p) for b in micro for p in b["parts"])
-        last = T.train_step(model, micro, cfg, accelerator, optimizer, scheduler)
+        last = T.train_step(model, micro, cfg, accelerator, optimizer, scheduler, kind)
     final_loss = float(last[0])  # the one host sync of the timed run
     seconds = time.perf_counter() - t0
     return _report(variant, cfg, steps, seconds, int(tokens), accelerator.device, final_loss,

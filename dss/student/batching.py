@@ -19,11 +19,9 @@ import torch
 
 from dss.core.errors import ConfigError
 from dss.core.io import atomic_path
-from dss.student import causal as C
 from dss.student.methods import METHODS, SINGLE_SEP
-from dss.student.padding import pad_rows
 
-LABEL, RATIONALE = 0, 1
+LABEL, RATIONALE = 0, 1  # a row's task
 
 
 @dataclass
@@ -107,24 +105,11 @@ def training_items(examples: list, cfg) -> tuple[list[list[Row]], dict]:
     return items, stats
 
 
-def tokenize_items(items: list[list[Row]], tokenizer, cfg, causal: bool = False) -> list[dict]:
-    """Token ids for every row, in one batched tokenizer call per side (causal: prompt and completion ids,
-    dss.student.causal)."""
+def tokenize_items(items: list[list[Row]], tokenizer, cfg, kind) -> list[dict]:
+    """Token ids for every row, in one batched tokenizer call per side, as the student's kind builds them
+    (dss.student.kinds); per item: input_ids, labels, task (and prompt: decoder prompt lengths) per row."""
     rows = [r for item in items for r in item]
-    if causal:
-        src = C.prompt_ids(tokenizer, [r.source for r in rows], cfg.max_input_length)
-        tgt = C.completion_ids(tokenizer, [r.target for r in rows], cfg.max_target_length)
-    else:
-        src = tokenizer([r.source for r in rows], truncation=True, max_length=cfg.max_input_length)["input_ids"]
-        tgt = tokenizer(text_target=[r.target for r in rows], truncation=True,
-                        max_length=cfg.max_target_length)["input_ids"]
-    prompts = None
-    if METHODS[cfg.method].shared_encoder:  # the task's prefix tokens start the target (dss.student.shared)
-        from dss.student.shared import prompt_ids
-        by_task = {LABEL: prompt_ids(tokenizer, cfg.label_prefix),
-                   RATIONALE: prompt_ids(tokenizer, cfg.rationale_prefix)}
-        tgt = [by_task[r.task] + t for r, t in zip(rows, tgt)]
-        prompts = [len(by_task[r.task]) for r in rows]
+    src, tgt, prompts = kind.tokenize(rows, tokenizer, cfg)
     out, k = [], 0
     for item in items:
         n = len(item)
@@ -149,13 +134,12 @@ def tokenizer_identity(tokenizer) -> str:
     return json.dumps(spec, sort_keys=True)
 
 
-def cached_tokenize(items: list[list[Row]], tokenizer, cfg, cache_dir: Path, causal: bool = False) -> list[dict]:
-    """tokenize_items, stored under a hash of the rows, tokenizer and lengths so reruns and resumes skip it."""
+def cached_tokenize(items: list[list[Row]], tokenizer, cfg, cache_dir: Path, kind) -> list[dict]:
+    """tokenize_items, stored under a hash of the rows, tokenizer, kind and lengths so reruns and resumes skip it."""
     h = hashlib.sha256(tokenizer_identity(tokenizer).encode())
-    if causal:
-        h.update(json.dumps(["causal", getattr(tokenizer, "chat_template", None)]).encode())
-    if METHODS[cfg.method].shared_encoder:
-        h.update(json.dumps(["shared", cfg.label_prefix, cfg.rationale_prefix]).encode())
+    extra = kind.cache_key(tokenizer, cfg)
+    if extra:  # (seq2seq adds nothing: the keys of runs made before the kinds stay valid)
+        h.update(json.dumps(extra).encode())
     h.update(json.dumps([cfg.max_input_length, cfg.max_target_length,
                          [[(r.source, r.target, r.task) for r in it] for it in items]]).encode())
     path = Path(cache_dir) / f"tokens-{h.hexdigest()[:16]}.pt"
@@ -165,7 +149,7 @@ def cached_tokenize(items: list[list[Row]], tokenizer, cfg, cache_dir: Path, cau
         except Exception as e:  # noqa: BLE001 — a cache that cannot be read (truncated, damaged) is rebuilt
             print(f"dss train: token cache {path} cannot be read ({type(e).__name__}); rebuilding it",
                   file=sys.stderr, flush=True)
-    features = tokenize_items(items, tokenizer, cfg, causal)
+    features = tokenize_items(items, tokenizer, cfg, kind)
     with atomic_path(path) as tmp:  # another process never reads half a file
         torch.save(features, tmp)
     return features
@@ -223,34 +207,3 @@ class LengthGroupedBatchSampler:
         if self.keeps_last:
             out += [[int(i) for i in part] for part in np.array_split(whole[len(perm):], self.batches_per_step)]
         return out
-
-
-def to_device(batch: dict, device) -> dict:
-    return {"parts": [{k: v.to(device) for k, v in p.items()} for p in batch["parts"]],
-            "n_label_tokens": batch["n_label_tokens"].to(device),
-            "n_rationale_tokens": batch["n_rationale_tokens"].to(device)}
-
-
-def collate(features: list[dict], pad_id: int, split_tasks: bool = True, causal: bool = False,
-            both_tasks: bool = False) -> dict:
-    """A micro-batch: `parts`, the forward passes to run, and the micro-batch's target-token counts per task.
-
-    split_tasks: one part per task, each padded to its own longest row. Labels are a few tokens and
-    rationales dozens, so a joint part would pad every label row to rationale length (~2x decoder work).
-    both_tasks (FSDP: every process must run the same forwards): a task without rows here still gets a part,
-    one dummy row whose labels are all -100 (no loss, no token counted).
-    """
-    rows = [(s, t, k) for f in features for s, t, k in zip(f["input_ids"], f["labels"], f["task"])]
-    groups = [[r for r in rows if r[2] == k] for k in (LABEL, RATIONALE)] if split_tasks else [rows]
-    pad = C.pad_causal if causal else pad_rows
-    parts = []
-    for task, group in enumerate(groups):
-        if group:
-            parts.append(pad(*map(list, zip(*group)), pad_id))
-        elif both_tasks and split_tasks:
-            part = pad([rows[0][0]], [[pad_id]], [task], pad_id)
-            part["labels"].fill_(-100)
-            parts.append(part)
-    n_label = sum(len(t) for _, t, k in rows if k == LABEL)
-    return {"parts": parts, "n_label_tokens": torch.tensor(n_label),
-            "n_rationale_tokens": torch.tensor(sum(len(t) for _, t, _ in rows) - n_label)}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from dss.core.config import check, field_
 from dss.core.errors import ConfigError
+from dss.student.kinds import check_settings
 from dss.student.methods import METHOD_NAMES, METHODS
 from dss.student.protocols import PROTOCOL_NAMES, PROTOCOLS
 
@@ -139,8 +140,6 @@ class TrainConfig:
             self.lr = 1e-3 if self.model == "tiny" else 5e-5
         protocol = PROTOCOLS[self.protocol]
         if protocol.subsets == "reference":  # the reference's inputs: its format and its task prefixes
-            if METHODS[self.method].shared_encoder:
-                raise ConfigError("method dss-shared is dss's own; protocol reference runs the reference's methods")
             self.input_format = "reference"
             self.label_prefix = "predict: " if self.label_prefix == "[label] " else self.label_prefix
             self.rationale_prefix = "explain: " if self.rationale_prefix == "[rationale] " else self.rationale_prefix
@@ -165,8 +164,7 @@ class TrainConfig:
         if self.eval_mode == "score" and METHODS[self.method].rationale_in_target:
             raise ConfigError("eval_mode=score scores label targets; method single writes a rationale first "
                               "(use eval_mode=generate)")
-        if METHODS[self.method].shared_encoder and self.tiny_arch == "llama" and self.model == "tiny":
-            raise ConfigError("method dss-shared needs an encoder (a seq2seq student), not tiny_arch=llama")
+        check_settings(self)  # what no student kind runs (dss.student.kinds)
         if self.rationales_per_example > 1 and METHODS[self.method].rationale_in_target:
             raise ConfigError("rationales_per_example > 1 is for method dss (single's target is one rationale)")
 

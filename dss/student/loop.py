@@ -23,14 +23,12 @@ from dss.core.config import to_dict
 from dss.core.errors import ConfigError
 from dss.core.io import disk_space
 from dss.student import batching as D
-from dss.student import causal as C
 from dss.student import fsdp
 from dss.student import run_folder as RF
-from dss.student import shared as S
 from dss.student.checkpoints import latest_checkpoint, save_checkpoint, usable_checkpoint
 from dss.student.config import TrainConfig
 from dss.student.evaluate import evaluate
-from dss.student.loss import multitask_loss
+from dss.student.kinds import kind_of
 from dss.student.methods import METHODS
 from dss.student.prepare import (
     batch_order,
@@ -39,14 +37,14 @@ from dss.student.prepare import (
     log,
     make_accelerator,
     make_optimizer,
+    start_trackers,
     step_batches,
-    tracker_init,
 )
 from dss.student.protocols import PROTOCOLS
 from dss.student.run_folder import run_info, save_student
 
 
-def train_step(model, micro_batches, cfg: TrainConfig, accelerator, optimizer, scheduler):
+def train_step(model, micro_batches, cfg: TrainConfig, accelerator, optimizer, scheduler, kind):
     """One optimizer step over grad_accum micro-batches of one or two parts (forward passes) each.
 
     dss's protocol: every part's loss divides by the step's global token counts, so the parts, micro-batches
@@ -55,14 +53,11 @@ def train_step(model, micro_batches, cfg: TrainConfig, accelerator, optimizer, s
     Returns [loss, label_loss, rationale_loss] still on device and local to this process: no host sync here.
     """
     alpha = METHODS[cfg.method].alpha(cfg.alpha)  # 1.0: a method without a rationale task
-    shared = METHODS[cfg.method].shared_encoder
     per_device = PROTOCOLS[cfg.protocol].loss_mean == "per_device"
     counts = torch.stack([sum(b["n_label_tokens"] for b in micro_batches),
                           sum(b["n_rationale_tokens"] for b in micro_batches)]).to(accelerator.device)
     counts = accelerator.reduce(counts, "sum").clamp(min=1)  # global target tokens of this step, per task
     net = accelerator.unwrap_model(model)
-    causal = C.is_causal(net)
-    shift = None if causal else net.prepare_decoder_input_ids_from_labels
     parts = [(p, b) for b in micro_batches for p in b["parts"]]
     total = torch.zeros(3, device=accelerator.device)
     for k, (part, micro) in enumerate(parts):
@@ -70,24 +65,17 @@ def train_step(model, micro_batches, cfg: TrainConfig, accelerator, optimizer, s
             n = torch.stack([micro["n_label_tokens"], micro["n_rationale_tokens"]]).to(accelerator.device)
             divide, scale = n.clamp(min=1) * len(micro_batches), 1
         else:  # DDP averages gradients over processes; the loss already divides by global counts
-            divide, scale = counts, accelerator.num_processes
-        if shared:  # dss-shared: the encoder once for both tasks, past DDP's forward (dss.student.shared);
-            with accelerator.autocast():  # past the forward accelerate wrapped in autocast, too
-                losses = S.losses(net, part, alpha, divide)
-            accelerator.backward(losses[0])
-            total += torch.stack(losses).detach()
-            continue
-        with nullcontext() if k == len(parts) - 1 else accelerator.no_sync(model):  # all-reduce once a step
-            if causal:  # [rows, len] -> logits [rows, len - 1, vocab] aligned with the next tokens
-                logits, labels = C.forward(model, part)
-            else:  # [rows, src_len] -> logits [rows, tgt_len, vocab]
-                logits, labels = model(input_ids=part["input_ids"], attention_mask=part["attention_mask"],
-                                       decoder_input_ids=shift(labels=part["labels"])).logits, part["labels"]
-            losses = multitask_loss(logits, labels, part["is_rationale"], alpha, divide[0], divide[1])
+            divide, scale = counts, 1 if kind.CALLS_PAST_FORWARD else accelerator.num_processes
+        # all-reduce once a step (a kind that calls the model's parts directly syncs by itself, below)
+        last = k == len(parts) - 1 or kind.CALLS_PAST_FORWARD
+        with nullcontext() if last else accelerator.no_sync(model):
+            # past the model's wrapped forward, autocast must be asked for again
+            with accelerator.autocast() if kind.CALLS_PAST_FORWARD else nullcontext():
+                losses = kind.losses(model, net, part, alpha, divide)
             accelerator.backward(losses[0] * scale)
         total += torch.stack(losses).detach()
-    if shared and accelerator.num_processes > 1:
-        S.sum_gradients(net)  # DDP's hooks never ran: the loss divides by global counts, so sum
+    if kind.CALLS_PAST_FORWARD and accelerator.num_processes > 1:
+        kind.sync_gradients(net)  # DDP's hooks never ran: the loss divides by global counts, so sum
     if cfg.max_grad_norm > 0:
         accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
     optimizer.step()
@@ -123,34 +111,32 @@ def fit(cfg: TrainConfig, run: Path, accelerator, mode: str, data) -> dict:
     """The training loop, flat: batches, steps, logging, evaluation and checkpoints, then the test."""
     items, stats = data.items, data.stats
     model, tokenizer = build_student(cfg, items, run, accelerator)
+    kind = kind_of(model, cfg.method)  # seq2seq, causal or shared: the one place that asks
+    kind.check_parallelism(accelerator.distributed_type.value)
     fsdp.prepare(model, cfg, accelerator)  # under FSDP: what it needs, before accelerator.prepare
     log(f"tokenizing {sum(map(len, items))} rows of {len(items)} examples")
     with accelerator.main_process_first():  # main tokenizes and caches; the others read the cache
-        features = D.cached_tokenize(items, tokenizer, cfg, run / "cache", C.is_causal(model))
+        features = D.cached_tokenize(items, tokenizer, cfg, run / "cache", kind)
     order = batch_order(features, cfg, accelerator.num_processes)
     optimizer, scheduler = make_optimizer(model, cfg)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     state = resume_state(run, accelerator, mode)
-    stats["parameters"] = sum(p.numel() for p in model.parameters())
-    stats["trainable_parameters"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    stats.update(parameters=sum(p.numel() for p in model.parameters()),
+                 trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad))
     if accelerator.is_main_process:
         RF.write_config(run, run_info(cfg, stats, accelerator.num_processes, accelerator.mixed_precision))
         RF.write_splits(run, data.splits)
-    if cfg.trackers():  # the resolved config, lists and mappings as text (trackers take scalars)
-        config = {k: v if isinstance(v, (int, float, str, bool)) else json.dumps(v) for k, v in to_dict(cfg).items()}
-        project = "tb" if cfg.trackers() == ["tensorboard"] else os.environ.get("WANDB_PROJECT", "dss")
-        accelerator.init_trackers(project, config=config, init_kwargs=tracker_init(cfg, run))
+    start_trackers(cfg, run, accelerator)
     window = torch.zeros(3, device=accelerator.device)  # summed step losses since the last log line
     last_log, t0 = state["step"], time.perf_counter()
     progress = Progress(cfg.max_steps, state["step"], accelerator.is_local_main_process)
     log(f"training {cfg.method} for {cfg.max_steps - state['step']} steps of {cfg.batch_size} examples "
         f"({order.steps_per_epoch} steps an epoch)")
     model.train()
-    batches = step_batches(features, order, state["step"], cfg, accelerator, tokenizer.pad_token_id,
-                           causal=C.is_causal(accelerator.unwrap_model(model)))
+    batches = step_batches(features, order, state["step"], cfg, accelerator, tokenizer.pad_token_id, kind)
     for micro in batches:
         lr = scheduler.get_last_lr()[0]  # the rate this step trains at
-        window += train_step(model, micro, cfg, accelerator, optimizer, scheduler)
+        window += train_step(model, micro, cfg, accelerator, optimizer, scheduler, kind)
         step = state["step"] = state["step"] + 1
         is_eval = step % cfg.eval_steps == 0 or step == cfg.max_steps
         if step % cfg.log_steps == 0 or is_eval:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from dss.core.errors import ConfigError, DataError
 from dss.core.io import read_jsonl_numbered
+from dss.student.config import TrainConfig
 from dss.student.methods import METHODS
-from dss.student.run_folder import student_info
+from dss.student.run_folder import STUDENT_KEYS, student_info
 
 
 def read_inputs(path) -> list[dict]:
@@ -38,11 +39,14 @@ def read_inputs(path) -> list[dict]:
 def predict(model_dir, inputs: list[str], rationale: bool = False, batch_size: int = 32,
             max_new_tokens: int | None = None, candidates: list[list[str]] | None = None) -> list[dict]:
     """[{"prediction": label, "rationale": text (when asked)}] for each input: by greedy decoding, or with
-    `candidates` (one list per input) the candidate the label task scores highest, with "scores"."""
+    `candidates` (one list per input) the candidate the label task scores highest, with "scores". Answered by
+    dss.student.evaluate.answers, as training's evaluation answers."""
+    import dataclasses
+
     from accelerate import Accelerator
     from transformers.utils import logging as hf_logging
 
-    from dss.student.evaluate import generate, score
+    from dss.student.evaluate import answers
     from dss.student.model import HUB_ID, load_pretrained
 
     hf_logging.disable_progress_bar()   # a "Loading weights" bar would mix into the predictions on the terminal
@@ -53,36 +57,26 @@ def predict(model_dir, inputs: list[str], rationale: bool = False, batch_size: i
     if rationale and not method.explains:
         raise ConfigError(f"this student was trained with method {method.name!r}: it has no rationale "
                           "task (train with --method dss or single)")
+    if candidates is not None and method.rationale_in_target:
+        raise ConfigError("a `single` student writes its rationale before the label: it cannot score candidates")
+    # what training's evaluation used, from the model folder's dss.json (and this command's batch and length)
+    settings = {k: info[k] for k in STUDENT_KEYS}
+    if max_new_tokens:  # the label's tokens, and a rationale's (scoring keeps the trained target length)
+        settings.update(eval_max_new_tokens=max_new_tokens,
+                        **({"max_target_length": max_new_tokens} if candidates is None else {}))
+    cfg = dataclasses.replace(TrainConfig(), **settings, eval_batch_size=batch_size)
     model, tokenizer = load_pretrained(str(model_dir), what="student")
     accelerator = Accelerator()  # picks the GPU when there is one
     model = model.to(accelerator.device)
-    label_tokens = max_new_tokens or (info["max_target_length"] if method.rationale_in_target
-                                      else info["eval_max_new_tokens"])
-    sources = [method.eval_source(x, info["label_prefix"]) for x in inputs]
-    prompts = {"label": None, "rationale": None}
-    if method.shared_encoder:  # the task prefix starts the decoder (dss.student.shared)
-        from dss.student.shared import prompt_ids
-        prompts = {k: prompt_ids(tokenizer, info[f"{k}_prefix"]) for k in prompts}
-    if candidates is not None:
-        if method.rationale_in_target:
-            raise ConfigError("a `single` student writes its rationale before the label: it cannot score candidates")
-        scores = score(model, tokenizer, sources, candidates, accelerator, batch_size, info["max_input_length"],
-                       info["max_target_length"], prompts["label"])
-        out = [{"prediction": c[max(range(len(c)), key=s.__getitem__)],
-                "scores": {k: round(v, 4) for k, v in zip(c, s)}} for c, s in zip(candidates, scores)]
-    else:
-        texts = generate(model, tokenizer, sources, accelerator, batch_size, info["max_input_length"],
-                         label_tokens, prompts["label"])
-        out = [{"prediction": method.parse_prediction(t)} for t in texts]
+    out = answers(model, tokenizer, inputs, cfg, accelerator, candidates)
     if rationale and method.rationale_in_target:  # the single target holds the rationale before the label
-        for o, t in zip(out, texts):
-            o["rationale"] = method.split_rationale(t)
+        for o in out:
+            o["rationale"] = method.split_rationale(o["text"])
     elif rationale:
-        sources = inputs if method.shared_encoder else [info["rationale_prefix"] + x for x in inputs]
-        texts = generate(model, tokenizer, sources, accelerator, batch_size, info["max_input_length"],
-                         max_new_tokens or info["max_target_length"], prompts["rationale"])
-        for o, t in zip(out, texts):
-            o["rationale"] = t.strip()
+        for o, r in zip(out, answers(model, tokenizer, inputs, cfg, accelerator, task="rationale")):
+            o["rationale"] = r["text"].strip()
+    for o in out:
+        o.pop("text", None)
     return out
 
 

@@ -15,7 +15,6 @@ import torch
 from dss.core.hardware import warn_cpu_torch
 from dss.student import batching as D
 from dss.student import fsdp
-from dss.student import shared as S
 from dss.student.config import TrainConfig
 from dss.student.evaluate import candidate_sets
 from dss.student.loss import lr_factor
@@ -219,8 +218,8 @@ def batch_order(features, cfg: TrainConfig, processes: int = 1) -> D.LengthGroup
                                        min_last=processes * cfg.grad_accum)
 
 
-def step_batches(features, order, start: int, cfg: TrainConfig, accelerator, pad_id: int,
-                 split_tasks: bool = True, causal: bool = False):
+def step_batches(features, order, start: int, cfg: TrainConfig, accelerator, pad_id: int, kind,
+                 split_tasks: bool = True):
     """The micro-batches of each optimizer step from `start` to max_steps, collated on this process's device.
 
     Step s is batch s mod steps_per_epoch of epoch s // steps_per_epoch, and an epoch's batches are a pure
@@ -239,11 +238,7 @@ def step_batches(features, order, start: int, cfg: TrainConfig, accelerator, pad
             for b in batches[i * k:(i + 1) * k]:
                 # this process's contiguous slice (a kept last step's micro-batch may not divide evenly)
                 mine = [features[j] for j in b[len(b) * rank // world:len(b) * (rank + 1) // world]]
-                if METHODS[cfg.method].shared_encoder:
-                    micro.append(S.to_device(S.collate(mine, pad_id), accelerator.device))
-                else:
-                    micro.append(D.to_device(D.collate(mine, pad_id, split_tasks, causal, both_tasks),
-                                             accelerator.device))
+                micro.append(kind.to_device(kind.collate(mine, pad_id, split_tasks, both_tasks), accelerator.device))
             yield micro
             step += 1
 
@@ -259,9 +254,18 @@ def tracker_backends(cfg: TrainConfig) -> list[str]:
     return cfg.trackers()
 
 
-def tracker_init(cfg: TrainConfig, run: Path) -> dict:
-    """Per-tracker init arguments: the run folder's name as the run's name; W&B writes under the run folder."""
-    return {"wandb": {"name": run.name, "dir": str(run)}, "mlflow": {"run_name": run.name}}
+def start_trackers(cfg: TrainConfig, run: Path, accelerator) -> None:
+    """Accelerate's trackers, given the resolved config (lists and mappings as text: trackers take scalars); the
+    run folder's name is the run's name, and W&B writes under the run folder."""
+    if not cfg.trackers():
+        return
+    import json
+
+    from dss.core.config import to_dict
+    config = {k: v if isinstance(v, (int, float, str, bool)) else json.dumps(v) for k, v in to_dict(cfg).items()}
+    project = "tb" if cfg.trackers() == ["tensorboard"] else os.environ.get("WANDB_PROJECT", "dss")
+    accelerator.init_trackers(project, config=config, init_kwargs={
+        "wandb": {"name": run.name, "dir": str(run)}, "mlflow": {"run_name": run.name}})
 
 
 def local_gpu() -> int:
@@ -345,8 +349,9 @@ def make_accelerator(cfg: TrainConfig):
 def check_parallelism(cfg: TrainConfig, accelerator) -> None:
     """Refuse, by name, the parallel setups dss does not run: DeepSpeed (its engine steps the optimizer at every
     backward, and a dss step runs one backward per task part; never tested), an FSDP config that accelerate
-    quietly turned into DDP (it runs FSDP on GPUs only), and the method-specific limits (dss-shared). With
-    accelerator None: the checks that can run before it is made (accelerate fails first without deepspeed)."""
+    quietly turned into DDP (it runs FSDP on GPUs only); the student kind's own limits are its
+    check_parallelism. With accelerator None: the checks that can run before it is made (accelerate fails
+    first without deepspeed)."""
     from dss.core.errors import ConfigError
     kind = accelerator.distributed_type.value if accelerator is not None else None
     if kind == "DEEPSPEED" or os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() in ("1", "true"):
@@ -358,8 +363,6 @@ def check_parallelism(cfg: TrainConfig, accelerator) -> None:
     if os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true") and kind != "FSDP":
         raise ConfigError(f"an FSDP config was given, but accelerate runs this launch as {kind} (it runs FSDP on "
                           "GPUs only): dss will not train with another parallelism than the one asked for")
-    if METHODS[cfg.method].shared_encoder:
-        S.check_parallelism(kind)
 
 
 def make_optimizer(model, cfg: TrainConfig):

@@ -6,23 +6,48 @@ loss is the same alpha mix of the two tasks' token means.
 
 A row's target ids are prompt + target (prompt = the prefix's tokens); `prompt` holds its length.
 One encoder pass per micro-batch means calls to the model's parts rather than to its top-level forward, so with
-several processes DDP's gradient hooks never arm (they arm in DDP's forward): `sum_gradients` all-reduces the
+several processes DDP's gradient hooks never arm (they arm in DDP's forward): `sync_gradients` all-reduces the
 step's gradients itself, once per optimizer step, as one flat buffer (DDP's bucketing, in one bucket).
 """
 from __future__ import annotations
 
 import torch
 
+import dss.student.kinds.seq2seq as seq2seq
+from dss.student.batching import LABEL, RATIONALE
 from dss.student.loss import multitask_loss
 from dss.student.padding import pad_rows
 
+CALLS_PAST_FORWARD = True  # the encoder and decoder are called directly, past the wrapped forward
 
-def prompt_ids(tokenizer, prefix: str) -> list[int]:
+
+def prompt(tokenizer, prefix: str) -> list[int]:
     """The decoder prompt of a task: its prefix's tokens (one added token for tiny students)."""
     return tokenizer(prefix.strip(), add_special_tokens=False)["input_ids"]
 
 
-def collate(features: list[dict], pad_id: int) -> dict:
+def tokenize(rows, tokenizer, cfg):
+    """Rows as seq2seq's, each target after its task's decoder prompt; the prompts' lengths apart."""
+    src, tgt, _ = seq2seq.tokenize(rows, tokenizer, cfg)
+    by_task = {LABEL: prompt(tokenizer, cfg.label_prefix), RATIONALE: prompt(tokenizer, cfg.rationale_prefix)}
+    return src, [by_task[r.task] + t for r, t in zip(rows, tgt)], [len(by_task[r.task]) for r in rows]
+
+
+def cache_key(tokenizer, cfg) -> list:
+    return ["shared", cfg.label_prefix, cfg.rationale_prefix]
+
+
+def generate(net, tokenizer, sources: list[str], device, max_input_length: int, settings: dict,
+             prompt: list[int] | None = None) -> list[str]:
+    """seq2seq's, the decoder started with its start token and the task's prompt."""
+    start = torch.tensor([[net.config.decoder_start_token_id, *prompt]] * len(sources), device=device)
+    return seq2seq.generate(net, tokenizer, sources, device, max_input_length, settings, decoder_start=start)
+
+
+score = seq2seq.score  # the prompt is given before each candidate, not scored
+
+
+def collate(features: list[dict], pad_id: int, split_tasks: bool = True, both_tasks: bool = False) -> dict:
     """A micro-batch: `label` (every example's source and label target) and `rationale` (its rationale rows,
     `row_of` naming each one's example row), target-token counts without the given prompt tokens."""
     lab, rat, row_of = [], [], []
@@ -57,8 +82,9 @@ def to_device(batch: dict, device) -> dict:
             "n_rationale_tokens": batch["n_rationale_tokens"].to(device)}
 
 
-def losses(net, parts: dict, alpha: float, counts) -> list:
-    """[loss, label_loss, rationale_loss] of one micro-batch, x encoded once. net: the unwrapped model."""
+def losses(model, net, parts: dict, alpha: float, counts) -> list:
+    """[loss, label_loss, rationale_loss] of one micro-batch, x encoded once. net: the unwrapped model (its
+    parts are called, not the wrapped forward)."""
     lab = parts["label"]
     shift = net.prepare_decoder_input_ids_from_labels
     hidden = net.get_encoder()(input_ids=lab["input_ids"], attention_mask=lab["attention_mask"]).last_hidden_state
@@ -75,17 +101,18 @@ def losses(net, parts: dict, alpha: float, counts) -> list:
     return out
 
 
-def check_parallelism(kind: str) -> None:
-    """ConfigError unless accelerate's distributed type `kind` keeps whole parameters on every process (NO, or
-    DDP: MULTI_CPU, MULTI_GPU, ...): the encoder and decoder are called directly, which FSDP's and DeepSpeed's
-    sharded parameters do not allow."""
-    if kind != "NO" and not kind.startswith("MULTI_"):
+def check_parallelism(distributed_type: str) -> None:
+    """ConfigError unless accelerate's distributed type keeps whole parameters on every process (NO, or DDP:
+    MULTI_CPU, MULTI_GPU, ...): the encoder and decoder are called directly, which FSDP's sharded parameters do
+    not allow."""
+    if distributed_type != "NO" and not distributed_type.startswith("MULTI_"):
         from dss.core.errors import ConfigError
-        raise ConfigError(f"method dss-shared runs in one process or under DDP, not {kind} (it calls the model's "
-                          "encoder and decoder itself, which sharded parameters do not allow); use method dss")
+        raise ConfigError(f"method dss-shared runs in one process or under DDP, not {distributed_type} (it calls "
+                          "the model's encoder and decoder itself, which sharded parameters do not allow); use "
+                          "method dss")
 
 
-def sum_gradients(net) -> None:
+def sync_gradients(net) -> None:
     """Sum every parameter's gradient over the processes, in place (each process's loss already divides by the
     step's global token counts, so the sum is the global batch's gradient). A parameter without a gradient on
     this process counts as zeros, so every process sends the same layout."""
@@ -99,9 +126,3 @@ def sum_gradients(net) -> None:
     dist.all_reduce(flat)  # SUM
     for p, g in zip(params, flat.split([p.numel() for p in params])):
         p.grad.copy_(g.view_as(p.grad))
-
-
-def decoder_start(net, prompt: list[int], rows: int, device) -> torch.Tensor:
-    """[rows, 1 + len(prompt)]: the decoder start token, then the task prompt, for generation."""
-    start = net.config.decoder_start_token_id
-    return torch.tensor([[start, *prompt]] * rows, device=device)

@@ -13,10 +13,35 @@ from __future__ import annotations
 
 import torch
 
+import dss.student.kinds.seq2seq as seq2seq
+from dss.student.loss import multitask_loss
 
-def is_causal(model) -> bool:
-    config = getattr(model, "config", model)
-    return not getattr(config, "is_encoder_decoder", False)
+CALLS_PAST_FORWARD = False
+to_device = seq2seq.to_device
+sync_gradients = seq2seq.sync_gradients
+check_parallelism = seq2seq.check_parallelism
+
+
+def tokenize(rows, tokenizer, cfg):
+    return (prompt_ids(tokenizer, [r.source for r in rows], cfg.max_input_length),
+            completion_ids(tokenizer, [r.target for r in rows], cfg.max_target_length), None)
+
+
+def cache_key(tokenizer, cfg) -> list:
+    return ["causal", getattr(tokenizer, "chat_template", None)]  # the template shapes every prompt
+
+
+def collate(features: list[dict], pad_id: int, split_tasks: bool = True, both_tasks: bool = False) -> dict:
+    return seq2seq.collate(features, pad_id, split_tasks, both_tasks, pad=pad_causal)
+
+
+def losses(model, net, part: dict, alpha: float, divide):
+    logits, labels = forward(model, part)  # [rows, len - 1, vocab] aligned with the next tokens
+    return multitask_loss(logits, labels, part["is_rationale"], alpha, divide[0], divide[1])
+
+
+def prompt(tokenizer, prefix: str):
+    return None  # the task prefix is in the prompt itself
 
 
 def prompt_ids(tokenizer, sources: list[str], max_length: int) -> list[list[int]]:
@@ -73,7 +98,8 @@ def left_padded(prompts: list[list[int]], pad_id: int, device) -> dict:
     return {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device)}
 
 
-def generate_batch(net, tokenizer, sources: list[str], device, max_input_length: int, settings: dict):
+def generate(net, tokenizer, sources: list[str], device, max_input_length: int, settings: dict,
+             prompt: list[int] | None = None) -> list[str]:
     """Completions of left-padded prompts as `settings` say (greedy: dss.student.evaluate); the texts of the new
     tokens only."""
     enc = left_padded(prompt_ids(tokenizer, sources, max_input_length), tokenizer.pad_token_id, device)
@@ -81,8 +107,8 @@ def generate_batch(net, tokenizer, sources: list[str], device, max_input_length:
     return tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
 
 
-def score_batch(net, tokenizer, sources: list[str], candidates: list[list[str]], device, max_input_length: int,
-                max_target_length: int) -> list[list[float]]:
+def score(net, tokenizer, sources: list[str], candidates: list[list[str]], device, max_input_length: int,
+          max_target_length: int, prompt: list[int] | None = None) -> list[list[float]]:
     """Summed log-likelihood of each candidate completion (EOS included) after its prompt."""
     prompts = prompt_ids(tokenizer, sources, max_input_length)
     rows_src = [p for p, cands in zip(prompts, candidates) for _ in cands]
