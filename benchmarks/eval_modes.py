@@ -81,8 +81,9 @@ def main(argv=None) -> int:
     from dss.core.config import load_config
     from dss.student import fast
     from dss.student.config import TrainConfig
+    from dss.student.data import load_data
     from dss.student.evaluate import evaluate
-    from dss.student.prepare import load_data, precision
+    from dss.student.prepare import precision
     from dss.student.run_folder import read_config
 
     if args.device == "cuda" and not torch.cuda.is_available():

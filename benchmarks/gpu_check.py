@@ -126,13 +126,13 @@ def example_flops(cfg) -> float:
     the data cfg trains on: what MFU divides by, for dss and the baseline alike (padding is not counted)."""
     from transformers import AutoConfig
 
-    from dss.student import batching as D
-    from dss.student import kinds
+    from dss.student import batching, kinds
+    from dss.student.data import load_data
     from dss.student.model import load_pretrained_tokenizer
-    from dss.student.prepare import load_data
     items = load_data(cfg).items
-    features = D.cached_tokenize(items, load_pretrained_tokenizer(cfg.model), cfg, Path(cfg.output_dir) / "cache",
-                                 kinds.kind_of(AutoConfig.from_pretrained(cfg.model), cfg.method))
+    kind = kinds.kind_of(AutoConfig.from_pretrained(cfg.model), cfg.method)
+    features = batching.cached_tokenize(items, load_pretrained_tokenizer(cfg.model), cfg,
+                                        Path(cfg.output_dir) / "cache", kind)
     config = AutoConfig.from_pretrained(cfg.model)
     rows = [(len(s), len(t)) for f in features for s, t in zip(f["input_ids"], f["labels"])]
     return sum(model_flops(config, s, t) for s, t in rows) / len(features)

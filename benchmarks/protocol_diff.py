@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 from dss.student.config import TrainConfig
-from dss.student.prepare import load_splits, subsets
+from dss.student.data import load_splits, subsets
 from dss.tasks import get_task
 
 

@@ -17,7 +17,7 @@ from dss.bench import sweep as S
 from dss.bench.grid import BenchConfig
 from dss.commands.cli import main
 from dss.core.errors import ConfigError
-from dss.student.prepare import data_fingerprint
+from dss.student.data import data_fingerprint
 from dss.student.run_folder import run_info
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -84,7 +84,7 @@ def test_the_reference_format_joins_with_each_familys_eos(family, folders):
     from transformers import AutoTokenizer
 
     from dss.student.config import TrainConfig
-    from dss.student.prepare import eos_text
+    from dss.student.data import eos_text
     from dss.tasks.base import Example
     _, models = folders
     eos = eos_text(TrainConfig(task="esnli", model=str(models[family]), input_format="reference"))

@@ -192,7 +192,7 @@ def test_reference_input_format_reproduces_the_reference_strings(shared_data, ta
 
 def test_reference_format_reaches_the_training_rows(shared_data):
     from dss.student.config import TrainConfig
-    from dss.student.prepare import load_data
+    from dss.student.data import load_data
     cfg = TrainConfig(task="esnli", data_dir=str(shared_data), input_format="reference", label_prefix="predict: ",
                       rationale_prefix="explain: ", max_eval_examples=2)
     data = load_data(cfg)

@@ -27,7 +27,7 @@ from dss.core.config import check, field_, load_config
 from dss.core.errors import ConfigError
 from dss.core.io import atomic_write, read_json
 from dss.core.processes import dies_with_this_process
-from dss.student import run_folder as RF
+from dss.student import run_folder
 
 LIVE = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING", "SUSPENDED"}
 JOBS_FILE = "slurm_jobs.json"
@@ -89,7 +89,7 @@ def live_cells(cells, out_dir: Path, scfg: SlurmConfig) -> set:
     jobs = read_json(Path(out_dir) / JOBS_FILE) or {}
     live = set()
     for cell in cells:
-        if RF.locked(cell.run_dir(out_dir)):
+        if run_folder.locked(cell.run_dir(out_dir)):
             live.add(cell)
         elif scfg.cluster == "slurm" and cell.key in jobs and \
                 slurm_state(jobs[cell.key], Path(out_dir) / "slurm") in LIVE:

@@ -27,10 +27,10 @@ from dss.core.config import to_dict
 from dss.core.errors import ConfigError
 from dss.core.io import atomic_write
 from dss.core.processes import dies_with_this_process
-from dss.student import run_folder as RF
+from dss.student import run_folder
 
 # ------------------------------------------------------------------------------------------ cell status
-read_results = RF.read_results
+read_results = run_folder.read_results
 
 
 class Fingerprints:
@@ -43,7 +43,7 @@ class Fingerprints:
         key = json.dumps([tcfg.task, tcfg.data_dir, tcfg.task_options, tcfg.rationales], sort_keys=True,
                          default=str)
         if key not in self.cache:
-            from dss.student.prepare import data_fingerprint
+            from dss.student.data import data_fingerprint
             self.cache[key] = data_fingerprint(tcfg)
         return self.cache[key]
 
@@ -56,7 +56,7 @@ def cell_status(cell: Cell, tcfg, out_dir: Path, fingerprint) -> tuple[str, list
     finished = read_results(run_dir) is not None
     if not finished and not list((run_dir / "checkpoints").glob("step_*")):
         return "todo", []  # nothing of it is reused: training starts over
-    changes = RF.identity_changes(RF.read_config(run_dir), to_dict(tcfg), fingerprint(tcfg))
+    changes = run_folder.identity_changes(run_folder.read_config(run_dir), to_dict(tcfg), fingerprint(tcfg))
     if changes:
         return "changed", changes
     return ("done" if finished else "todo"), []
@@ -90,8 +90,8 @@ def prepare_cell(cell: Cell, out_dir: Path, tcfg) -> None:
     if (run_dir / "results.json").exists():  # unreadable or incomplete (cf. read_results): not a result
         (run_dir / "results.json").unlink()
     if tcfg.overwrite:
-        with RF.run_lock(run_dir):  # never under a `dss train` that still writes it
-            RF.clear_run(run_dir)
+        with run_folder.run_lock(run_dir):  # never under a `dss train` that still writes it
+            run_folder.clear_run(run_dir)
     tcfg.overwrite, tcfg.resume = False, True
 
 
@@ -122,7 +122,7 @@ def run_cell(cfg: BenchConfig, cell: Cell, out_dir: Path, tcfg, train_fn: TrainF
     results = read_results(run_dir)
     if results is None:
         raise RuntimeError(f"cell {cell.key}: training returned but {run_dir}/results.json is missing or "
-                           f"lacks {', '.join(RF.REQUIRED_RESULTS)}")
+                           f"lacks {', '.join(run_folder.REQUIRED_RESULTS)}")
     return results
 
 
@@ -277,7 +277,7 @@ def _run_cells(cfg, todo, out_dir, configs, train_fn, log):
 def count_params(run_dir: Path, results: dict) -> int | None:
     """The student's parameter count: as the trainer recorded it, else (older runs) from the saved model's
     safetensors headers (no torch needed)."""
-    recorded = RF.read_parameters(run_dir, results)
+    recorded = run_folder.read_parameters(run_dir, results)
     files = sorted((Path(run_dir) / "model").glob("*.safetensors"))
     if recorded is not None or not files:
         return recorded

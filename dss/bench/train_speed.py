@@ -37,12 +37,14 @@ VARIANTS = ("dss", "dss-joint", "dss-nogroup", "dss-plain", "dss-shared", "basel
 def _setup(cfg):
     """(task items as features, tokenizer, freshly initialised model): what `dss train` builds, identical in
     every variant (the tokenizer and token cache are made once, in the parent, and reused)."""
-    from dss.student import batching as D
-    from dss.student.prepare import build_student, load_data
+    from dss.student import batching
+    from dss.student.data import load_data
+    from dss.student.prepare import build_student
 
     items = load_data(cfg).items
     model, tokenizer = build_student(cfg, items, Path(cfg.output_dir))
-    features = D.cached_tokenize(items, tokenizer, cfg, Path(cfg.output_dir) / "cache", kind_of(model, cfg.method))
+    features = batching.cached_tokenize(items, tokenizer, cfg, Path(cfg.output_dir) / "cache",
+                                        kind_of(model, cfg.method))
     if METHODS[cfg.method].rationale_task:
         # the reference trains on examples that all have a rationale (its collator needs one per row); examples
         # without one (e-SNLI: PaLM's unparsed answers) are left out of every variant alike, and said so
@@ -65,7 +67,7 @@ def run_ours(cfg, variant: str, steps: int, warmup: int) -> dict:
     import torch
     from accelerate import Accelerator, DataLoaderConfiguration
 
-    from dss.student import loop as T
+    from dss.student import loop
     from dss.student.prepare import fresh_precision, precision
 
     cfg = dataclasses.replace(cfg, group_by_length=variant != "dss-nogroup", max_steps=warmup + steps)
@@ -77,11 +79,11 @@ def run_ours(cfg, variant: str, steps: int, warmup: int) -> dict:
     fresh_precision(precision(cfg))
     accelerator = Accelerator(mixed_precision=precision(cfg),
                               dataloader_config=DataLoaderConfiguration(split_batches=True))
-    optimizer, scheduler = T.make_optimizer(model, cfg)  # exactly what `dss train` uses
+    optimizer, scheduler = loop.make_optimizer(model, cfg)  # exactly what `dss train` uses
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     tokens = torch.zeros((), dtype=torch.long, device=accelerator.device)
     kind = kind_of(model, cfg.method)
-    batches = T.step_batches(features, T.batch_order(features, cfg), 0, cfg, accelerator, tokenizer.pad_token_id,
+    batches = loop.step_batches(features, loop.batch_order(features, cfg), 0, cfg, accelerator, tokenizer.pad_token_id,
                              kind, split_tasks=variant != "dss-joint")
     t0 = None
     model.train()
@@ -92,7 +94,7 @@ def run_ours(cfg, variant: str, steps: int, warmup: int) -> dict:
             t0 = time.perf_counter()
         if done >= warmup:  # real (non-pad) tokens, summed on the device: no host sync
             tokens = tokens + sum(_real_tokens(p) for b in micro for p in b["parts"])
-        last = T.train_step(model, micro, cfg, accelerator, optimizer, scheduler, kind)
+        last = loop.train_step(model, micro, cfg, accelerator, optimizer, scheduler, kind)
     final_loss = float(last[0])  # the one host sync of the timed run
     seconds = time.perf_counter() - t0
     return _report(variant, cfg, steps, seconds, int(tokens), accelerator.device, final_loss,

@@ -10,7 +10,6 @@ writes. Run folder:
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import time
@@ -22,24 +21,15 @@ import torch
 from dss.core.config import to_dict
 from dss.core.errors import ConfigError
 from dss.core.io import disk_space
-from dss.student import batching as D
-from dss.student import fsdp
-from dss.student import run_folder as RF
+from dss.student import batching, fsdp, run_folder
 from dss.student.checkpoints import latest_checkpoint, save_checkpoint, usable_checkpoint
 from dss.student.config import TrainConfig
+from dss.student.data import batch_order, load_data, step_batches
 from dss.student.evaluate import evaluate
 from dss.student.kinds import kind_of
+from dss.student.messages import Progress, log
 from dss.student.methods import METHODS
-from dss.student.prepare import (
-    batch_order,
-    build_student,
-    load_data,
-    log,
-    make_accelerator,
-    make_optimizer,
-    start_trackers,
-    step_batches,
-)
+from dss.student.prepare import build_student, make_accelerator, make_optimizer, start_trackers
 from dss.student.protocols import PROTOCOLS
 from dss.student.run_folder import run_info, save_student
 
@@ -94,16 +84,16 @@ def train(cfg: TrainConfig) -> dict:
         torch.set_num_threads(cfg.threads)
     accelerator = make_accelerator(cfg)
     run = Path(cfg.output_dir)
-    with RF.run_lock(run, accelerator.is_main_process), \
+    with run_folder.run_lock(run, accelerator.is_main_process), \
             disk_space(run, "the checkpoints written before are whole: free some space and rerun with resume=true"):
-        RF.check_shared(run)  # several processes: all see what the main one writes here (several nodes: one filesystem)
+        run_folder.check_shared(run)  # every process sees what the main one writes (several nodes: one filesystem)
         mode = prepare_run(cfg, run, accelerator)
         set_seed(cfg.seed)
         data = load_data(cfg)
         if mode != "fresh":
             check_same_run(run, cfg, data.stats["fingerprint"], accelerator.mixed_precision)
         if mode == "finished":
-            return RF.read_results(run)
+            return run_folder.read_results(run)
         return fit(cfg, run, accelerator, mode, data)
 
 
@@ -116,7 +106,7 @@ def fit(cfg: TrainConfig, run: Path, accelerator, mode: str, data) -> dict:
     fsdp.prepare(model, cfg, accelerator)  # under FSDP: what it needs, before accelerator.prepare
     log(f"tokenizing {sum(map(len, items))} rows of {len(items)} examples")
     with accelerator.main_process_first():  # main tokenizes and caches; the others read the cache
-        features = D.cached_tokenize(items, tokenizer, cfg, run / "cache", kind)
+        features = batching.cached_tokenize(items, tokenizer, cfg, run / "cache", kind)
     order = batch_order(features, cfg, accelerator.num_processes)
     optimizer, scheduler = make_optimizer(model, cfg)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
@@ -124,8 +114,8 @@ def fit(cfg: TrainConfig, run: Path, accelerator, mode: str, data) -> dict:
     stats.update(parameters=sum(p.numel() for p in model.parameters()),
                  trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad))
     if accelerator.is_main_process:
-        RF.write_config(run, run_info(cfg, stats, accelerator.num_processes, accelerator.mixed_precision))
-        RF.write_splits(run, data.splits)
+        run_folder.write_config(run, run_info(cfg, stats, accelerator.num_processes, accelerator.mixed_precision))
+        run_folder.write_splits(run, data.splits)
     start_trackers(cfg, run, accelerator)
     window = torch.zeros(3, device=accelerator.device)  # summed step losses since the last log line
     last_log, t0 = state["step"], time.perf_counter()
@@ -184,35 +174,6 @@ def wait_for_device(device) -> None:
         torch.cuda.synchronize(device)
 
 
-class Progress:
-    """A tqdm bar on a terminal; elsewhere (logs, CI, a sweep's workers) a plain line every 5 % of the steps.
-    TQDM_DISABLE=1 (set by `dss bench --jobs N` in its workers) silences both."""
-
-    def __init__(self, total: int, initial: int, enabled: bool):
-        self.total, self.loss, self.t0, self.first = total, None, time.perf_counter(), initial
-        self.enabled = enabled and os.environ.get("TQDM_DISABLE") != "1"
-        self.every = max(1, total // 20)
-        self.bar = None
-        if self.enabled and sys.stderr.isatty():
-            from tqdm.auto import tqdm
-            self.bar = tqdm(total=total, initial=initial, desc="train")
-
-    def update(self, step: int) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-            if self.loss is not None:
-                self.bar.set_postfix(loss=f"{self.loss:.4f}", refresh=False)
-        elif self.enabled and (step % self.every == 0 or step == self.total):
-            rate = (step - self.first) / max(time.perf_counter() - self.t0, 1e-9)
-            loss = "" if self.loss is None else f", loss {self.loss:.4f}"
-            print(f"dss train: step {step}/{self.total} ({100 * step // self.total} %{loss}, {rate:.2f} steps/s)",
-                  file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def log_losses(accelerator, run: Path, cfg: TrainConfig, step: int, window, steps: int, lr: float) -> float:
     """Log the mean losses of the last `steps` steps over all processes, and reset the window. This is the
     logging window's only host sync."""
@@ -243,7 +204,7 @@ def finish(cfg: TrainConfig, run: Path, task, test, state: dict, stats: dict, ac
                "best_step": state["best_step"], "max_steps": cfg.max_steps,
                "train_examples": stats["train_examples"], "valid_examples": stats["valid_examples"],
                "test_examples": len(test), "chance": task.chance(), "data": stats,
-               "parameters": stats["parameters"], "protocol": RF.PROTOCOL, "eval_mode": cfg.eval_mode,
+               "parameters": stats["parameters"], "protocol": run_folder.PROTOCOL, "eval_mode": cfg.eval_mode,
                "precision": accelerator.mixed_precision,
                "test_accuracy_last": state.get("test_accuracy_last"),
                "eval_examples_per_second": round(len(test) / max(eval_seconds, 1e-9), 1),
@@ -251,11 +212,11 @@ def finish(cfg: TrainConfig, run: Path, task, test, state: dict, stats: dict, ac
                "examples_per_second": round(trained / max(state["train_seconds"], 1e-9), 2),
                "num_processes": accelerator.num_processes}
     if accelerator.is_main_process:
-        RF.write_predictions(run, [{"id": ex.id, "input": ex.input, "prediction": r["prediction"],
+        run_folder.write_predictions(run, [{"id": ex.id, "input": ex.input, "prediction": r["prediction"],
                                     "label": ex.label, "correct": r["correct"],
                                     "eval_mode": cfg.eval_mode, **({"scores": r["scores"]} if "scores" in r else {})}
                                    for ex, r in zip(test, records)])
-        RF.write_results(run, results)
+        run_folder.write_results(run, results)
     accelerator.wait_for_everyone()
     return results
 
@@ -269,9 +230,9 @@ def prepare_run(cfg: TrainConfig, run: Path, accelerator) -> str:
 
     if (run / "bench.yaml").is_file():
         raise ConfigError(f"{run} is the folder of a `dss bench` sweep; give this run its own output_dir")
-    has_results = RF.read_results(run) is not None
+    has_results = run_folder.read_results(run) is not None
     ckpt = latest_checkpoint(run)
-    started = any((run / f).exists() for f in RF.RUN_FILES)
+    started = any((run / f).exists() for f in run_folder.RUN_FILES)
     mode = "fresh"
     if cfg.resume:
         mode = "finished" if has_results else "resume" if ckpt else "fresh"
@@ -284,8 +245,8 @@ def prepare_run(cfg: TrainConfig, run: Path, accelerator) -> str:
                           "to replace it")
     accelerator.wait_for_everyone()  # every process has decided before the main one changes anything
     if mode == "fresh" and accelerator.is_main_process:
-        RF.refuse_links(run)
-        for stale in RF.RUN_FILES:
+        run_folder.refuse_links(run)
+        for stale in run_folder.RUN_FILES:
             p = run / stale
             shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
     accelerator.wait_for_everyone()
@@ -295,8 +256,8 @@ def prepare_run(cfg: TrainConfig, run: Path, accelerator) -> str:
 def check_same_run(run: Path, cfg: TrainConfig, fingerprint: str, precision: str) -> None:
     """A resumed or finished run continues only with the settings, data and precision it was started with
     (mixed_precision=auto resolves per machine: a run started in bf16 does not go on in fp32)."""
-    stored = RF.read_config(run)
-    changes = RF.identity_changes(stored, to_dict(cfg), fingerprint)
+    stored = run_folder.read_config(run)
+    changes = run_folder.identity_changes(stored, to_dict(cfg), fingerprint)
     was = (stored or {}).get("precision", precision)
     if was != precision:
         changes.append(f"precision: trained in {was}, this machine resolves mixed_precision={cfg.mixed_precision} "
@@ -308,7 +269,7 @@ def check_same_run(run: Path, cfg: TrainConfig, fingerprint: str, precision: str
 
 def log_metrics(accelerator, run: Path, record: dict) -> None:
     if accelerator.is_main_process:
-        RF.append_metrics(run, record)
+        run_folder.append_metrics(run, record)
     accelerator.log({k: v for k, v in record.items() if k != "step"}, step=record["step"])
 
 
@@ -327,5 +288,5 @@ def resume_state(run: Path, accelerator, mode: str) -> dict:
         state.pop("files", None)  # the checkpoint's own manifest, not the loop's state
         log(f"resuming {run} from step {state['step']}")
     if accelerator.is_main_process:
-        RF.repair_metrics(run, state["step"])
+        run_folder.repair_metrics(run, state["step"])
     return state
