@@ -17,6 +17,7 @@ from dss.bench import sweep as S
 from dss.bench.grid import BenchConfig
 from dss.commands.cli import main
 from dss.core.errors import ConfigError
+from dss.student import run_folder
 from dss.student.data import data_fingerprint
 from dss.student.run_folder import run_info
 
@@ -160,7 +161,7 @@ def test_killed_sweep_reruns_only_unfinished_cells(tmp_path, tiny_cqa_dir):
     killer = FakeTrain(fail_on_call=3)
     with pytest.raises(KeyboardInterrupt):
         S.run_sweep(cfg, train_fn=killer, log=quiet)
-    finished = {c for c in grid.grid(cfg) if S.read_results(c.run_dir(cfg.out_dir())) is not None}
+    finished = {c for c in grid.grid(cfg) if run_folder.read_results(c.run_dir(cfg.out_dir())) is not None}
     assert len(finished) == 2  # the third cell died with half a results.json: not finished
 
     rerun = FakeTrain()

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from dss.core.errors import ConfigError
 from dss.teacher.client import OpenAIClient, make_client
 from dss.teacher.gemini import GeminiClient
 from dss.teacher.protocol import (
@@ -140,7 +141,7 @@ def test_no_key_is_fine_for_local_servers_but_not_for_openai(srv, monkeypatch):
     monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
     with pytest.raises(FatalError, match="GEMINI_API_KEY"):
         make_client("gemini:gemini-2.5-flash")
-    with pytest.raises(FatalError, match="provider:model|gemini:<model>"):
+    with pytest.raises(ConfigError, match="provider:model|gemini:<model>"):
         make_client("claude:x")
 
 

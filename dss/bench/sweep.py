@@ -29,10 +29,8 @@ from dss.core.io import atomic_write
 from dss.core.processes import dies_with_this_process
 from dss.student import run_folder
 
+
 # ------------------------------------------------------------------------------------------ cell status
-read_results = run_folder.read_results
-
-
 class Fingerprints:
     """Data fingerprints per distinct data source of the cells, computed once and only when a cell needs one."""
 
@@ -53,7 +51,7 @@ def cell_status(cell: Cell, tcfg, out_dir: Path, fingerprint) -> tuple[str, list
     resolved training settings on data with the same content; a started or finished cell made otherwise is
     "changed" (never reused, never resumed)."""
     run_dir = cell.run_dir(out_dir)
-    finished = read_results(run_dir) is not None
+    finished = run_folder.read_results(run_dir) is not None
     if not finished and not list((run_dir / "checkpoints").glob("step_*")):
         return "todo", []  # nothing of it is reused: training starts over
     changes = run_folder.identity_changes(run_folder.read_config(run_dir), to_dict(tcfg), fingerprint(tcfg))
@@ -111,7 +109,7 @@ def run_cell(cfg: BenchConfig, cell: Cell, out_dir: Path, tcfg, train_fn: TrainF
         if train_fn is None:
             from dss.student.loop import train as train_fn
         results = train_fn(tcfg)
-        if read_results(run_dir) is None and isinstance(results, dict):
+        if run_folder.read_results(run_dir) is None and isinstance(results, dict):
             atomic_write(run_dir / "results.json", json.dumps(results, indent=2))
     else:
         cmd = cell_command(cfg, cell, out_dir, tcfg)
@@ -119,7 +117,7 @@ def run_cell(cfg: BenchConfig, cell: Cell, out_dir: Path, tcfg, train_fn: TrainF
         rc = subprocess.call(cmd, preexec_fn=dies_with_this_process())  # never an orphan that trains on
         if rc != 0:
             raise RuntimeError(f"cell {cell.key}: `{' '.join(cmd)}` exited with status {rc}")
-    results = read_results(run_dir)
+    results = run_folder.read_results(run_dir)
     if results is None:
         raise RuntimeError(f"cell {cell.key}: training returned but {run_dir}/results.json is missing or "
                            f"lacks {', '.join(run_folder.REQUIRED_RESULTS)}")
@@ -158,10 +156,7 @@ def _data_problems(cfg: BenchConfig):
         task = get_task(task_name, **(cfg.task_options if task_name == "custom" else {}))
         try:
             n = len(task.load("train", cfg.data_dir))
-        except ConfigError as e:
-            yield f"{task_name} train: {str(e).splitlines()[0]}"
-            continue
-        except ValueError as e:  # DataError: the loader's message names the files and the hub
+        except ValueError as e:  # ConfigError or DataError: the loader's message names the files and the hub
             yield f"{task_name} train: {str(e).splitlines()[0]}"
             continue
         need = cfg.min_train_rows.get(task_name, 0)
@@ -296,7 +291,7 @@ def collect(cfg: BenchConfig, cells: list[Cell], out_dir: Path) -> list[dict]:
     rows = []
     for cell in cells:
         run_dir = cell.run_dir(out_dir)
-        res = read_results(run_dir)
+        res = run_folder.read_results(run_dir)
         if res is None:
             continue
         n_test = res.get("test_examples")

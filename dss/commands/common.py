@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from dss.core.errors import ConfigError
 from dss.tasks import get_task, task_names
 from dss.tasks.base import Task
 
@@ -32,7 +33,7 @@ def task_options(args: argparse.Namespace) -> dict:
     if args.task != "custom":
         given = [o for o in ("train_file", "valid_file", "test_file") if getattr(args, o, None)]
         if given:
-            raise SystemExit(f"dss: --{given[0].replace('_', '-')} is only for --task custom")
+            raise ConfigError(f"--{given[0].replace('_', '-')} is only for --task custom")
         return {}
     return {o: getattr(args, o) for o in CUSTOM_OPTIONS if getattr(args, o, None) is not None}
 

@@ -76,7 +76,7 @@ def _list_models(args) -> int:
         models = list_models(cfg)
     except TeacherError as e:
         raise _as_data_error(e) from None
-    print(json.dumps(models) if args.json else format_models(models, cfg.teacher))
+    print(json.dumps(models) if args.json else format_models(models, cfg.spec))
     return 0
 
 

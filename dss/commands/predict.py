@@ -17,6 +17,8 @@ import json
 import sys
 from pathlib import Path
 
+from dss.core.errors import ConfigError
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("predict", help="labels (and rationales) from a trained student",
@@ -52,7 +54,7 @@ def run(args) -> int:
         rows = read_inputs(args.file)
     else:
         if task is None:
-            raise SystemExit("dss predict: --split needs --task")
+            raise ConfigError("--split needs --task (or give --input / --file)")
         rows = [{"id": e.id, "input": e.input, "label": e.label, "candidates": task.candidates(e)}
                 for e in task.load(args.split, args.data_dir)]
     rows = rows[:args.limit] if args.limit else rows
@@ -78,7 +80,6 @@ def run(args) -> int:
 
 def candidate_sets(args, rows: list[dict], task) -> list[list[str]]:
     """Per row: --candidates, else the row's own `candidates`, else the task's answer set."""
-    from dss.core.errors import ConfigError
     given = [c.strip() for c in args.candidates.split(",") if c.strip()] if args.candidates else None
     fallback = list(task.labels) if task is not None and task.labels else None
     sets = [given or r.get("candidates") or fallback for r in rows]

@@ -48,10 +48,6 @@ def wrap(model, cfg):
     return get_peft_model(model, config)
 
 
-def is_lora(model) -> bool:
-    return hasattr(model, "peft_config")
-
-
 def save(model, tokenizer, model_dir, adapter_dir) -> None:
     """adapter/ (the adapter) and model/ (a merged copy; the training model keeps its adapters)."""
     model.save_pretrained(str(adapter_dir))

@@ -176,5 +176,3 @@ def warn_unseen_labels(task: Task, splits: dict[str, list[Example]], warn: Calla
          "never learns such a label" + (", and under eval_mode=score (which answers from the task's label set) "
                                         "these examples can never be answered" if never else ""))
 
-
-Loader = Callable[..., list[Example]]

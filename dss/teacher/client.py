@@ -32,50 +32,17 @@ from dss.teacher.protocol import (
     url_credentials,
     usage_of,
 )
+from dss.teacher.spec import TeacherSpec
 
 OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-def parse_teacher(teacher: str) -> tuple[str, str]:
-    provider, sep, model = teacher.partition(":")
-    if not sep or not model or provider not in ("gemini", "openai"):
-        raise FatalError(f"--teacher {teacher!r}: expected gemini:<model> or openai:<model> "
-                         "(e.g. gemini:gemini-3.5-flash, openai:gpt-4o-mini, openai:llama3.1 with --base-url)")
-    return provider, model
-
-
-def make_client(teacher: str, base_url: str | None = None, timeout_s: float = 120.0):
-    provider, model = parse_teacher(teacher)
-    if provider == "openai":
-        return OpenAIClient(model, base_url or OPENAI_DEFAULT_URL, timeout_s)
+def make_client(teacher: TeacherSpec | str, base_url: str | None = None, timeout_s: float = 120.0):
+    spec = teacher if isinstance(teacher, TeacherSpec) else TeacherSpec.parse(teacher)
+    if spec.provider == "openai":
+        return OpenAIClient(spec.model, base_url or OPENAI_DEFAULT_URL, timeout_s)
     from dss.teacher.gemini import GeminiClient
-    return GeminiClient(model, base_url, timeout_s)
+    return GeminiClient(spec.model, base_url, timeout_s)
 
 
 # ---------------------------------------------------------------------------------------------- OpenAI

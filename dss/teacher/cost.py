@@ -7,7 +7,6 @@ from pathlib import Path
 import yaml
 
 from dss.core.errors import ConfigError
-from dss.teacher.client import parse_teacher
 from dss.teacher.extract_config import ExtractConfig
 from dss.teacher.items import Item, units
 from dss.teacher.prices import PRICES
@@ -58,7 +57,7 @@ def cost_of(tokens_in: int, tokens_out: int, price, batch: bool = False, thought
 
 def estimate(items: list[Item], cfg: ExtractConfig) -> dict:
     """Dry run: request count, tokens (about 4 characters a token) and cost, without calling anyone."""
-    _, model = parse_teacher(cfg.teacher)
+    model = cfg.spec.model
     requests = units(items, cfg.choices_per_request)  # the prompt is paid once per request
     chars_in = sum(sum(len(m["content"]) for m in unit[0].messages) for unit in requests)
     answers = [m["content"] for m in items[0].messages if m["role"] == "assistant"] if items else []

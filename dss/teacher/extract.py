@@ -24,7 +24,7 @@ from dss.teacher.batch import (
     request_key,
     run_batch,
 )
-from dss.teacher.client import make_client, parse_teacher
+from dss.teacher.client import make_client
 from dss.teacher.cost import Stats, estimate
 from dss.teacher.extract_config import ExtractConfig, default_out
 from dss.teacher.items import Item, build_items, make_record, plan, select
@@ -42,9 +42,9 @@ def run(cfg: ExtractConfig, task: Task, log=print) -> dict:
     """The whole `dss extract`; returns the summary it prints."""
     t_start = time.monotonic()
     examples = select(task.load(cfg.split, cfg.data_dir), cfg.ids_file, cfg.limit)
-    provider, model = ("palm", "540b") if cfg.import_released else parse_teacher(cfg.teacher)
+    provider, model = cfg.spec.provider, cfg.spec.model
     if cfg.import_released:
-        cfg.teacher = "palm:540b"
+        cfg.teacher = str(cfg.spec)
     out = Path(cfg.out) if cfg.out else default_out(task.name, cfg.split, cfg.teacher)
     if cfg.import_released:
         items = [Item(ex, 0, [], "released") for ex in examples]
@@ -100,7 +100,7 @@ def _answer(items: list[Item], out: Path, task: Task, cfg: ExtractConfig,
             fatal = _stopping(read_batch_file, cfg.read_batch, pending, cfg, task, rf, stats, log)
         elif pending or cfg.batch_job or (cfg.batch and batch_state_path(out).is_file()):
             t_requests = time.monotonic()
-            client = make_client(cfg.teacher, cfg.base_url, cfg.timeout)
+            client = make_client(cfg.spec, cfg.base_url, cfg.timeout)
             if cfg.batch or cfg.batch_job:
                 fatal = _stopping(run_batch, pending, backend_for(client), cfg, task, rf, stats, log)
             else:
@@ -124,13 +124,13 @@ def _stopping(route, *args) -> FatalError | None:
 def write_batch(items: list[Item], out: Path, cfg: ExtractConfig, task: Task, log) -> dict:
     """--write-batch: the requests the output still lacks, as an OpenAI-format batch file (for `vllm run-batch`
     or an OpenAI batch run by hand); nothing is sent. --read-batch then turns the results into records."""
-    from dss.teacher.client import OpenAIClient, parse_teacher
+    from dss.teacher.client import OpenAIClient
     rf = RecordFile(out)
     try:
         pending, _ = plan(items, rf, cfg)
     finally:
         rf.close()
-    client = OpenAIClient(parse_teacher(cfg.teacher)[1], cfg.base_url or "http://localhost:8000/v1",
+    client = OpenAIClient(cfg.spec.model, cfg.base_url or "http://localhost:8000/v1",
                           cfg.timeout, require_key=False)
     path = Path(cfg.write_batch)
     atomic_write(path, openai_batch_lines([(request_key(it), it) for it in pending], client, cfg))

@@ -9,9 +9,9 @@ from pathlib import Path
 from dss.core.config import check, field_
 from dss.core.errors import ConfigError
 from dss.tasks.base import SPLITS
-from dss.teacher.client import parse_teacher
 from dss.teacher.prices import AS_OF, DEFAULT_TEACHER
 from dss.teacher.protocol import FatalError, Sampling
+from dss.teacher.spec import TeacherSpec
 from dss.teacher.thinking import EFFORTS, LEVELS, resolve
 
 RATIONALE_DIR = Path("data") / "rationales"
@@ -88,6 +88,8 @@ class ExtractConfig:
             raise ConfigError("pass --batch to submit, or --batch-job NAME to collect one, not both")
         if sum(map(bool, (self.batch or self.batch_job, self.write_batch, self.read_batch))) > 1:
             raise ConfigError("--batch, --write-batch and --read-batch are different routes: pass one")
+        # the teacher, parsed once (the released answers were PaLM 540B's)
+        self.spec = TeacherSpec("palm", "540b") if self.import_released else TeacherSpec.parse(self.teacher)
         if not self.import_released:
             try:
                 self.sampling()  # a thinking setting the provider or model does not take fails now
@@ -98,8 +100,8 @@ class ExtractConfig:
         """The settings of every request (their `to_dict` is part of the cache key)."""
         thinking = {}
         if not self.import_released:
-            provider, model = parse_teacher(self.teacher)
-            thinking = resolve(provider, model, self.thinking_budget, self.thinking_level, self.reasoning_effort)
+            thinking = resolve(self.spec.provider, self.spec.model, self.thinking_budget, self.thinking_level,
+                               self.reasoning_effort)
         return Sampling(temperature=float(self.temperature), max_tokens=self.max_tokens, stop=tuple(self.stop),
                         thinking=tuple(sorted(thinking.items())))
 

@@ -61,8 +61,6 @@ def run_live(items: list[Item], client, cfg: ExtractConfig, task: Task, rf: Reco
     return LiveRun(items, client, cfg, task, rf, stats, log).run()
 
 
-
-
 class LiveRun:
     """One live run's shared state: the work queue (one unit = the samples one request asks for), the stop
     flag, and the lock every record is written (and every tally kept) under."""

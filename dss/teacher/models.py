@@ -9,7 +9,7 @@ from dss.teacher.prices import AS_OF
 
 def list_models(cfg) -> list[dict]:
     """[{"id", "price", ...}] for the endpoint of cfg.teacher (its provider and --base-url), sorted by id."""
-    client = make_client(cfg.teacher, cfg.base_url, cfg.timeout)
+    client = make_client(cfg.spec, cfg.base_url, cfg.timeout)
     out = []
     for m in client.list_models():
         price = price_for(m["id"], cfg)
@@ -17,8 +17,8 @@ def list_models(cfg) -> list[dict]:
     return sorted(out, key=lambda m: m["id"])
 
 
-def format_models(models: list[dict], teacher: str) -> str:
-    provider = teacher.partition(":")[0]
+def format_models(models: list[dict], teacher) -> str:
+    provider = teacher.provider
     lines = [f"{len(models)} models at the {provider} endpoint (USD per 1M tokens in/out, list prices as of "
              f"{AS_OF}; 'unknown' = not in dss's table: give --price-in/--price-out)"]
     width = max([len(m["id"]) for m in models] + [8])
