@@ -229,6 +229,25 @@ def run_sweep(cfg: BenchConfig, train_fn: TrainFn | None = None, argv: list[str]
     return {"trained": trained, "skipped": skipped, "failed": failed, "rows": rows, "out_dir": out_dir}
 
 
+def dry_run(cfg: BenchConfig) -> list[str]:
+    """What this shard would do, a line per cell (done, todo, or changed and what changed), and a count."""
+    out_dir, cells = cfg.out_dir(), grid(cfg)
+    mine = shard_cells(cells, cfg.shard)
+    status = sweep_status(mine, {c: train_config(cfg, c, out_dir) for c in mine}, out_dir)
+    lines = [f"{status[c][0]:<8} {c.key}" + (f"  ({'; '.join(status[c][1])})" if status[c][1] else "") for c in mine]
+    counts = {s: sum(v[0] == s for v in status.values()) for s in ("done", "todo", "changed")}
+    return lines + [f"{len(mine)} of {len(cells)} cells in shard {cfg.shard}: " +
+                    ", ".join(f"{n} {s}" for s, n in counts.items())]
+
+
+def report_only(cfg: BenchConfig) -> list[dict]:
+    """Rewrite results.csv, results.md and the figures from the finished cells; train nothing."""
+    out_dir, cells = cfg.out_dir(), grid(cfg)
+    rows = report_rows(cfg, cells, {c: train_config(cfg, c, out_dir) for c in cells}, out_dir)
+    write_report(out_dir, rows, title=cfg.name or out_dir.name)
+    return rows
+
+
 def report_rows(cfg: BenchConfig, cells: list[Cell], configs: dict, out_dir: Path, log=print) -> list[dict]:
     """The report's rows: every finished cell of the grid (all shards) made with this sweep's data and
     settings; a finished cell made otherwise is left out, and said so."""

@@ -68,29 +68,18 @@ def build_config(args):
 
 
 def run(args) -> int:
-    from dss.bench import grid, sweep
+    from dss.bench import sweep
 
     cfg = build_config(args)
     out_dir = cfg.out_dir()
-    cells = grid.grid(cfg)
-    mine = grid.shard_cells(cells, cfg.shard)
     if args.dry_run:
-        configs = {c: grid.train_config(cfg, c, out_dir) for c in mine}
-        status = sweep.sweep_status(mine, configs, out_dir)
-        for cell in mine:
-            state, why = status[cell]
-            print(f"{state:<8} {cell.key}" + (f"  ({'; '.join(why)})" if why else ""))
-        counts = {s: sum(v[0] == s for v in status.values()) for s in ("done", "todo", "changed")}
-        print(f"{len(mine)} of {len(cells)} cells in shard {cfg.shard}: " +
-              ", ".join(f"{n} {s}" for s, n in counts.items()))
+        print("\n".join(sweep.dry_run(cfg)))
         return 0
     if args.report_only:
-        configs = {c: grid.train_config(cfg, c, out_dir) for c in cells}
-        rows = sweep.report_rows(cfg, cells, configs, out_dir)
-        sweep.write_report(out_dir, rows, title=cfg.name or out_dir.name)
+        sweep.report_only(cfg)
         print((out_dir / "results.md").read_text())
         return 0
-    result = sweep.run_sweep(cfg, argv=["dss"] + sys.argv[1:] if sys.argv[1:2] == ["bench"] else None)
+    result = sweep.run_sweep(cfg, argv=args.argv)
     print()
     print((out_dir / "results.md").read_text())
     print(f"dss bench: wrote {out_dir}/results.csv, results.md" + (", curves.png" if result["rows"] else ""))

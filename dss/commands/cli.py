@@ -44,6 +44,7 @@ def parse(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse(argv)
+    args.argv = ["dss", *(sys.argv[1:] if argv is None else argv)]  # the command as typed (a sweep records it)
     try:
         return int(args.func(args) or 0)
     except (DataError, ConfigError) as e:
