@@ -57,7 +57,12 @@ def encoder_pass(model, tokenizer, sources, batch_size: int, max_input_length: i
                 model.get_encoder()(**enc)
 
 
-def main(argv=None) -> int:
+# what dss's evaluation modes change in the run's config
+MODE_SETTINGS = {"score": {"eval_mode": "score"}, "generate": {"eval_mode": "generate"},
+                 "generate-64": {"eval_mode": "generate", "eval_max_new_tokens": 64}}
+
+
+def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", help="a finished run folder (config.json, model/)")
     p.add_argument("--split", default="test", choices=("valid", "test"))
@@ -69,8 +74,11 @@ def main(argv=None) -> int:
     p.add_argument("--limit", type=int, default=None, help="only the split's first N rows")
     p.add_argument("--json", action="store_true", help="also print the result as one JSON line")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where both evaluations run")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
 
+
+def setup(args):
+    """(rows, run(mode, rows) -> accuracy, the run's config, dss's eval batch): both models loaded once."""
     import dataclasses
 
     import torch
@@ -83,6 +91,7 @@ def main(argv=None) -> int:
     from dss.student.config import TrainConfig
     from dss.student.data import load_data
     from dss.student.evaluate import evaluate
+    from dss.student.methods import METHODS
     from dss.student.prepare import precision
     from dss.student.run_folder import read_config
 
@@ -95,21 +104,15 @@ def main(argv=None) -> int:
         sys.exit(f"{args.run}: no config.json (not a finished run folder)")
     base = load_config(TrainConfig, None, {k: v for k, v in stored["config"].items() if k not in ("resume",)})
     data = load_data(base)
-    task, valid, test = data.task, data.valid, data.test
-    rows = (valid if args.split == "valid" else test)[:args.limit]
+    rows = (data.valid if args.split == "valid" else data.test)[:args.limit]
     plain = AutoModelForSeq2SeqLM.from_pretrained(Path(args.run) / "model").to(args.device)
     tokenizer = AutoTokenizer.from_pretrained(Path(args.run) / "model")
     ours = AutoModelForSeq2SeqLM.from_pretrained(Path(args.run) / "model").to(args.device)
     if base.fast_kernels:  # the kernels alone: adapt() would also add LoRA adapters to a trained model
         fast.fuse(ours, args.device)
     accelerator = Accelerator(cpu=args.device == "cpu", mixed_precision=precision(base))
-    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)  # GPU work is asynchronous
     batch = args.batch_size or base.eval_batch_size
-    cfgs = {"score": dataclasses.replace(base, eval_mode="score", eval_batch_size=batch),
-            "generate": dataclasses.replace(base, eval_mode="generate", eval_batch_size=batch),
-            "generate-64": dataclasses.replace(base, eval_mode="generate", eval_batch_size=batch,
-                                               eval_max_new_tokens=64)}
-    from dss.student.methods import METHODS
+    cfgs = {mode: dataclasses.replace(base, eval_batch_size=batch, **over) for mode, over in MODE_SETTINGS.items()}
     method = METHODS[base.method]
 
     def run(mode: str, rows: list) -> float | None:
@@ -120,20 +123,30 @@ def main(argv=None) -> int:
         if mode == "reference":
             with torch.autocast(args.device, dtype=torch.bfloat16, enabled=args.reference_precision == "bf16"):
                 return reference_eval(plain, tokenizer, srcs, [e.label for e in rows], args.reference_batch_size,
-                                      base.max_input_length, task)
-        return evaluate(ours, tokenizer, task, rows, cfgs[mode], accelerator)[0]
+                                      base.max_input_length, data.task)
+        return evaluate(ours, tokenizer, data.task, rows, cfgs[mode], accelerator)[0]
+    return rows, run, base, batch
 
+
+def timed(run, rows: list, repeats: int, batch: int, device: str) -> tuple[dict, dict]:
+    """(accuracy, [seconds per repeat]) per mode: an untimed warm-up of every mode, then the modes in rotation."""
+    import torch
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)  # GPU work is asynchronous
     for mode in MODES:  # warm-up, untimed: first calls pay for allocator growth and (on a GPU) kernel loading
         run(mode, rows[:batch])
     acc, times = {}, {m: [] for m in MODES}
-    for r in range(args.repeats):
-        order = MODES[r % len(MODES):] + MODES[:r % len(MODES)]
-        for mode in order:
+    for r in range(repeats):
+        for mode in MODES[r % len(MODES):] + MODES[:r % len(MODES)]:
             t0 = time.perf_counter()
             acc[mode] = run(mode, rows)
             sync()
             times[mode].append(time.perf_counter() - t0)
-    n = len(rows)
+    return acc, times
+
+
+def report(args, base, batch: int, n: int, acc: dict, times: dict) -> dict:
+    """Print the table and the ratios; the result as a dict (--json)."""
+    from dss.student.prepare import precision
     out = {"run": str(args.run), "split": args.split, "rows": n, "device": args.device, "threads": args.threads,
            "repeats": args.repeats,
            "settings": {"dss": {"precision": precision(base), "fast_kernels": base.fast_kernels, "batch_size": batch},
@@ -154,6 +167,14 @@ def main(argv=None) -> int:
           f"{x['score']:.2f}x; score vs generate {med['generate'] / med['score']:.2f}x "
           f"(ratios of median times); the encoder alone takes {med['encoder'] / med['generate']:.0%} of generate's "
           "time")
+    return out
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    rows, run, base, batch = setup(args)
+    acc, times = timed(run, rows, args.repeats, batch, args.device)
+    out = report(args, base, batch, len(rows), acc, times)
     if args.json:
         print(json.dumps(out))
     return 0

@@ -23,13 +23,12 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from dss.tasks import get_task
+from dss.teacher.extract import run
+from dss.teacher.extract_config import ExtractConfig
+from dss.testing.release import write_cqa
 
-from dss.tasks import get_task  # noqa: E402
-from dss.teacher.extract import run  # noqa: E402
-from dss.teacher.extract_config import ExtractConfig  # noqa: E402
-from dss.testing.release import write_cqa  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def bare_client_seconds(port: int, n: int, concurrency: int) -> float:

@@ -78,9 +78,12 @@ def test_no_import_cycles():
     assert not cycles, "\n".join(cycles)
 
 
+BENCHMARKS = PKG.parent / "benchmarks"
+
+
 def test_small_modules_and_functions():
     big = []
-    for p in PKG.rglob("*.py"):
+    for p in [*PKG.rglob("*.py"), *BENCHMARKS.glob("*.py")]:
         text = p.read_text()
         if len(text.splitlines()) > 400:
             big.append(f"{p.relative_to(PKG.parent)}: {len(text.splitlines())} lines")
@@ -95,3 +98,11 @@ def test_every_folder_says_what_it_owns_and_may_import():
     for folder in LAYERS:
         doc = ast.get_docstring(ast.parse((PKG / folder / "__init__.py").read_text()))
         assert doc and "import" in doc.lower(), folder
+
+
+def test_benchmarks_use_the_installed_package():
+    """benchmarks/ scripts run with the project's venv (`.venv/bin/python benchmarks/x.py`): none edits sys.path
+    to find dss, and none reaches into test scaffolding beyond dss.testing."""
+    for p in BENCHMARKS.glob("*.py"):
+        text = p.read_text()
+        assert "sys.path" not in text, p.name
