@@ -1,7 +1,9 @@
 """Shared fixtures: the real release data (skipped when absent) and tiny release-layout folders."""
 from __future__ import annotations
 
+import json
 import os
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,37 @@ def shared_data() -> Path:
 def tiny_cqa_dir(tmp_path) -> Path:
     """A 40-row cqa train and 10-row test with teacher completions, in the release layout."""
     return write_cqa(tmp_path, {"train": 40, "test": 10}, batch=16)
+
+
+@pytest.fixture
+def sandbox(tmp_path, tiny_cqa_dir, monkeypatch):
+    """A working folder with what the --help examples (and the docs' commands) name: configs/, a custom file,
+    inputs, predictions, a finished sweep's results.csv, a release archive; DSS_DATA_DIR holds a tiny cqa
+    release."""
+    from dss.bench import report
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "configs").symlink_to(ROOT / "configs")
+    (work / "my.jsonl").write_text("".join(json.dumps({"input": f"is {i} even ?", "label": ["yes", "no"][i % 2],
+                                                       "rationale": f"{i} ends in {i % 10} ."}) + "\n"
+                                           for i in range(60)))
+    (work / "inputs.jsonl").write_text('{"id": "a", "input": "ben has a fig . cara has a plum . same kind ?"}\n')
+    (work / "preds.jsonl").write_text('{"prediction": "( 1.0 + 2.0 )", "label": "3"}\n')
+    (work / "ids.txt").write_text(next(iter(json.loads(line)["id"] for line in
+                                            open(tiny_cqa_dir / "cqa" / "cqa_train.json"))) + "\n")
+    (work / "exemplars.yaml").write_text("".join(f"- input: is {i} even ?\n  rationale: {i} ends in {i} .\n"
+                                                 f"  label: {['yes', 'no'][i % 2]}\n" for i in range(6)))
+    row = {"task": "demo", "method": "dss", "labels": "gold", "model": "tiny", "fraction": 1.0, "seed": 0,
+           "train_examples": 10, "test_examples": 4, "valid_accuracy": 0.5, "test_accuracy": 0.5,
+           "test_accuracy_last": 0.4, "chance": 0.5, "run_dir": "x"}
+    (work / "runs" / "demo").mkdir(parents=True)
+    (work / "runs" / "demo" / "results.csv").write_text(report.rows_to_csv([row]))
+    with zipfile.ZipFile(work / "datasets.zip", "w") as z:
+        z.write(tiny_cqa_dir / "cqa" / "cqa_test.json", "datasets/cqa/cqa_test.json")
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("DSS_DATA_DIR", str(tiny_cqa_dir))
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    return work
 
 
 @pytest.fixture

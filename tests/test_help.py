@@ -3,11 +3,9 @@ default, every example in a `--help` text runs, and the Makefile's variables rea
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import subprocess
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -63,34 +61,24 @@ CHEAP = {"train": TINY, "speed": ["--steps", "1", "--warmup", "0", "--repeats", 
          "bench": ["--dry-run"], "extract": ["--dry-run"]}
 
 
-@pytest.fixture
-def sandbox(tmp_path, tiny_cqa_dir, monkeypatch):
-    """A working folder with what the examples name: configs/, a custom file, inputs, predictions, a
-    finished sweep's results.csv, a release archive; DSS_DATA_DIR holds a tiny cqa release."""
-    from dss.bench import report
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "configs").symlink_to(ROOT / "configs")
-    (work / "my.jsonl").write_text("".join(json.dumps({"input": f"is {i} even ?", "label": ["yes", "no"][i % 2],
-                                                       "rationale": f"{i} ends in {i % 10} ."}) + "\n"
-                                           for i in range(60)))
-    (work / "inputs.jsonl").write_text('{"id": "a", "input": "ben has a fig . cara has a plum . same kind ?"}\n')
-    (work / "preds.jsonl").write_text('{"prediction": "( 1.0 + 2.0 )", "label": "3"}\n')
-    (work / "ids.txt").write_text(next(iter(json.loads(line)["id"] for line in
-                                            open(tiny_cqa_dir / "cqa" / "cqa_train.json"))) + "\n")
-    (work / "exemplars.yaml").write_text("".join(f"- input: is {i} even ?\n  rationale: {i} ends in {i} .\n"
-                                                 f"  label: {['yes', 'no'][i % 2]}\n" for i in range(6)))
-    row = {"task": "demo", "method": "dss", "labels": "gold", "model": "tiny", "fraction": 1.0, "seed": 0,
-           "train_examples": 10, "test_examples": 4, "valid_accuracy": 0.5, "test_accuracy": 0.5,
-           "test_accuracy_last": 0.4, "chance": 0.5, "run_dir": "x"}
-    (work / "runs" / "demo").mkdir(parents=True)
-    (work / "runs" / "demo" / "results.csv").write_text(report.rows_to_csv([row]))
-    with zipfile.ZipFile(work / "datasets.zip", "w") as z:
-        z.write(tiny_cqa_dir / "cqa" / "cqa_test.json", "datasets/cqa/cqa_test.json")
-    monkeypatch.chdir(work)
-    monkeypatch.setenv("DSS_DATA_DIR", str(tiny_cqa_dir))
-    monkeypatch.setenv("TQDM_DISABLE", "1")
-    return work
+def cheap(line: str) -> list[str]:
+    """A `dss ...` line as argv with CHEAP's overrides; an extraction that only shows a prompt or lists models
+    does what it says (it has nothing to dry-run)."""
+    argv = shlex.split(line)[1:]
+    argv += CHEAP.get(argv[0], [])
+    if argv[0] == "extract" and ("--show-prompt" in argv or "--list-models" in argv):
+        argv.remove("--dry-run")
+    return argv
+
+
+def run_cli(argv: list[str]) -> int:
+    """`dss argv` in this process; --list-models, which asks the provider, is asked of a loopback teacher."""
+    if "--list-models" not in argv:
+        return main(argv)
+    from dss.testing.fake_teacher import FakeTeacher
+    with FakeTeacher() as srv, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GEMINI_API_KEY", "k")
+        return main([*argv, "--base-url", srv.gemini_url])
 
 
 @pytest.mark.slow
@@ -101,17 +89,7 @@ def test_every_help_example_runs(sandbox, capsys):
     todo.sort(key=lambda e: e[0] not in ("dss train",))
     failures = []
     for _, line in todo:
-        argv = shlex.split(line)[1:]
-        argv += CHEAP.get(argv[0], [])
-        if argv[0] == "extract" and ("--show-prompt" in argv or "--list-models" in argv):
-            argv.remove("--dry-run")
-        if "--list-models" in argv:  # online: asked of a loopback teacher
-            from dss.testing.fake_teacher import FakeTeacher
-            with FakeTeacher() as srv, pytest.MonkeyPatch.context() as mp:
-                mp.setenv("GEMINI_API_KEY", "k")
-                rc = main([*argv, "--base-url", srv.gemini_url])
-        else:
-            rc = main(argv)
+        rc = run_cli(cheap(line))
         err = capsys.readouterr().err
         if rc != 0:
             failures.append(f"{line}  ->  exit {rc}: {err.strip().splitlines()[-1:] if err.strip() else ''}")
