@@ -23,8 +23,8 @@ help:
 	@echo "make bench-paper  the paper's setup: T5 v1.1 base, 4 tasks, 4 seeds, both label sources (GPUs + hub)"
 	@echo "make bench-paper-offline  the same protocol (protocol=reference) on the offline data, tiny student, CPU"
 	@echo "make train DATA=my.jsonl [VALID=v.jsonl] [TEST=t.jsonl] [METHOD=dss]   one student on your data"
-	@echo "make extract TASK=custom DATA=my.jsonl TEACHER=gemini:...              teacher rationales for your data"
-	@echo "make study DATA=my.jsonl [TEACHER=..]   a data-efficiency study on your data, end to end"
+	@echo "make extract TASK=custom DATA=my.jsonl TEACHER=gemini:... EXEMPLARS=ex.yaml   teacher rationales for your data"
+	@echo "make study DATA=my.jsonl [TEACHER=.. EXEMPLARS=ex.yaml]   a data-efficiency study on your data, end to end"
 	@echo "make plot SWEEP=runs/demo               redraw a sweep's figures from its results.csv"
 	@echo "Sweep variables: SEEDS=0,1 FRACTIONS=0.25,1 METHODS=standard,dss LABELS=gold,teacher MODELS=tiny"
 	@echo "  STEPS=400 SHARD=0/2 JOBS=2 LAUNCHER=accelerate ARGS='train.lr=3e-4 ...'"
@@ -68,8 +68,8 @@ DSS_DATA_DIR ?= ../shared/dss-data
 PAPER_DATA_DIR ?= data
 # Every documented variable means one thing wherever a target reads it; a variable given on the command line
 # that the target does not read is an error naming it (make train STEPS=200 used to be silently ignored).
-USER_VARS = DATA VALID TEST METHOD MODEL OUT TASK TEACHER BASE_URL RATIONALES SWEEP SEEDS FRACTIONS METHODS \
-  LABELS MODELS STEPS SHARD JOBS LAUNCHER NAME ARGS
+USER_VARS = DATA VALID TEST METHOD MODEL OUT TASK TEACHER BASE_URL RATIONALES EXEMPLARS SWEEP SEEDS FRACTIONS \
+  METHODS LABELS MODELS STEPS SHARD JOBS LAUNCHER NAME ARGS
 given = $(foreach v,$(USER_VARS),$(if $(filter command line,$(origin $(v))),$(v)))
 only = $(if $(filter-out $(1),$(given)),$(error make $@ does not read $(filter-out $(1),$(given)); it reads: $(1)))
 SWEEP_VARS = SEEDS FRACTIONS METHODS LABELS MODELS STEPS SHARD JOBS LAUNCHER NAME ARGS
@@ -106,10 +106,12 @@ train: $(VENV)/.installed
 	$(if $(DATA),,$(error make train: set DATA=my.jsonl (rows with input, label and optionally rationale)))
 	$(DSS) train --task custom $(CUSTOM_FILES) $(TRAIN_VALUES)
 
+# a custom task has no built-in prompt: its few-shot examples come from EXEMPLARS (a YAML or JSONL file)
+EXTRACT_FLAGS = $(strip $(CUSTOM_FILES) $(if $(BASE_URL),--base-url $(BASE_URL)) $(if $(EXEMPLARS),--exemplars $(EXEMPLARS)))
 extract: $(VENV)/.installed
-	$(call only,TASK DATA VALID TEST TEACHER BASE_URL RATIONALES ARGS)
+	$(call only,TASK DATA VALID TEST TEACHER BASE_URL RATIONALES EXEMPLARS ARGS)
 	$(if $(TEACHER),,$(error make extract: set TEACHER=..., e.g. TEACHER=gemini:gemini-3.5-flash))
-	$(DSS) extract --task $(TASK) --teacher $(TEACHER) $(CUSTOM_FILES) $(if $(BASE_URL),--base-url $(BASE_URL)) $(if $(RATIONALES),--out $(RATIONALES)) $(ARGS)
+	$(DSS) extract --task $(TASK) --teacher $(TEACHER) $(EXTRACT_FLAGS) $(if $(RATIONALES),--out $(RATIONALES)) $(ARGS)
 
 # One sweep folder per data file (runs/study-<file>; NAME= to choose): a study on other data never finds the
 # old study's cells. With TEACHER set, rationales are extracted first (into RATIONALES) and every cell trains
@@ -119,9 +121,10 @@ STUDY_RATIONALES = $(or $(RATIONALES),runs/$(STUDY_NAME)-rationales.jsonl)
 STUDY_FLAGS = $(strip $(if $(or $(TEACHER),$(RATIONALES)),train.rationales=$(STUDY_RATIONALES)) \
   $(filter-out --name $(NAME),$(SWEEP_FLAGS)) --name $(STUDY_NAME))
 study: $(VENV)/.installed
-	$(call only,DATA VALID TEST TEACHER BASE_URL RATIONALES $(SWEEP_VARS))
+	$(call only,DATA VALID TEST TEACHER BASE_URL RATIONALES EXEMPLARS $(SWEEP_VARS))
 	$(if $(DATA),,$(error make study: set DATA=my.jsonl))
-	$(if $(TEACHER),$(DSS) extract --task custom --teacher $(TEACHER) $(CUSTOM_FILES) --out $(STUDY_RATIONALES) $(if $(BASE_URL),--base-url $(BASE_URL)))
+	$(if $(TEACHER),$(if $(EXEMPLARS),,$(error make study TEACHER=..: set EXEMPLARS=my-exemplars.yaml too (a few worked examples: the teacher's prompt for your data, docs/teachers.md))))
+	$(if $(TEACHER),$(DSS) extract --task custom --teacher $(TEACHER) $(EXTRACT_FLAGS) --out $(STUDY_RATIONALES))
 	$(DSS) bench --config configs/bench/study.yaml --tasks custom $(CUSTOM_FILES) $(STUDY_FLAGS)
 
 plot: $(VENV)/.installed
