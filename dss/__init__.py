@@ -1,3 +1,3 @@
-"""dss: Distilling Step-by-Step — teacher rationales into a small seq2seq student."""
+"""dss: Distilling Step-by-Step — teacher rationales into a small student (seq2seq or decoder-only)."""
 
 __version__ = "0.1.0"

@@ -142,11 +142,11 @@ def test_a_nan_label_is_not_the_label_nan(tmp_path, value):
 def test_a_small_closed_label_set_is_inferred_like_a_benchmark_has_one(tmp_path):
     f = write_jsonl(tmp_path / "yn.jsonl", rows(50))
     task = get_task("custom", train_file=str(f))
-    assert task.labels == ("no", "yes") and task.chance() == 0.5
+    assert task.label_set == ("no", "yes") and task.chance() == 0.5
     opened = write_jsonl(tmp_path / "open.jsonl", [{"input": f"q{i}", "label": f"answer {i}"} for i in range(50)])
     assert get_task("custom", train_file=str(opened)).chance() is None  # 40 train labels, all distinct
     assert get_task("custom", train_file=str(opened), labels=["a", "b", "c"]).chance() == pytest.approx(1 / 3)
-    assert get_task("custom").labels is None  # no file: nothing to infer (as `dss tasks` lists it)
+    assert get_task("custom").label_set is None  # no file: nothing to infer (as `dss tasks` lists it)
 
 
 def test_an_id_in_two_files_is_refused_naming_both_rows(tmp_path):

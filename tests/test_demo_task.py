@@ -21,7 +21,7 @@ def demo():
 def test_sizes_and_metadata(demo):
     task, data = demo
     assert {s: len(v) for s, v in data.items()} == SIZES
-    assert task.name == "demo" and task.metric == "accuracy" and task.labels == LABELS
+    assert task.name == "demo" and task.metric == "accuracy" and task.label_set == LABELS
     assert task.chance() == 0.5 and task.description and task.source
 
 

@@ -20,8 +20,8 @@ COMMAND_MODULES = ["tasks", "data", "score", "extract", "train", "predict", "spe
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dss", description="Distilling Step-by-Step: extract teacher "
-                                     "rationales, train a small seq2seq student on labels and rationales, "
-                                     "and benchmark data efficiency.")
+                                     "rationales, train a small student (seq2seq or decoder-only) on labels and "
+                                     "rationales, and benchmark data efficiency.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:  # a module that fails to import is an error, never a missing subcommand
         importlib.import_module(f"dss.commands.{name}").register(sub)

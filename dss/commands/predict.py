@@ -81,7 +81,7 @@ def run(args) -> int:
 def candidate_sets(args, rows: list[dict], task) -> list[list[str]]:
     """Per row: --candidates, else the row's own `candidates`, else the task's answer set."""
     given = [c.strip() for c in args.candidates.split(",") if c.strip()] if args.candidates else None
-    fallback = list(task.labels) if task is not None and task.labels else None
+    fallback = list(task.label_set) if task is not None and task.label_set else None
     sets = [given or r.get("candidates") or fallback for r in rows]
     if any(not s for s in sets):
         raise ConfigError("--score needs candidates: pass --candidates a,b,c, give rows a `candidates` list, "

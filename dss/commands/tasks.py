@@ -18,7 +18,7 @@ def register(sub) -> None:
 def run(args) -> int:
     for name in task_names():
         t = get_task(name)
-        labels = ", ".join(t.labels) if t.labels else "open text"
+        labels = ", ".join(t.label_set) if t.label_set else "open text"
         chance = f"{t.chance():.1%}" if t.chance() else "n/a"
         print(f"{name}\n  {t.description}\n  splits: {', '.join(t.splits())}\n  labels: {labels}"
               f"\n  metric: {t.metric} (chance {chance})\n  data:   {t.source}\n")

@@ -52,7 +52,7 @@ class TrainConfig:
     max_eval_examples: int | None = field_(None, "cap on valid/test examples (quick runs; None = all)", min=1)
     # student
     model: str = field_("tiny", "'tiny' (small T5 from scratch, tokenizer trained on the run's text) or a "
-                        "Hugging Face seq2seq checkpoint: hub id or local path")
+                        "Hugging Face checkpoint, seq2seq or decoder-only: hub id or local path")
     tiny_arch: str = field_("t5", "tiny: t5 (encoder-decoder, `layers` each) or llama (decoder-only, 2 x layers; "
                             "prompt -> completion, dss.student.causal)", choices=("t5", "llama"))
     d_model: int = field_(128, "tiny: hidden size", min=8)
@@ -134,7 +134,7 @@ class TrainConfig:
         check(self)
         if not self.output_dir:  # never a sweep's folder: sweeps are runs/<name>/<task>/... (see dss.bench)
             method = METHODS[self.method]
-            teacher = "-teacher" if method.labels is None and self.labels == "teacher" else ""
+            teacher = "-teacher" if method.fixed_source is None and self.labels == "teacher" else ""
             self.output_dir = f"runs/{self.task}-{self.method}{teacher}"
         if self.lr is None:
             self.lr = 1e-3 if self.model == "tiny" else 5e-5

@@ -18,14 +18,14 @@ SINGLE_SEP = " So the answer is "  # `single`: target = rationale + SINGLE_SEP +
 class Method:
     name: str
     help: str
-    labels: str | None = None          # a fixed label source, or None: the run's `labels` setting decides
+    fixed_source: str | None = None    # a fixed label source, or None: the run's `labels` setting decides
     rationale_task: bool = False
     rationale_in_target: bool = False
     prefix_inputs: bool = False
     shared_encoder: bool = False       # the task prefix starts the decoder; x is encoded once (dss.student.shared)
 
     def label_source(self, labels: str) -> str:
-        return self.labels or labels
+        return self.fixed_source or labels
 
     def alpha(self, alpha: float) -> float:
         """The label task's weight in the loss: alpha with a rationale task, else all of it."""
@@ -52,8 +52,8 @@ class Method:
 
 
 METHODS = {m.name: m for m in (
-    Method("standard", "x -> gold label", labels="gold"),
-    Method("distill", "x -> teacher label (standard distillation)", labels="teacher"),
+    Method("standard", "x -> gold label", fixed_source="gold"),
+    Method("distill", "x -> teacher label (standard distillation)", fixed_source="teacher"),
     Method("dss", "[label] x -> y and [rationale] x -> r, loss = alpha * label + (1 - alpha) * rationale",
            rationale_task=True, prefix_inputs=True),
     Method("single", "x -> 'r So the answer is y' (the paper's single-task ablation)", rationale_in_target=True),

@@ -47,7 +47,7 @@ class Task:
     name: str = ""
     description: str = ""
     metric: str = "accuracy"              # "accuracy" (normalized exact match) or "equation" (SVAMP)
-    labels: tuple[str, ...] | None = None  # closed label set, None when answers are open text
+    label_set: tuple[str, ...] | None = None  # closed label set, None when answers are open text
     source: str = ""                       # where the data comes from, for `dss tasks`
     teacher: str = "teacher (PaLM 540B)"   # who wrote llm_label/llm_rationale, as tables and plots name it
 
@@ -56,7 +56,7 @@ class Task:
 
     def chance(self) -> float | None:
         """Accuracy of a uniform guess over the label set (None when the label space is open)."""
-        return 1.0 / len(self.labels) if self.labels else None
+        return 1.0 / len(self.label_set) if self.label_set else None
 
     def load(self, split: str, data_dir=None) -> list[Example]:
         raise NotImplementedError
@@ -68,7 +68,7 @@ class Task:
 
     def candidates(self, example: Example) -> list[str] | None:
         """The answers an example's label comes from (closed-set scoring), or None for open text."""
-        return list(self.labels) if self.labels else None
+        return list(self.label_set) if self.label_set else None
 
     def reference_parser(self):
         """The reference code's reading of this task's teacher completions, (rationale, label) from a text
@@ -158,7 +158,7 @@ def warn_unseen_labels(task: Task, splits: dict[str, list[Example]], warn: Calla
     has, for a task with a closed label set (open answers, such as SVAMP's numbers, are new by nature): the
     student never learns such a label, and closed-set scoring (eval_mode=score) never answers one outside the
     task's label set (for a custom task, inferred from train)."""
-    if not task.labels or not splits.get("train"):
+    if not task.label_set or not splits.get("train"):
         return
     seen = {task.answer_key(e.label) for e in splits["train"]}
     counts, unseen = [], {}
@@ -170,7 +170,7 @@ def warn_unseen_labels(task: Task, splits: dict[str, list[Example]], warn: Calla
     if not counts:
         return
     shown = ", ".join(map(repr, list(unseen)[:5])) + (f" and {len(unseen) - 5} more" if len(unseen) > 5 else "")
-    closed = {task.answer_key(label) for label in task.labels}
+    closed = {task.answer_key(label) for label in task.label_set}
     never = any(task.answer_key(label) not in closed for label in unseen)
     warn(f"warning: {' and '.join(counts)} examples have a label never seen in train ({shown}): the student "
          "never learns such a label" + (", and under eval_mode=score (which answers from the task's label set) "

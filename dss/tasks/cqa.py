@@ -21,7 +21,7 @@ class CQA(ReleaseTask):
     name = "cqa"
     description = "CommonsenseQA: pick one of five answers; the label is the answer's text"
     metric = "accuracy"
-    labels = None  # open text (the choice set differs per question); chance is 1/5
+    label_set = None  # open text (the choice set differs per question); chance is 1/5
     source = "release folder cqa/ (train, test = cos_e validation); hub `cos_e` v1.11; valid carved from train"
     hub = {"train": ("cos_e", "v1.11", "train"), "test": ("cos_e", "v1.11", "validation")}
     carve_valid = True

@@ -49,22 +49,22 @@ class Custom(Task):
         self.rationale_column, self.teacher_label_column = rationale_column, teacher_label_column
         self.id_column, self.metric = id_column, metric
         self.valid_fraction, self.test_fraction = valid_fraction, test_fraction
-        self._labels = tuple(labels) if labels else None
+        self._label_set = tuple(labels) if labels else None  # the `labels` option: the closed label set
         self._columns: dict[str, list[str]] = {}  # file -> every column its rows have, for error messages
         self._files_checked = False
         if metric not in ("accuracy", "equation"):
             raise DataError(f"custom task: metric must be 'accuracy' or 'equation', got {metric!r}")
 
     @property
-    def labels(self) -> tuple[str, ...] | None:
+    def label_set(self) -> tuple[str, ...] | None:
         """The closed label set: given (labels=...), else inferred from the train split when its labels take
         at most MAX_CLOSED_LABELS values, each seen twice on average (else the answers are open text)."""
-        if self._labels is None and self.files["train"]:
+        if self._label_set is None and self.files["train"]:
             values = [e.label for e in self.load("train")]
             distinct = sorted(set(values))
             closed = len(distinct) <= MAX_CLOSED_LABELS and len(values) >= 2 * len(distinct)
-            self._labels = tuple(distinct) if closed else ()
-        return self._labels or None
+            self._label_set = tuple(distinct) if closed else ()
+        return self._label_set or None
 
     def load(self, split: str, data_dir=None) -> list[Example]:
         self.check_split(split)

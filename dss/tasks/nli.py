@@ -32,7 +32,7 @@ def resolve_nli_word(word: str) -> str | None:
 
 class NLITask(ReleaseTask):
     metric = "accuracy"
-    labels = NLI_LABELS
+    label_set = NLI_LABELS
 
     def reference_input(self, example: Example, eos_text: str) -> str:
         # run.py: tokenizer.eos_token.join([premise, hypothesis]), the texts as the dataset has them

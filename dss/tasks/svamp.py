@@ -24,7 +24,7 @@ class SVAMP(ReleaseTask):
     name = "svamp"
     description = "SVAMP: write the equation that answers an arithmetic word problem (scored by its value)"
     metric = "equation"
-    labels = None
+    label_set = None
     source = "release folder svamp/ (train 800, test 200); valid carved from train (no hub copy)"
     carve_valid = True
 
