@@ -10,7 +10,7 @@ TORCH_PIP = $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) )"$(TORCH)"
 DSS := $(BIN)/dss
 
 .PHONY: FORCE install test demo help bench-cqa bench-svamp bench-esnli bench-anli1 bench-paper bench-paper-offline train \
-  extract study plot
+  extract study plot active active-esnli
 
 help:
 	@echo "make install   create $(VENV) and install dss with its dev extra (torch first: TORCH=$(TORCH))"
@@ -22,6 +22,8 @@ help:
 	@echo "               offline studies on the released PaLM rationales in DSS_DATA_DIR ($(DSS_DATA_DIR)), tiny students"
 	@echo "make bench-paper  the paper's setup: T5 v1.1 base, 4 tasks, 4 seeds, both label sources (GPUs + hub)"
 	@echo "make bench-paper-offline  the same protocol (protocol=reference) on the offline data, tiny student, CPU"
+	@echo "make active    which examples the teacher should answer: random vs uncertainty vs student-first on the demo"
+	@echo "make active-esnli  the same on e-SNLI's offline pool (replayed PaLM answers)"
 	@echo "make train DATA=my.jsonl [VALID=v.jsonl] [TEST=t.jsonl] [METHOD=dss]   one student on your data"
 	@echo "make extract TASK=custom DATA=my.jsonl TEACHER=gemini:... EXEMPLARS=ex.yaml   teacher rationales for your data"
 	@echo "make study DATA=my.jsonl [TEACHER=.. EXEMPLARS=ex.yaml]   a data-efficiency study on your data, end to end"
@@ -126,6 +128,17 @@ study: $(VENV)/.installed
 	$(if $(TEACHER),$(if $(EXEMPLARS),,$(error make study TEACHER=..: set EXEMPLARS=my-exemplars.yaml too (a few worked examples: the teacher's prompt for your data, docs/teachers.md))))
 	$(if $(TEACHER),$(DSS) extract --task custom --teacher $(TEACHER) $(EXTRACT_FLAGS) --out $(STUDY_RATIONALES))
 	$(DSS) bench --config configs/bench/study.yaml --tasks custom $(CUSTOM_FILES) $(STUDY_FLAGS)
+
+# active, budget-capped distillation (dss active): chains of rounds, accuracy against teacher spend
+active: $(VENV)/.installed
+	$(call only,SEEDS JOBS NAME ARGS)
+	$(DSS) active --config configs/active/demo.yaml $(ACTIVE_FLAGS)
+
+active-esnli: $(VENV)/.installed
+	$(call only,SEEDS JOBS NAME ARGS)
+	$(DSS) active --config configs/active/esnli.yaml --data-dir $(DSS_DATA_DIR) $(ACTIVE_FLAGS)
+
+ACTIVE_FLAGS = $(strip $(if $(SEEDS),--seeds $(SEEDS)) $(if $(JOBS),--jobs $(JOBS)) $(if $(NAME),--name $(NAME)) $(ARGS))
 
 plot: $(VENV)/.installed
 	$(call only,SWEEP)

@@ -59,6 +59,11 @@ def sandbox(tmp_path, tiny_cqa_dir, monkeypatch):
            "test_accuracy_last": 0.4, "chance": 0.5, "run_dir": "x"}
     (work / "runs" / "demo").mkdir(parents=True)
     (work / "runs" / "demo" / "results.csv").write_text(report.rows_to_csv([row]))
+    from dss.active.study import rows_csv  # a finished `dss active` study: what `dss plan` reads
+    (work / "runs" / "active-demo").mkdir()
+    (work / "runs" / "active-demo" / "results.csv").write_text(rows_csv([
+        {"strategy": "random", "seed": 0, "round": k, "answered": c, "requests": c, "tokens": 300 * c,
+         "cost_usd": c * 1e-4, "test_accuracy": 0.97 - 2.5 * c ** -0.5} for k, c in enumerate((100, 200, 300, 400))]))
     with zipfile.ZipFile(work / "datasets.zip", "w") as z:
         z.write(tiny_cqa_dir / "cqa" / "cqa_test.json", "datasets/cqa/cqa_test.json")
     monkeypatch.chdir(work)

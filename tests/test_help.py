@@ -13,7 +13,7 @@ import pytest
 from dss.commands.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMANDS = {"tasks", "data", "score", "extract", "train", "predict", "speed", "bench", "plot"}
+COMMANDS = {"tasks", "data", "score", "extract", "train", "predict", "speed", "bench", "plot", "active", "plan"}
 
 
 def subparsers(parser: argparse.ArgumentParser, prefix: str = "dss"):
@@ -58,7 +58,7 @@ def examples() -> list[tuple[str, str]]:
 TINY = ["max_steps=2", "eval_steps=2", "d_model=16", "heads=2", "d_ff=32", "layers=1", "vocab_size=120",
         "batch_size=4", "max_eval_examples=4", "tensorboard=false", "eval_max_new_tokens=4"]
 CHEAP = {"train": TINY, "speed": ["--steps", "1", "--warmup", "0", "--repeats", "1", *TINY[2:8]],
-         "bench": ["--dry-run"], "extract": ["--dry-run"]}
+         "bench": ["--dry-run"], "extract": ["--dry-run"], "active": ["--dry-run"]}
 
 
 def cheap(line: str) -> list[str]:

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from dss.core.config import check, coerce, field_, load_config, load_yaml
+from dss.core.config import check, field_, load_config, load_sectioned
 from dss.core.errors import ConfigError
 from dss.student.config import SEED_MAX
 from dss.student.methods import METHOD_NAMES, METHODS
@@ -229,14 +229,4 @@ def train_config(cfg: BenchConfig, cell: Cell, out_dir: Path):
 def load_bench_config(yaml_path=None, overrides: dict | None = None) -> BenchConfig:
     """BenchConfig from YAML + overrides; `train.KEY=VALUE` overrides go into the per-cell `train` values (and
     `slurm.KEY=VALUE` into `slurm`)."""
-    overrides = dict(overrides or {})
-    rest = {k: v for k, v in overrides.items() if not k.startswith(("train.", "slurm."))}
-    for section in ("train", "slurm"):
-        over = {k.split(".", 1)[1]: v for k, v in overrides.items() if k.startswith(section + ".")}
-        if over:
-            base = (load_yaml(yaml_path).get(section) or {}) if yaml_path else {}
-            rest[section] = {**base, **coerce(section, rest.get(section, {}), dict), **over}
-    cfg = load_config(BenchConfig, yaml_path, rest)
-    if not cfg.name and yaml_path:
-        cfg.name = Path(yaml_path).stem
-    return cfg
+    return load_sectioned(BenchConfig, yaml_path, overrides, ("train", "slurm"))

@@ -132,6 +132,38 @@ def plot_model_size(rows: list[dict], path: Path) -> Path | None:
     return _save(fig, path)
 
 
+STRATEGY_COLORS = {"random": "tab:blue", "uncertainty": "tab:red", "student-first": "tab:green"}
+
+
+def plot_cost_curves(rows: list[dict], path: Path, title: str = "") -> Path:
+    """`dss active`'s figure: test accuracy (mean ± s.e. over seeds, per round) against the teacher's USD, and
+    against its requests, one line per strategy."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, x, label in zip(axes, ("cost_usd", "requests"), ("teacher cost (USD)", "teacher requests")):
+        for strategy in dict.fromkeys(r["strategy"] for r in rows):
+            by_round: dict = {}
+            for r in rows:
+                if r["strategy"] == strategy and r.get(x) is not None:
+                    by_round.setdefault(r["round"], []).append(r)
+            pts = []
+            for group in by_round.values():
+                xs, ys = [r[x] for r in group], [100 * r["test_accuracy"] for r in group]
+                mean = sum(ys) / len(ys)
+                se = (sum((y - mean) ** 2 for y in ys) / (len(ys) - 1) / len(ys)) ** 0.5 if len(ys) > 1 else 0.0
+                pts.append((sum(xs) / len(xs), mean, se))
+            pts.sort()
+            if pts:
+                ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], capsize=3,
+                            marker="o", ms=4, lw=1.6, color=STRATEGY_COLORS.get(strategy), label=strategy)
+        ax.set_xlabel(label)
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title or "test accuracy against teacher spend", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def _save(fig, path: Path) -> Path:
     tmp = Path(path).with_name(f".{Path(path).name}.{os.getpid()}.tmp")
     fig.savefig(tmp, dpi=110, format="png")

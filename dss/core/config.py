@@ -137,6 +137,22 @@ def load_config(cls, yaml_path=None, overrides: dict | None = None):
     return cls(**{k: coerce(k, v, hints[k]) for k, v in values.items()})
 
 
+def load_sectioned(cls, yaml_path, overrides: dict | None, sections: tuple[str, ...]):
+    """load_config, where `SECTION.KEY=VALUE` overrides go into the mapping field SECTION (a sweep's `train:`),
+    on top of the file's own values for it."""
+    overrides = dict(overrides or {})
+    rest = {k: v for k, v in overrides.items() if not k.startswith(tuple(s + "." for s in sections))}
+    for section in sections:
+        over = {k.split(".", 1)[1]: v for k, v in overrides.items() if k.startswith(section + ".")}
+        if over:
+            base = (load_yaml(yaml_path).get(section) or {}) if yaml_path else {}
+            rest[section] = {**base, **coerce(section, rest.get(section, {}), dict), **over}
+    cfg = load_config(cls, yaml_path, rest)
+    if not cfg.name and yaml_path:  # the file's name names the study
+        cfg.name = Path(yaml_path).stem
+    return cfg
+
+
 def _checked(cls, values: dict, where: str) -> dict:
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
