@@ -109,6 +109,9 @@ class ExtractConfig:
             return
         if self.base_url or self.batch or self.batch_job:
             raise ConfigError("a replay teacher calls nobody: --base-url, --batch and --batch-job have no use")
+        if self.replay_from != "task" and not Path(self.replay_from).is_file():
+            raise ConfigError(f"--replay-from {self.replay_from}: no such file (expected 'task' or an earlier "
+                              "`dss extract` output)")
         if self.replay_from == "task" and self.samples > 1:
             raise ConfigError("--replay-from task has one answer per example, so --samples > 1 would vote over "
                               "copies of it: replay a FILE with that many samples per example instead")
