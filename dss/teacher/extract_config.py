@@ -21,9 +21,9 @@ RATIONALE_DIR = Path("data") / "rationales"
 class ExtractConfig:
     task: str = field_("cqa", "task name (see `dss tasks`)")
     split: str = field_("train", "split to answer", choices=SPLITS)
-    teacher: str = field_(DEFAULT_TEACHER, "provider:model, provider gemini or openai, or replay (answers from "
-                          f"--replay-from, charged at the model's price) (default: {DEFAULT_TEACHER}, prices as "
-                          f"of {AS_OF}: see dss/teacher/prices.py)")
+    teacher: str = field_(DEFAULT_TEACHER, "provider:model, provider gemini or openai, or replay: answers from "
+                          f"--replay-from at the model's price (default: {DEFAULT_TEACHER}, prices as of {AS_OF}: "
+                          "see dss/teacher/prices.py)")
     base_url: str | None = field_(None, "endpoint override (OpenAI-compatible: http://host:port/v1)")
     out: str | None = field_(None, "output JSONL (default data/rationales/{task}_{split}_{provider}-{model}.jsonl)")
     concurrency: int = field_(8, "requests in flight at once", min=1, max=1024)

@@ -16,6 +16,7 @@ estimate at CHARS_PER_TOKEN characters a token, the prompt once per request and 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import threading
@@ -79,7 +80,7 @@ class ReplayClient:
                              "--replay-from")
         self.model = model
         self.answers = replay.answers()
-        self._pending: dict[str, deque[Item]] = {}
+        self._pending: dict[bytes, deque[Item]] = {}
         for it in replay.items:
             self._pending.setdefault(_prompt_key(it.messages), deque()).append(it)
         self._lock = threading.Lock()  # the live run's workers ask at once
@@ -88,7 +89,7 @@ class ReplayClient:
         with self._lock:
             queue = self._pending.get(_prompt_key(messages))
             if not queue:
-                raise FatalError("replay: asked about a prompt that none of the run's pending items has")
+                raise FatalError("replay: asked about a prompt that no pending item of the run still has")
             unit = [queue.popleft() for _ in range(min(sampling.n, len(queue)))]
         found = [self.answers.get(it.key) for it in unit]
         for it, answer in zip(unit, found):
@@ -115,5 +116,6 @@ def _tokens(chars: int) -> int:
     return math.ceil(chars / CHARS_PER_TOKEN)  # any text is at least one token
 
 
-def _prompt_key(messages: list[dict]) -> str:
-    return json.dumps(messages, sort_keys=True, ensure_ascii=False)
+def _prompt_key(messages: list[dict]) -> bytes:
+    # a digest: the few-shot prompts of a whole split, kept as text, would hold tens of MB
+    return hashlib.sha256(json.dumps(messages, sort_keys=True, ensure_ascii=False).encode("utf-8")).digest()
