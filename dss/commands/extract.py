@@ -7,6 +7,7 @@
     dss extract --task cqa --split train --teacher openai:gpt-4o-mini --ids ids.txt
     dss extract --task custom --train-file my.jsonl --exemplars exemplars.yaml --teacher openai:gpt-4o-mini
     dss extract --task cqa --split train --import-released          # the release's PaLM answers
+    dss extract --task demo --teacher replay:gemini-3.5-flash --replay-from task   # offline, priced as that model
     dss extract --task cqa --show-prompt                              # the exact prompt of one example
     dss extract --list-models --teacher gemini:gemini-3.5-flash      # what your key can use, with prices
 

@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 from dss.core import metrics
-from dss.core.errors import DataError  # noqa: F401  (re-exported for the task modules)
+from dss.core.errors import DataError
 
 SPLITS = ("train", "valid", "test")
 
@@ -84,6 +84,12 @@ class Task:
     def rationale_origin(self, data_dir=None) -> str:
         """Where this task's train rationales come from, and why there may be none (for error messages)."""
         return f"task {self.name!r} comes with no teacher rationales; pass rationales=FILE from `dss extract`"
+
+    def teacher_completions(self, split: str, data_dir=None) -> dict[str, str]:
+        """{example id: raw completion} of the task's own teacher, in the format `parse_completion` reads (what a
+        replay teacher answers with `--replay-from task`)."""
+        raise DataError(f"task {self.name!r} has no teacher answers of its own: replay an earlier `dss extract` "
+                        "output with --replay-from FILE")
 
     def parse_completion(self, text: str, example: Example | None = None) -> Parsed:
         """Split a teacher completion into label and rationale (tolerating the few-shot continuation)."""

@@ -29,6 +29,9 @@ class ReleaseTask(Task):
         examples = self._load_source_split(source, data_dir)
         return {ex.id: text for ex, text in zip(examples, completions, strict=True)}
 
+    def teacher_completions(self, split: str, data_dir=None) -> dict[str, str]:
+        return self.released_completions(split, data_dir)
+
     def reference_train(self, data_dir=None) -> tuple[list[Example], bool]:
         if not self.carve_valid:
             return self.load("train", data_dir), False

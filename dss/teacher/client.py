@@ -37,8 +37,13 @@ from dss.teacher.spec import TeacherSpec
 OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
 
 
-def make_client(teacher: TeacherSpec | str, base_url: str | None = None, timeout_s: float = 120.0):
+def make_client(teacher: TeacherSpec | str, base_url: str | None = None, timeout_s: float = 120.0, replay=None):
+    """The teacher's client; `replay` (a dss.teacher.replay.Replay) is what a replay:<model> teacher answers from,
+    and the other providers ignore it."""
     spec = teacher if isinstance(teacher, TeacherSpec) else TeacherSpec.parse(teacher)
+    if spec.provider == "replay":
+        from dss.teacher.replay import ReplayClient
+        return ReplayClient(spec.model, replay)
     if spec.provider == "openai":
         return OpenAIClient(spec.model, base_url or OPENAI_DEFAULT_URL, timeout_s)
     from dss.teacher.gemini import GeminiClient

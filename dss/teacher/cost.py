@@ -80,13 +80,14 @@ class Stats:
         self.ok = self.unparsed = self.truncated = self.error = 0  # records by status
         self.requests = self.retries = self.short_responses = 0
         self.tokens_in = self.tokens_out = self.tokens_thought = self.no_usage = 0
-        self.requests_with_usage = 0
+        self.requests_with_usage = self.estimated = 0  # estimated: answers whose usage a replay estimated
         self.request_s = 0.0  # wall time of the requesting phase
 
     def add(self, rec: dict) -> None:
         setattr(self, rec["status"], getattr(self, rec["status"]) + 1)  # ok | unparsed | truncated | error
         self.requests += rec.get("attempts", 1)  # 0 for the further choices of one request
         usage = rec.get("usage")
+        self.estimated += bool(usage and usage.get("estimated"))
         if usage and not usage.get("shared"):
             self.tokens_in += usage.get("input_tokens", 0)
             self.tokens_out += usage.get("output_tokens", 0)

@@ -30,6 +30,7 @@ from dss.teacher.extract_config import ExtractConfig, default_out
 from dss.teacher.items import Item, build_items, make_record, plan, select
 from dss.teacher.live import run_live
 from dss.teacher.protocol import FatalError
+from dss.teacher.replay import Replay
 from dss.teacher.store import RecordFile
 from dss.teacher.summary import format_dry_run, format_summary, summarize
 
@@ -100,7 +101,7 @@ def _answer(items: list[Item], out: Path, task: Task, cfg: ExtractConfig,
             fatal = _stopping(read_batch_file, cfg.read_batch, pending, cfg, task, rf, stats, log)
         elif pending or cfg.batch_job or (cfg.batch and batch_state_path(out).is_file()):
             t_requests = time.monotonic()
-            client = make_client(cfg.spec, cfg.base_url, cfg.timeout)
+            client = make_client(cfg.spec, cfg.base_url, cfg.timeout, Replay(cfg, task, pending))
             if cfg.batch or cfg.batch_job:
                 fatal = _stopping(run_batch, pending, backend_for(client), cfg, task, rf, stats, log)
             else:

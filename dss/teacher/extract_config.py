@@ -21,8 +21,9 @@ RATIONALE_DIR = Path("data") / "rationales"
 class ExtractConfig:
     task: str = field_("cqa", "task name (see `dss tasks`)")
     split: str = field_("train", "split to answer", choices=SPLITS)
-    teacher: str = field_(DEFAULT_TEACHER, "provider:model, provider gemini or openai (default: "
-                          f"{DEFAULT_TEACHER}, prices as of {AS_OF}: see dss/teacher/prices.py)")
+    teacher: str = field_(DEFAULT_TEACHER, "provider:model, provider gemini or openai, or replay: answers from "
+                          f"--replay-from at the model's price (default: {DEFAULT_TEACHER}, prices as of {AS_OF}: "
+                          "see dss/teacher/prices.py)")
     base_url: str | None = field_(None, "endpoint override (OpenAI-compatible: http://host:port/v1)")
     out: str | None = field_(None, "output JSONL (default data/rationales/{task}_{split}_{provider}-{model}.jsonl)")
     concurrency: int = field_(8, "requests in flight at once", min=1, max=1024)
@@ -58,6 +59,9 @@ class ExtractConfig:
                                    "built-in prompt")
     dry_run: bool = field_(False, "estimate requests, tokens and cost; call nobody, write nothing")
     import_released: bool = field_(False, "write the released PaLM completions of the task as records")
+    replay_from: str | None = field_(None, "what a replay:<model> teacher answers from: 'task' (the task's own "
+                                     "teacher answers: the release's PaLM completions, the demo's code-written "
+                                     "ones) or an earlier `dss extract` output FILE; nothing is sent")
     batch: bool = field_(False, "submit through the provider's Batch API (Gemini: a Files API upload; OpenAI: "
                          "/v1/files + /v1/batches; half price, slow), poll and collect; a rerun collects the job")
     batch_job: str | None = field_(None, "collect this batch job (Gemini batches/..., OpenAI batch_...) instead "
@@ -90,11 +94,27 @@ class ExtractConfig:
             raise ConfigError("--batch, --write-batch and --read-batch are different routes: pass one")
         # the teacher, parsed once (the released answers were PaLM 540B's)
         self.spec = TeacherSpec("palm", "540b") if self.import_released else TeacherSpec.parse(self.teacher)
+        self._check_replay()
         if not self.import_released:
             try:
                 self.sampling()  # a thinking setting the provider or model does not take fails now
             except FatalError as e:
                 raise ConfigError(str(e)) from None
+
+    def _check_replay(self) -> None:
+        if (self.spec.provider == "replay") != bool(self.replay_from):
+            raise ConfigError("--teacher replay:<model> and --replay-from task|FILE go together: the replay teacher "
+                              "answers from that source, at <model>'s price")
+        if not self.replay_from:
+            return
+        if self.base_url or self.batch or self.batch_job:
+            raise ConfigError("a replay teacher calls nobody: --base-url, --batch and --batch-job have no use")
+        if self.replay_from != "task" and not Path(self.replay_from).is_file():
+            raise ConfigError(f"--replay-from {self.replay_from}: no such file (expected 'task' or an earlier "
+                              "`dss extract` output)")
+        if self.replay_from == "task" and self.samples > 1:
+            raise ConfigError("--replay-from task has one answer per example, so --samples > 1 would vote over "
+                              "copies of it: replay a FILE with that many samples per example instead")
 
     def sampling(self) -> Sampling:
         """The settings of every request (their `to_dict` is part of the cache key)."""

@@ -30,11 +30,12 @@ def summarize(records, items, examples, task, cfg, stats: Stats, wall, out: Path
         "this_run": {"ok": stats.ok, "unparsed": stats.unparsed, "truncated": stats.truncated, "failed": stats.error,
                      "requests": stats.requests, "retries": stats.retries},
         "tokens_in": stats.tokens_in, "tokens_out": stats.tokens_out, "tokens_thought": stats.tokens_thought,
-        "answers_without_usage": stats.no_usage, "short_responses": stats.short_responses,
+        "answers_without_usage": stats.no_usage, "answers_usage_estimated": stats.estimated,
+        "short_responses": stats.short_responses,
         "cost_usd": cost_of(stats.tokens_in, stats.tokens_out, price, batch, stats.tokens_thought),
         "thought_cost_usd": cost_of(0, 0, price, batch, stats.tokens_thought),
         "saved_usd": _saving(stats, price, batch),
-        "price_per_1m": price, "price_model": model, "wall_s": round(wall, 3),
+        "price_per_1m": price, "price_model": model, "replay_from": cfg.replay_from, "wall_s": round(wall, 3),
         "models": list(dict.fromkeys(r["model"] for r in mine if r.get("model"))),  # as the responses name them
         "requests_per_s": round(stats.requests / stats.request_s, 2) if stats.request_s > 0 else 0.0,
         # over examples with an answer; unparsed and truncated answers count as wrong
@@ -89,11 +90,16 @@ def format_summary(s: dict) -> str:
              f"wall {s['wall_s']:.1f} s",
              f"  tokens   {s['tokens_in']} in, {s['tokens_out']} out, {s.get('tokens_thought', 0)} thought"
              + (f" ({s['answers_without_usage']} answers without usage)" if s['answers_without_usage'] else "")
+             + (f" (usage estimated from characters for {s['answers_usage_estimated']} answers)"
+                if s["answers_usage_estimated"] else "")
              + f"; cost {cost}"]
     if s["models"]:  # what answered; a name that does not extend the asked one (a dated version) is a reroute
         asked = s["price_model"]
         rerouted = any(not m.startswith(asked) for m in s["models"])
         lines.append(f"  models   {', '.join(s['models'])}" + (f" (asked for {asked})" if rerouted else ""))
+    if s["replay_from"]:
+        lines.append(f"  replayed from {s['replay_from']}: nothing was sent; the cost is what {s['price_model']} "
+                     "would have charged for these tokens")
     if s["teacher_accuracy"] is not None:
         lines.append(f"  teacher accuracy vs gold {s['teacher_accuracy']:.1%} (voted label; unparsed and truncated "
                      "count as wrong)")
