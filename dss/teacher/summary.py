@@ -152,6 +152,8 @@ def format_dry_run(s: dict, cfg: ExtractConfig) -> str:
             f"to {cfg.teacher} -> {s['out']}\n"
             f"  tokens about {s['tokens_in']} in, {s['tokens_out']} out (at {CHARS_PER_TOKEN:g} characters a "
             f"token; at most {s['tokens_out_max']} out)\n  cost {cost}; nothing was sent"
+            + (f"\n  early stopping asks for {cfg.early_stop} to {cfg.samples} samples an example: these figures "
+               f"are for all {cfg.samples}" if cfg.early_stop else "")
             + ("\n" + _forecast_line(s["budget"]) if "budget" in s else ""))
 
 
