@@ -154,6 +154,8 @@ def test_the_ledger_keeps_dropped_error_records_and_cuts_a_torn_line(srv, tiny_c
     s = run(cfg_for(srv, tiny_cqa_dir, out, limit=6), task, log=quiet)
     assert s["failed"] == 0 and s["done"] == 6
     assert s["spent"]["requests"] == 12 == len(srv.generation_requests())  # the dropped errors' 6 still count
+    s = run(cfg_for(srv, tiny_cqa_dir, out, limit=6), task, log=quiet)
+    assert s["spent"]["requests"] == 12 and s["this_run"]["requests"] == 0  # and on every later run
     ledger_path(out).unlink()  # without a ledger, the records are all there is
     s = run(cfg_for(srv, tiny_cqa_dir, out, limit=6), task, log=quiet)
     assert s["spent"]["requests"] == 6 and s["spent"]["tokens_held"] == 0

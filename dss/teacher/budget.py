@@ -111,7 +111,7 @@ class Ledger:
         self.path = ledger_path(out)
         existed = self.path.exists()
         self.totals, _ = read_ledger(self.path)
-        self._fh = None
+        self._fh, self.closed = None, False
         if not existed:
             self.totals["live"] = {k: self.totals["live"][k] + v for k, v in from_records(records).items()}
         if not readonly and (existed or any(self.totals["live"].values())):
@@ -120,6 +120,8 @@ class Ledger:
                                              if any(self.totals[r].values())))
 
     def add(self, row: dict, batch: bool = False) -> None:
+        if self.closed:  # a thread abandoned at the end of a run: its hold stays, counted at its most
+            return
         if self._fh is None:
             self._fh = open(self.path, "ab")
         self._fh.write(_line(row, batch))  # one write of a whole line, flushed before the request goes out
@@ -129,6 +131,7 @@ class Ledger:
             route[k] += v
 
     def close(self) -> None:
+        self.closed = True
         if self._fh is not None:
             self._fh.close()
             self._fh = None
@@ -178,15 +181,17 @@ class Budget:
         does every later one: the run ends."""
         hold = request_hold(unit, self.cfg)
         with self.cond:
-            while not self.reached and not self.fits(hold):
-                if stop.is_set():
+            while True:
+                if stop.is_set() or self.ledger.closed:  # the run is over: nothing more goes out
                     raise Stopped()
+                if self.reached:
+                    raise BudgetReached()
+                if self.fits(hold):
+                    break
                 if self.in_flight == 0:
                     self.reached = True
-                    break
+                    raise BudgetReached()
                 self.cond.wait(0.05)
-            if self.reached:
-                raise BudgetReached()
             self.ledger.add({"n": 1, "hin": hold.tin, "hout": hold.tout})
             self.in_flight += 1
         return hold
@@ -255,7 +260,8 @@ class Budget:
         return {"max_requests": self.cfg.max_requests, "max_cost_usd": self.cfg.max_cost}
 
     def close(self) -> None:
-        self.ledger.close()
+        with self.cond:
+            self.ledger.close()
 
 
 def forecast(items: list[Item], out: Path, cfg: ExtractConfig) -> dict:
