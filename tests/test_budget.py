@@ -133,7 +133,7 @@ def test_max_cost_stops_before_the_cap(srv, tiny_cqa_dir, tmp_path):
     assert not Budget(out, recs, cfg, readonly=True).fits(request_hold([nxt], cfg))
     hold = request_hold([nxt], cfg)
     most = (hold.tin * 2.0 + hold.tout * 10.0) / 1e6
-    assert recorded + most > cap
+    assert recorded + most > cap and recorded + s["caps"]["refused_usd"] > cap
     # settled at their usage, requests cost far less than their hold: many more went out than cap / most
     assert len(recs) > 2 * int(cap / most)
     with pytest.raises(ConfigError, match="--max-cost needs a price"):

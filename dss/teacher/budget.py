@@ -22,7 +22,8 @@ delete the ledger with the output to start afresh.
 
 Caps: a request is sent only if the totals with its hold stay within the caps (cost at `price_for`'s price,
 batch discount where it applies); one that does not fit waits while requests in flight may free room, and when
-none is in flight the run ends (`reached`). --batch submits a job with as many pending requests as the caps
+none is in flight the run ends (`reached`). The output is bounded by --max-tokens, the prompt only estimated: one
+that tokenizes denser passes --max-cost by the difference, for the requests in flight. --batch submits a job with as many pending requests as the caps
 allow, each held at its most and settled when its results are collected; --write-batch writes as many as the
 caps leave room for (holding none: dss does not send them); --read-batch counts every result it reads as a
 request: those requests were made, so reading is never refused.
@@ -150,6 +151,7 @@ class Budget:
         self.cond = threading.Condition()
         self.in_flight = 0
         self.reached = False  # a request did not fit: the run ended there
+        self.refused: Hold | None = None  # the first request that did not fit
 
     @property
     def capped(self) -> bool:
@@ -189,7 +191,7 @@ class Budget:
                 if self.fits(hold):
                     break
                 if self.in_flight == 0:
-                    self.reached = True
+                    self.reached, self.refused = True, hold
                     raise BudgetReached()
                 self.cond.wait(0.05)
             self.ledger.add({"n": 1, "hin": hold.tin, "hout": hold.tout})
@@ -221,7 +223,7 @@ class Budget:
             hold = request_hold([it], self.cfg, batch)
             tin, tout = tin + hold.tin, tout + hold.tout
             if not self.fits(Hold(tin, tout, batch), n + 1):
-                self.reached = True
+                self.reached, self.refused = True, hold
                 return items[:n]
         return items
 
@@ -257,7 +259,11 @@ class Budget:
                 "tokens_held": t["hin"] + t["hout"], "cost_usd": self.cost(), "ledger": str(self.ledger.path)}
 
     def caps(self) -> dict:
-        return {"max_requests": self.cfg.max_requests, "max_cost_usd": self.cfg.max_cost}
+        """The caps as given, and the most the request that did not fit could have cost (None: none refused)."""
+        refused = self.refused
+        return {"max_requests": self.cfg.max_requests, "max_cost_usd": self.cfg.max_cost,
+                "refused_usd": None if refused is None else cost_of(refused.tin, refused.tout, self.price,
+                                                                     refused.batch)}
 
     def close(self) -> None:
         with self.cond:

@@ -13,7 +13,8 @@ an `ids_file`), these keys describe the whole output file, every run of it, not 
     summary["spent"]           {"requests", "tokens_in", "tokens_out", "tokens_thought", "tokens_held",
                                 "cost_usd" (None without a price), "ledger" (its path)}: requests counts every
                                 attempt; tokens_held are requests' most, held where no usage settled them
-    summary["caps"]            {"max_requests", "max_cost_usd"} as given (None: no cap)
+    summary["caps"]            {"max_requests", "max_cost_usd"} as given (None: no cap), "refused_usd": the
+                                most the request that did not fit could have cost
     summary["budget_reached"]  True when a cap stopped the run with work left (the exit status is still 0);
                                 summary["missing"] answers of the selection are then undone
     summary["early_stop"]      with --early-stop: {"rule", "examples_stopped", "samples_taken", "samples_max",

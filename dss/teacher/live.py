@@ -17,14 +17,7 @@ from dss.teacher.cost import Stats
 from dss.teacher.early_stop import Rounds
 from dss.teacher.extract_config import ExtractConfig
 from dss.teacher.items import Item, make_record, model_change, units
-from dss.teacher.protocol import (
-    BadAnswer,
-    FatalError,
-    RetryPolicy,
-    Stopped,
-    TransientError,
-    call_with_retries,
-)
+from dss.teacher.protocol import BadAnswer, FatalError, RetryPolicy, Stopped, TransientError, call_with_retries
 from dss.teacher.store import RecordFile
 
 

@@ -137,10 +137,12 @@ def _spending_lines(s: dict) -> list[str]:
     if s["budget_reached"]:
         used = [f"{spent['requests']} of {caps['max_requests']} requests"] if caps["max_requests"] is not None else []
         used += [f"${spent['cost_usd']:.4f} of ${caps['max_cost_usd']:.2f}"] if caps["max_cost_usd"] is not None else []
+        nxt = "" if caps["max_cost_usd"] is None or caps["refused_usd"] is None else \
+            f" (the next request could cost up to ${caps['refused_usd']:.4f})"
         flags = "/".join(f for f, k in (("--max-requests", "max_requests"), ("--max-cost", "max_cost_usd"))
                          if caps[k] is not None)
-        lines.append(f"  budget reached: {' and '.join(used)} spent; {s['missing']} answers of this selection left "
-                     f"undone; rerun with a larger {flags} to continue")
+        lines.append(f"  budget reached: {' and '.join(used)} spent{nxt}; {s['missing']} answers of this selection "
+                     f"left undone; rerun with a larger {flags} to continue")
     return lines
 
 
