@@ -23,8 +23,10 @@ delete the ledger with the output to start afresh.
 Caps: a request is sent only if the totals with its hold stay within the caps (cost at `price_for`'s price,
 batch discount where it applies); one that does not fit waits while requests in flight may free room, and when
 none is in flight the run ends (`reached`). The output is bounded by --max-tokens, the prompt only estimated: one
-that tokenizes denser passes --max-cost by the difference, for the requests in flight. --batch submits a job with as many pending requests as the caps
-allow, each held at its most and settled when its results are collected; --write-batch writes as many as the
+that tokenizes denser passes --max-cost by the difference, for the requests in flight.
+
+Batch routes: --batch submits a job with as many pending requests as the caps allow, each held at its most and
+settled when its results are collected (a job that fails keeps its holds); --write-batch writes as many as the
 caps leave room for (holding none: dss does not send them); --read-batch counts every result it reads as a
 request: those requests were made, so reading is never refused.
 """
