@@ -117,8 +117,9 @@ class ExtractConfig:
         if self.early_stop is not None and (self.batch or self.batch_job or self.write_batch or self.read_batch):
             raise ConfigError("--early-stop asks in rounds that depend on the answers so far: it needs live "
                               "requests, not --batch, --batch-job, --write-batch or --read-batch")
-        if self.import_released and (self.max_requests is not None or self.max_cost is not None):
-            raise ConfigError("--import-released sends no request: --max-requests/--max-cost have nothing to cap")
+        if self.import_released and (self.max_requests is not None or self.max_cost is not None or self.early_stop):
+            raise ConfigError("--import-released sends no request: --max-requests, --max-cost and --early-stop have "
+                              "nothing to do")
 
     def sampling(self) -> Sampling:
         """The settings of every request (their `to_dict` is part of the cache key)."""

@@ -152,8 +152,8 @@ def plan(items: list[Item], rf: RecordFile, cfg: ExtractConfig) -> tuple[list[It
 
 
 def _still_skipped(skipped: list[dict], done: set, cfg: ExtractConfig, drop: dict) -> list[dict]:
-    """The skipped-sample records to keep: with --early-stop, one a sample that has no answer (the rounds then
-    decide again whether it is needed, `early_stop.Rounds`); without it every sample is wanted, and they go."""
+    """The skipped-sample records to keep: under --early-stop, one per sample that has no answer (the rounds then
+    decide again whether it is needed: `early_stop.Rounds`); without it every sample is wanted, so none."""
     keep, seen = [], set()
     for rec in skipped:
         key = (str(rec["id"]), int(rec["sample"]))
