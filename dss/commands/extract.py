@@ -3,6 +3,7 @@
     dss extract --task cqa --split train --teacher gemini:gemini-3.5-flash
     dss extract --task cqa --split train --teacher openai:llama3.1 --base-url http://localhost:11434/v1
     dss extract --task cqa --split train --teacher openai:gpt-4o-mini --samples 5 --filter consistent
+    dss extract --task cqa --split train --teacher openai:gpt-4o-mini --samples 5 --early-stop 2 --max-cost 5
     dss extract --task cqa --split train --teacher gemini:gemini-3.5-flash --batch --limit 100
     dss extract --task cqa --split train --teacher openai:gpt-4o-mini --ids ids.txt
     dss extract --task custom --train-file my.jsonl --exemplars exemplars.yaml --teacher openai:gpt-4o-mini

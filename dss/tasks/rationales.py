@@ -1,9 +1,12 @@
 """Rationale files, as every stage reads them: one JSON record a line, one line per (example, sample).
 
-    {"id", "task", "split", "teacher", "prompt_sha", "sample", "status": "ok"|"unparsed"|"truncated"|"error",
-     "label", "rationale", "raw", "usage", "latency_s", ...}
+    {"id", "task", "split", "teacher", "prompt_sha", "sample", "status": "ok"|"unparsed"|"truncated"|"error"
+     |"skipped", "label", "rationale", "raw", "usage", "latency_s", ...}
 
 "truncated" is an answer the teacher's token limit cut off: whatever its text parses to, it has no label.
+"skipped" is a sample early stopping did not need (`dss extract --early-stop`): no answer, and it carries
+"samples_taken", how many samples its example took. Votes and training read only "ok" records, so a skipped
+sample counts for nothing.
 
 `dss extract` writes them (dss.teacher.store); `dss train --rationales F` attaches them to examples here
 (`apply_rationales`), the same way a task attaches the release's completions. A last line without its newline
@@ -18,7 +21,7 @@ from pathlib import Path
 from dss.core.errors import DataError
 from dss.tasks.base import Example, Task
 
-STATUSES = ("ok", "unparsed", "truncated", "error")
+STATUSES = ("ok", "unparsed", "truncated", "error", "skipped")
 REQUIRED = ("id", "sample", "status")
 
 

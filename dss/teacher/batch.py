@@ -22,6 +22,7 @@ from pathlib import Path
 from dss.core.errors import DataError
 from dss.core.io import atomic_write_json
 from dss.tasks.base import Task
+from dss.teacher.budget import Budget
 from dss.teacher.cost import Stats
 from dss.teacher.extract_config import ExtractConfig
 from dss.teacher.items import Item, make_record, model_change
@@ -42,28 +43,33 @@ def request_key(it: Item) -> str:
 
 
 def run_batch(items: list[Item], backend, cfg: ExtractConfig, task: Task, rf: RecordFile, stats: Stats,
-              log=print) -> None:
-    """Submit pending items as one job (or pick up the saved or named one), poll until it ends, and write its
-    answers as records."""
+              log=print, *, budget: Budget) -> None:
+    """Submit pending items as one job (as many as the budget allows, each held at its most), or pick up the
+    saved or named one; poll until it ends, and write its answers as records (each settling its hold)."""
     state_path = batch_state_path(rf.path)
-    by_key = {request_key(it): it for it in items}
+    saved = json.loads(state_path.read_text()) if state_path.is_file() else {}
     name = cfg.batch_job
-    if name is None and state_path.is_file():
-        name = json.loads(state_path.read_text())["job"]
+    if name is None and saved:
+        name = saved["job"]
         log(f"resuming batch job {name} (saved in {state_path})")
+    held = name is not None and name == saved.get("job") and saved.get("held", False)
     if name is None:
         if not items:
             return
-        name = retrying(lambda: backend.submit([(k, it) for k, it in by_key.items()], cfg, task), cfg)
-        atomic_write_json(state_path, {"job": name, "teacher": cfg.teacher, "n": len(by_key), "created": time.time()})
-        log(f"submitted batch job {name} with {len(by_key)} requests; saved in {state_path}")
+        items, held = budget.reserve_batch(items), True
+        name = retrying(lambda: backend.submit([(request_key(it), it) for it in items], cfg, task), cfg)
+        atomic_write_json(state_path, {"job": name, "teacher": cfg.teacher, "n": len(items), "held": True,
+                                       "created": time.time()})
+        log(f"submitted batch job {name} with {len(items)} requests; saved in {state_path}" +
+            (" (as many as the budget allows)" if budget.reached else ""))
+    by_key = {request_key(it): it for it in items}
     state, info = wait(name, backend, cfg, log)
     if state != SUCCEEDED:
         state_path.unlink(missing_ok=True)
         raise DataError(f"batch job {name} ended {info.get('state', state)}: {info.get('error') or 'no answers'}; "
                         "rerun to submit a new one")
     written, _ = write_results(retrying(lambda: backend.results(name, info), cfg), by_key, cfg, task, rf, stats,
-                               log)
+                               log, lambda it, comp: budget.settle_result(it, comp, held, batch=True))
     state_path.unlink(missing_ok=True)
     log(f"batch job {name}: {written} records written" +
         (f"; {len(by_key)} requests were not in it: rerun to submit them" if by_key else ""))
@@ -80,10 +86,10 @@ def wait(name: str, backend, cfg: ExtractConfig, log) -> tuple[str, dict]:
 
 
 def write_results(results, by_key: dict[str, Item], cfg: ExtractConfig, task: Task, rf: RecordFile,
-                  stats: Stats, log=print) -> tuple[int, int]:
-    """A record for each result (`pick`ed, one per key) that an item of `by_key` still waits on (popping it);
-    results under other keys (other prompts, settings, or work already done) are skipped. Returns (records
-    written, results skipped)."""
+                  stats: Stats, log, settle) -> tuple[int, int]:
+    """A record for each result (`pick`ed, one per key) that an item of `by_key` still waits on (popping it),
+    then `settle(item, Completion or None)` counts it in the budget; results under other keys (other prompts,
+    settings, or work already done) are skipped. Returns (records written, results skipped)."""
     picked, passed_over = pick(results)
     if passed_over:
         log(f"{len(passed_over)} request(s) have different answers on several lines: each keeps its first "
@@ -103,6 +109,7 @@ def write_results(results, by_key: dict[str, Item], cfg: ExtractConfig, task: Ta
                 raise change
         rf.append(rec)
         stats.add(rec)
+        settle(it, comp)
         written += 1
     return written, len(picked) - written
 
@@ -174,14 +181,16 @@ def _openai_result(row: dict, at: str):
 
 
 def read_batch_file(path, items: list[Item], cfg: ExtractConfig, task: Task, rf: RecordFile, stats: Stats,
-                    log=print) -> None:
-    """--read-batch: results of a batch run elsewhere (`vllm run-batch -o`, or OpenAI's output file)."""
+                    log=print, *, budget: Budget) -> None:
+    """--read-batch: results of a batch run elsewhere (`vllm run-batch -o`, or OpenAI's output file); each
+    counts in the budget as a request made."""
     by_key = {request_key(it): it for it in items}
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
         raise DataError(f"{path}: cannot read batch results: {e.strerror or e}") from None
-    written, other = write_results(list(read_openai_results(text, str(path))), by_key, cfg, task, rf, stats, log)
+    written, other = write_results(list(read_openai_results(text, str(path))), by_key, cfg, task, rf, stats, log,
+                                   lambda it, comp: budget.settle_result(it, comp, held=False, batch=False))
     log(f"{path}: {written} records written" + (f"; {other} results for other prompts, settings or finished "
                                                  "work skipped" if other else "") +
         (f"; {len(by_key)} requests had no result: rerun --read-batch with them, or run live" if by_key else ""))

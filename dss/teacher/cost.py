@@ -55,15 +55,25 @@ def cost_of(tokens_in: int, tokens_out: int, price, batch: bool = False, thought
     return usd * (BATCH_DISCOUNT if batch else 1.0)
 
 
+def prompt_tokens(messages: list[dict]) -> int:
+    """A prompt's input tokens, estimated at CHARS_PER_TOKEN characters a token."""
+    return int(sum(len(m["content"]) for m in messages) / CHARS_PER_TOKEN)
+
+
+def answer_tokens(items: list[Item], cfg: ExtractConfig) -> float:
+    """An answer's expected output tokens: about the length of the prompt's exemplar answers (1.2 times, at most
+    --max-tokens); --max-tokens when the prompt has none."""
+    answers = [m["content"] for m in items[0].messages if m["role"] == "assistant"] if items else []
+    mean_out = (sum(map(len, answers)) / len(answers) / CHARS_PER_TOKEN) if answers else cfg.max_tokens
+    return min(cfg.max_tokens, mean_out * 1.2)
+
+
 def estimate(items: list[Item], cfg: ExtractConfig) -> dict:
     """Dry run: request count, tokens (about 4 characters a token) and cost, without calling anyone."""
     model = cfg.spec.model
     requests = units(items, cfg.choices_per_request)  # the prompt is paid once per request
-    chars_in = sum(sum(len(m["content"]) for m in unit[0].messages) for unit in requests)
-    answers = [m["content"] for m in items[0].messages if m["role"] == "assistant"] if items else []
-    mean_out = (sum(map(len, answers)) / len(answers) / CHARS_PER_TOKEN) if answers else cfg.max_tokens
-    tok_in = int(chars_in / CHARS_PER_TOKEN)
-    tok_out = int(min(cfg.max_tokens, mean_out * 1.2) * len(items))  # answers run about exemplar length
+    tok_in = sum(prompt_tokens(unit[0].messages) for unit in requests)
+    tok_out = int(answer_tokens(items, cfg) * len(items))
     price = price_for(model, cfg)
     return {"requests": len(requests), "tokens_in": tok_in, "tokens_out": tok_out,
             "tokens_out_max": cfg.max_tokens * len(items),
@@ -77,14 +87,14 @@ class Stats:
     and responses that held fewer choices than asked for (the server ignores `n`)."""
 
     def __init__(self):
-        self.ok = self.unparsed = self.truncated = self.error = 0  # records by status
+        self.ok = self.unparsed = self.truncated = self.error = self.skipped = 0  # records by status
         self.requests = self.retries = self.short_responses = 0
         self.tokens_in = self.tokens_out = self.tokens_thought = self.no_usage = 0
         self.requests_with_usage = self.estimated = 0  # estimated: answers whose usage a replay estimated
         self.request_s = 0.0  # wall time of the requesting phase
 
     def add(self, rec: dict) -> None:
-        setattr(self, rec["status"], getattr(self, rec["status"]) + 1)  # ok | unparsed | truncated | error
+        setattr(self, rec["status"], getattr(self, rec["status"]) + 1)  # ok | unparsed | truncated | error | skipped
         self.requests += rec.get("attempts", 1)  # 0 for the further choices of one request
         usage = rec.get("usage")
         self.estimated += bool(usage and usage.get("estimated"))
@@ -93,7 +103,7 @@ class Stats:
             self.tokens_out += usage.get("output_tokens", 0)
             self.tokens_thought += usage.get("thought_tokens", 0)
             self.requests_with_usage += 1
-        elif not usage and rec["status"] != "error":
+        elif not usage and rec["status"] not in ("error", "skipped"):
             self.no_usage += 1
 
     def answers(self) -> int:

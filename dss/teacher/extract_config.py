@@ -34,6 +34,12 @@ class ExtractConfig:
                                              "candidate_count), so the prompt is paid once; default: all of an "
                                              "example's samples. A server that returns fewer gets the rest as "
                                              "further requests; 1 sends one request per sample", min=1, max=64)
+    early_stop: int | None = field_(None, "with --samples k: ask an example's samples in rounds and stop once its "
+                                    "first M answers agree, or once its leading answer has more votes than the "
+                                    "runner-up could reach with every sample left; each further round asks for just "
+                                    "enough samples to decide it. Unparsed and truncated answers agree with nothing; "
+                                    "samples not needed get a record of status skipped (live requests only)",
+                                    min=2, max=64)
     thinking_budget: int | None = field_(None, "Gemini 2.5: thinking tokens (0 off, -1 dynamic); default: the "
                                          "least the model allows", min=-1)
     thinking_level: str | None = field_(None, "Gemini 3.x: minimal | low | medium | high; default: minimal (low "
@@ -71,6 +77,13 @@ class ExtractConfig:
     read_batch: str | None = field_(None, "read a batch results file (`vllm run-batch -o FILE`, or OpenAI's "
                                     "output) into records")
     poll_interval: float = field_(30.0, "seconds between Batch API status polls", min=0.001)
+    max_requests: int | None = field_(None, "cap on the requests spent on the output file over all its runs "
+                                      "(every attempt, retries included, counted before it is sent; see "
+                                      "<out>.spent.jsonl). Reaching it ends the run cleanly; rerun with a larger cap "
+                                      "to continue", min=0)
+    max_cost: float | None = field_(None, "cap in USD on the output file's spending over all its runs, at the price: "
+                                    "each request is reserved at its most (prompt estimated, --max-tokens per "
+                                    "answer) before it is sent, then settled at its reported usage", min=0)
     prices: str | None = field_(None, "YAML price table {model: [usd_per_1M_in, usd_per_1M_out]}")
     price_in: float | None = field_(None, "USD per 1M input tokens for this model (overrides the table)", min=0)
     price_out: float | None = field_(None, "USD per 1M output tokens for this model (overrides the table)", min=0)
@@ -92,6 +105,7 @@ class ExtractConfig:
             raise ConfigError("pass --batch to submit, or --batch-job NAME to collect one, not both")
         if sum(map(bool, (self.batch or self.batch_job, self.write_batch, self.read_batch))) > 1:
             raise ConfigError("--batch, --write-batch and --read-batch are different routes: pass one")
+        self._check_rounds_and_caps()
         # the teacher, parsed once (the released answers were PaLM 540B's)
         self.spec = TeacherSpec("palm", "540b") if self.import_released else TeacherSpec.parse(self.teacher)
         self._check_replay()
@@ -115,6 +129,17 @@ class ExtractConfig:
         if self.replay_from == "task" and self.samples > 1:
             raise ConfigError("--replay-from task has one answer per example, so --samples > 1 would vote over "
                               "copies of it: replay a FILE with that many samples per example instead")
+
+    def _check_rounds_and_caps(self) -> None:
+        if self.early_stop is not None and self.samples <= self.early_stop:
+            raise ConfigError(f"--early-stop {self.early_stop} stops after the first {self.early_stop} answers "
+                              f"agree: it needs --samples above {self.early_stop}")
+        if self.early_stop is not None and (self.batch or self.batch_job or self.write_batch or self.read_batch):
+            raise ConfigError("--early-stop asks in rounds that depend on the answers so far: it needs live "
+                              "requests, not --batch, --batch-job, --write-batch or --read-batch")
+        if self.import_released and (self.max_requests is not None or self.max_cost is not None or self.early_stop):
+            raise ConfigError("--import-released sends no request: --max-requests, --max-cost and --early-stop have "
+                              "nothing to do")
 
     def sampling(self) -> Sampling:
         """The settings of every request (their `to_dict` is part of the cache key)."""

@@ -3,6 +3,8 @@ request hash, which items a rerun still owes (`plan`), and the record an answer 
 
 Resume: error records are dropped to be redone, and work whose record exists (same id, sample and request
 hash) is skipped. So after `kill -9` at any moment and a rerun, each (example, sample) has exactly one record.
+A "skipped" record (a sample early stopping did not need) stays only under --early-stop, and only for a sample
+without an answer; the rounds (dss.teacher.early_stop) then decide afresh which samples are needed.
 A rerun with a larger --max-tokens redoes the answers the old limit cut off ("truncated") and keeps the finished
 ones: a larger limit would not have changed them.
 """
@@ -64,9 +66,13 @@ def build_items(task: Task, cfg: ExtractConfig, examples: list[Example]) -> list
 
 
 def make_record(item: Item, cfg: ExtractConfig, task: Task, text: str | None, usage=None, latency=None,
-                error: str | None = None, attempts: int = 1, finish_reason=None, model: str | None = None) -> dict:
-    """The record of one answer (or error); `model` is the model the response reports (None: not reported)."""
-    if error is not None:
+                error: str | None = None, attempts: int = 1, finish_reason=None, model: str | None = None,
+                skipped: int | None = None) -> dict:
+    """The record of one answer (or error); `model` is the model the response reports (None: not reported).
+    skipped=t: a sample early stopping did not need, its example decided after t samples (no request)."""
+    if skipped is not None:
+        status, label, rationale = "skipped", None, None
+    elif error is not None:
         status, label, rationale = "error", None, None
     elif finish_reason in CUT_OFF:
         status, label, rationale = "truncated", None, None
@@ -83,6 +89,8 @@ def make_record(item: Item, cfg: ExtractConfig, task: Task, text: str | None, us
         rec["finish_reason"] = finish_reason
     if error is not None:
         rec["error"] = error
+    if skipped is not None:
+        rec.update(attempts=0, samples_taken=skipped, early_stop=cfg.early_stop)
     return rec
 
 
@@ -106,7 +114,8 @@ def plan(items: list[Item], rf: RecordFile, cfg: ExtractConfig) -> tuple[list[It
     only a larger --max-tokens would change."""
     current = {it.key: it for it in items}
     sampling = None if cfg.import_released else cfg.sampling().to_dict()
-    keep, drop, done = [], {"error": 0, "stale": 0, "duplicate": 0, "truncated": 0}, set()
+    keep, drop, done = [], {"error": 0, "stale": 0, "duplicate": 0, "truncated": 0, "unskipped": 0}, set()
+    skipped = []
     for rec in rf.records:
         key = (str(rec["id"]), int(rec["sample"]))
         it = current.get(key)
@@ -124,6 +133,8 @@ def plan(items: list[Item], rf: RecordFile, cfg: ExtractConfig) -> tuple[list[It
             drop["stale"] += 1
         elif rec["status"] == "error":
             drop["error"] += 1
+        elif rec["status"] == "skipped":
+            skipped.append(rec)  # decided below: an answer to the same sample wins over it
         elif rec["status"] == "truncated" and grown:
             drop["truncated"] += 1
         elif key in done:
@@ -131,11 +142,27 @@ def plan(items: list[Item], rf: RecordFile, cfg: ExtractConfig) -> tuple[list[It
         else:
             done.add(key)
             keep.append(rec)
+    keep += _still_skipped(skipped, done, cfg, drop)
     if len(keep) != len(rf.records):
         rf.rewrite(keep)
     cut = sum(r["status"] == "truncated" for r in keep if (str(r["id"]), int(r["sample"])) in current)
-    return [it for it in items if it.key not in done], {"resumed": len(done), **drop, "torn": rf.torn,
-                                                         "truncated_kept": cut}
+    skips = {(str(r["id"]), int(r["sample"])) for r in keep if r["status"] == "skipped"}
+    return [it for it in items if it.key not in done | skips], {"resumed": len(done), "skipped": len(skips), **drop,
+                                                                 "torn": rf.torn, "truncated_kept": cut}
+
+
+def _still_skipped(skipped: list[dict], done: set, cfg: ExtractConfig, drop: dict) -> list[dict]:
+    """The skipped-sample records to keep: under --early-stop, one per sample that has no answer (the rounds then
+    decide again whether it is needed: `early_stop.Rounds`); without it every sample is wanted, so none."""
+    keep, seen = [], set()
+    for rec in skipped:
+        key = (str(rec["id"]), int(rec["sample"]))
+        if cfg.early_stop is None or key in done or key in seen:
+            drop["unskipped"] += 1
+        else:
+            seen.add(key)
+            keep.append(rec)
+    return keep
 
 
 def _under_smaller_limit(rec: dict, it: Item, teacher: str, sampling: dict | None) -> bool:

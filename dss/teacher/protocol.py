@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 class TeacherError(Exception):
     attempts: int = 1  # set by call_with_retries on the error it gives up with
+    status: int | None = None  # the HTTP status the server answered with (http_error); None: no answer came
 
 
 class FatalError(TeacherError):
@@ -191,9 +192,13 @@ def http_error(status: int, raw: bytes, retry_after, where: str, key_var: str, k
         pass
     detail = shown(detail, [key, *hidden], 300)
     if status in (408, 429) or status >= 500:
-        return TransientError(f"HTTP {status} from {where}: {detail}", retry_after)
+        err: TeacherError = TransientError(f"HTTP {status} from {where}: {detail}", retry_after)
+        err.status = status
+        return err
     hint = {401: f"the API key was rejected: check {key_var}" + ("" if key else f" ({key_var} is not set)"),
             403: f"permission denied: check that the key in {key_var} may use this model",
             404: "not found: check --base-url and the model name",
             400: "bad request: the server refused the prompt or the sampling settings"}.get(status, "")
-    return FatalError(f"HTTP {status} from {where}: {hint}{'; ' if hint else ''}server said: {detail}")
+    err = FatalError(f"HTTP {status} from {where}: {hint}{'; ' if hint else ''}server said: {detail}")
+    err.status = status
+    return err

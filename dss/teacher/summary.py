@@ -1,5 +1,6 @@
 """The end of a run: the summary over the output file's records for this selection (counts, tokens, cost,
-teacher accuracy, the consistent-label filter) and its printed forms."""
+teacher accuracy, the consistent-label filter, the samples early stopping saved) and its printed forms, with the
+file's spending and caps (dss.teacher.budget)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,7 +27,7 @@ def summarize(records, items, examples, task, cfg, stats: Stats, wall, out: Path
     summary = {
         "out": str(out), "examples": len(examples), "answers": len(items),
         "done": status["ok"], "unparsed": status["unparsed"], "truncated": status["truncated"],
-        "failed": status["error"], "missing": len(items) - len(mine),
+        "failed": status["error"], "skipped": status["skipped"], "missing": len(items) - len(mine),
         "this_run": {"ok": stats.ok, "unparsed": stats.unparsed, "truncated": stats.truncated, "failed": stats.error,
                      "requests": stats.requests, "retries": stats.retries},
         "tokens_in": stats.tokens_in, "tokens_out": stats.tokens_out, "tokens_thought": stats.tokens_thought,
@@ -42,6 +43,8 @@ def summarize(records, items, examples, task, cfg, stats: Stats, wall, out: Path
         "teacher_accuracy": round(1 - (inconsistent + no_label) / len(answered), 4) if answered else None,
         "filters": {"no_parsed_label": no_label},
     }
+    if cfg.early_stop:
+        summary["early_stop"] = _early_stop(mine, len(examples), cfg, price, batch)
     if cfg.filter == "consistent":
         summary["filters"]["inconsistent"] = inconsistent
         final = out.with_name(out.stem + ".consistent.jsonl")
@@ -62,6 +65,19 @@ def consistent_records(examples: list[Example], groups: dict[str, list[dict]], v
             keep.append(next(r for r in recs if r["status"] == "ok" and
                              task.answer_key(r["label"]) == task.answer_key(label)))
     return keep
+
+
+def _early_stop(mine: list[dict], n_examples: int, cfg: ExtractConfig, price, batch: bool) -> dict:
+    """Samples taken against k per example, and what the skipped ones would have cost: an estimate, the mean
+    cost of a sample taken (reported usage) times the samples skipped."""
+    answers = [r for r in mine if r["status"] not in ("error", "skipped")]
+    skipped = [r for r in mine if r["status"] == "skipped"]
+    usage = [r["usage"] for r in answers if r.get("usage") and not r["usage"].get("shared")]
+    cost = cost_of(*(sum(u.get(k, 0) for u in usage) for k in ("input_tokens", "output_tokens")), price, batch,
+                   sum(u.get("thought_tokens", 0) for u in usage))
+    return {"rule": cfg.early_stop, "examples_stopped": len({r["id"] for r in skipped}),
+            "samples_taken": len(answers), "samples_max": cfg.samples * n_examples, "samples_skipped": len(skipped),
+            "saved_usd_estimate": None if cost is None or not answers else cost / len(answers) * len(skipped)}
 
 
 def _saving(stats: Stats, price, batch: bool) -> float | None:
@@ -93,6 +109,7 @@ def format_summary(s: dict) -> str:
              + (f" (usage estimated from characters for {s['answers_usage_estimated']} answers)"
                 if s["answers_usage_estimated"] else "")
              + f"; cost {cost}"]
+    lines += _spending_lines(s)
     if s["models"]:  # what answered; a name that does not extend the asked one (a dated version) is a reroute
         asked = s["price_model"]
         rerouted = any(not m.startswith(asked) for m in s["models"])
@@ -110,6 +127,31 @@ def format_summary(s: dict) -> str:
     return "\n".join(lines)
 
 
+def _spending_lines(s: dict) -> list[str]:
+    """Early stopping's samples, the file's spending over all runs, and the cap that ended the run."""
+    lines = []
+    e = s.get("early_stop")
+    if e:
+        saved = "" if e["saved_usd_estimate"] is None else \
+            f"; about ${e['saved_usd_estimate']:.4f} saved (an estimate: mean cost of a sample x samples skipped)"
+        lines.append(f"  early    {e['samples_taken']} of {e['samples_max']} samples taken (--early-stop "
+                     f"{e['rule']}); {e['samples_skipped']} skipped in {e['examples_stopped']} examples{saved}")
+    spent, caps = s["spent"], s["caps"]
+    lines.append(f"  file     all runs: {spent['requests']} requests, "
+                 + ("cost unknown" if spent["cost_usd"] is None else f"${spent['cost_usd']:.4f}")
+                 + f" (ledger {spent['ledger']})")
+    if s["budget_reached"]:
+        used = [f"{spent['requests']} of {caps['max_requests']} requests"] if caps["max_requests"] is not None else []
+        used += [f"${spent['cost_usd']:.4f} of ${caps['max_cost_usd']:.2f}"] if caps["max_cost_usd"] is not None else []
+        nxt = "" if caps["max_cost_usd"] is None or caps["refused_usd"] is None else \
+            f" (the next request could cost up to ${caps['refused_usd']:.4f})"
+        flags = "/".join(f for f, k in (("--max-requests", "max_requests"), ("--max-cost", "max_cost_usd"))
+                         if caps[k] is not None)
+        lines.append(f"  budget reached: {' and '.join(used)} spent{nxt}; {s['missing']} answers of this selection "
+                     f"left undone; rerun with a larger {flags} to continue")
+    return lines
+
+
 def format_dry_run(s: dict, cfg: ExtractConfig) -> str:
     cost = "unknown (no price for this model: pass --price-in and --price-out, or --prices)" \
         if s["cost_usd"] is None else \
@@ -117,4 +159,21 @@ def format_dry_run(s: dict, cfg: ExtractConfig) -> str:
     return (f"dry run: {s['requests']} requests for {s['examples']} examples of {cfg.task}/{cfg.split} "
             f"to {cfg.teacher} -> {s['out']}\n"
             f"  tokens about {s['tokens_in']} in, {s['tokens_out']} out (at {CHARS_PER_TOKEN:g} characters a "
-            f"token; at most {s['tokens_out_max']} out)\n  cost {cost}; nothing was sent")
+            f"token; at most {s['tokens_out_max']} out)\n  cost {cost}; nothing was sent"
+            + (f"\n  early stopping asks for {cfg.early_stop} to {cfg.samples} samples an example: these figures "
+               f"are for all {cfg.samples}" if cfg.early_stop else "")
+            + ("\n" + _forecast_line(s["budget"]) if "budget" in s else ""))
+
+
+def _forecast_line(b: dict) -> str:
+    """Where a dry run's caps are reached, over the requests the file still lacks."""
+    caps = [f"{b['caps']['max_requests']:,} requests"] if b["caps"]["max_requests"] is not None else []
+    caps += [f"${b['caps']['max_cost_usd']:.2f}"] if b["caps"]["max_cost_usd"] is not None else []
+    cost = b["spent"]["cost_usd"]
+    spent = f"the file has spent {b['spent']['requests']:,} requests" + ("" if cost is None else f", ${cost:.4f}")
+    if b["cap_reached_after"] is None:
+        return (f"  budget the cap of {' and '.join(caps)} is not reached by the {b['todo_requests']:,} requests "
+                f"still to make ({spent})")
+    return (f"  budget the cap of {' and '.join(caps)} is reached after about {b['cap_reached_after']:,} of "
+            f"{b['todo_requests']:,} requests still to make, {b['examples_within_cap']:,} of "
+            f"{b['todo_examples']:,} examples complete ({spent})")
