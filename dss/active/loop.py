@@ -58,7 +58,7 @@ def run_chain(cfg: ActiveConfig, strategy: str, seed: int, pool: list, task, log
             ids = recorded[round_no]["ids"]
         else:
             left = [e for e in pool if e.id not in answered]
-            if not left or (points and points[-1]["budget_reached"]):
+            if not left or (points and spent_all(cfg, points[-1])):
                 break
             choice = choose(cfg, strategy, seed, round_no, left, task, folder, log)
             append_line(folder / "choices.jsonl", json.dumps(choice))
@@ -66,11 +66,17 @@ def run_chain(cfg: ActiveConfig, strategy: str, seed: int, pool: list, task, log
         answered.update(ids)
         spent = ask_teacher(cfg, folder, round_no, ids, task, log)
         points.append({**train_round(cfg, folder, round_no, seed, log), **spent,
-                       "strategy": strategy, "seed": seed, "round": round_no, "answered": len(answered)})
+                       "strategy": strategy, "seed": seed, "round": round_no})
         log(f"dss active: {strategy} s{seed} round {round_no}: {len(answered)} examples answered, {spent['requests']} "
             f"requests (${spent['cost_usd'] or 0:.4f}): test {100 * points[-1]['test_accuracy']:.1f} %")
         round_no += 1
     return points
+
+
+def spent_all(cfg: ActiveConfig, point: dict) -> bool:
+    """Whether a chain has spent its budget (or the extraction said it could send no more)."""
+    usd = cfg.budget_usd is not None and point.get("cost_usd") is not None and point["cost_usd"] >= cfg.budget_usd
+    return point["budget_reached"] or point["requests"] >= cfg.budget_requests or usd
 
 
 def choose(cfg: ActiveConfig, strategy: str, seed: int, round_no: int, left: list, task, folder: Path,
@@ -112,9 +118,13 @@ def ask_teacher(cfg: ActiveConfig, folder: Path, round_no: int, ids: list[str], 
         shutil.copyfile(folder / "answers.jsonl", snapshot.with_name(snapshot.name + ".tmp"))
         snapshot.with_name(snapshot.name + ".tmp").replace(snapshot)
         spent = summary["spent"]
-        atomic_write_json(spent_path, {"requests": spent["requests"], "cost_usd": spent["cost_usd"],
-                                       "tokens": spent["tokens_in"] + spent["tokens_out"],
-                                       "budget_reached": bool(summary.get("budget_reached"))})
+        from dss.tasks.rationales import by_example, read_rationale_file
+        answers = by_example(read_rationale_file(snapshot))  # the examples the teacher answered (any status but error)
+        atomic_write_json(spent_path, {
+            "answered": sum(any(r["status"] != "error" for r in recs) for recs in answers.values()),
+            "requests": spent["requests"], "cost_usd": spent["cost_usd"],
+            "tokens": spent["tokens_in"] + spent["tokens_out"] + spent.get("tokens_thought", 0),
+            "budget_reached": bool(summary.get("budget_reached"))})
     return read_json(spent_path)
 
 

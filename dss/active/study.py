@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import NamedTuple
 
 import yaml
 
@@ -18,6 +19,16 @@ from dss.active.config import ActiveConfig
 from dss.active.loop import chain_dir, run_chain
 from dss.core.config import to_dict
 from dss.core.io import atomic_write
+
+
+class Chain(NamedTuple):
+    strategy: str
+    seed: int
+
+    @property
+    def key(self) -> str:  # how workers and logs name it
+        return f"{self.strategy}/s{self.seed}"
+
 
 COLUMNS = ["strategy", "seed", "round", "answered", "requests", "tokens", "cost_usd", "test_accuracy",
            "valid_accuracy", "train_examples", "run_dir"]
@@ -32,14 +43,14 @@ def run_active(cfg: ActiveConfig, argv: list[str] | None = None, log=print) -> l
                                                      sort_keys=False))
     task = get_task(cfg.task, **cfg.task_options)
     pool = task.load("train", cfg.data_dir)[:cfg.pool_limit]
-    chains = [(s, seed) for s in cfg.strategies for seed in cfg.seeds]
+    chains = [Chain(s, seed) for s in cfg.strategies for seed in cfg.seeds]
     log(f"dss active: {out}: {len(chains)} chains ({', '.join(cfg.strategies)} x seeds "
         f"{', '.join(map(str, cfg.seeds))}) over a pool of {len(pool)} {cfg.task} examples, "
         f"{cfg.budget_requests} teacher requests each")
 
     def one(chain):
         try:
-            return run_chain(cfg, chain[0], chain[1], pool, task, log)
+            return run_chain(cfg, chain.strategy, chain.seed, pool, task, log)
         except Exception as e:  # reported below; a failed chain never stops the others' reports
             return e
     if cfg.jobs > 1 and len(chains) > 1:
@@ -75,7 +86,10 @@ def markdown(cfg: ActiveConfig, rows: list[dict]) -> str:
              f"Task {cfg.task}; teacher {cfg.extract.get('teacher')}; {len(cfg.strategies)} strategies x {seeds} "
              f"seed(s); a round sends {cfg.round_size} examples (the first {cfg.seed_size}, at random); budget "
              f"{cfg.budget_requests} requests per chain. Test accuracy in %, mean ± standard error over seeds; "
-             "under each round, the teacher requests and USD spent by then (mean over chains).", "",
+             "under each round, the examples answered and the teacher requests and USD spent by then (mean over "
+             "chains). " + ("student-first asks the teacher first where the student answers wrong (the pool's gold "
+                            "labels; use_gold)." if cfg.use_gold else "No strategy looked at the pool's gold labels."),
+             "",
              "| strategy | " + " | ".join(f"round {k}" for k in rounds) + " |", "|---|" + "---|" * len(rounds)]
     for strategy in cfg.strategies:
         cells = []
