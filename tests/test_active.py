@@ -88,3 +88,24 @@ def test_plan_reads_the_study(full, capsys):
     assert main(["plan", str(full), "--target", "0.6", "--by", "requests"]) == 0
     out = capsys.readouterr().out
     assert "random: accuracy = " in out and "60.0 %" in out
+
+
+def test_a_sweep_on_extracted_answers_reports_what_they_cost(tmp_path):
+    answers = tmp_path / "demo-answers.jsonl"
+    assert main(["extract", "--task", "demo", "--teacher", "replay:gemini-3.5-flash", "--replay-from", "task",
+                 "--out", str(answers), "--concurrency", "1"]) == 0
+    sweep = tmp_path / "sweep"
+    assert main(["bench", "--tasks", "demo", "--methods", "dss", "--labels", "teacher", "--fractions", "0.125,0.25",
+                 "--seeds", "0", "--output-dir", str(sweep), f"train.rationales={answers}", "train.max_steps=4",
+                 "train.eval_steps=4", "train.d_model=16", "train.d_ff=32", "train.heads=2", "train.layers=1",
+                 "train.tensorboard=false", "train.eval_max_new_tokens=3"]) == 0
+    from dss.bench.report import read_csv
+    from dss.tasks.rationales import read_rationale_file
+    from dss.teacher.cost import answers_spend
+    records = read_rationale_file(answers)
+    for row in read_csv(sweep / "results.csv"):
+        ids = set(json.loads((Path(row["run_dir"]) / "splits.json").read_text())["train"])
+        assert row["teacher_requests"] == len(ids) == round(1600 * row["fraction"])  # one request an example
+        assert row["teacher_cost_usd"] > 0
+        assert row["teacher_cost_usd"] == pytest.approx(answers_spend(records, ids)["cost_usd"])
+    assert "*teacher requests, USD*" in (sweep / "results.md").read_text()

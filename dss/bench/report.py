@@ -16,7 +16,8 @@ import sys
 
 CSV_COLUMNS = ["task", "method", "labels", "model", "fraction", "seed", "train_examples", "test_examples",
                "valid_accuracy", "test_accuracy", "test_accuracy_last", "best_step", "params",
-               "examples_per_second", "seconds", "cpu_seconds", "chance", "teacher_accuracy", "teacher", "run_dir"]
+               "examples_per_second", "seconds", "cpu_seconds", "chance", "teacher_accuracy", "teacher",
+               "teacher_requests", "teacher_tokens", "teacher_cost_usd", "run_dir"]
 # what each accuracy column is (results.md, the figures' axes)
 METRICS = {"test_accuracy": "test accuracy of the checkpoint chosen on valid (dss's figure)",
            "test_accuracy_last": "test accuracy of the last model, no selection (the reference code's figure, "
@@ -66,9 +67,9 @@ def rows_to_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-_INT_COLS = ("seed", "train_examples", "test_examples", "best_step", "params")
+_INT_COLS = ("seed", "train_examples", "test_examples", "best_step", "params", "teacher_requests", "teacher_tokens")
 _FLOAT_COLS = ("fraction", "valid_accuracy", "test_accuracy", "test_accuracy_last", "examples_per_second",
-               "seconds", "cpu_seconds", "chance", "teacher_accuracy")
+               "seconds", "cpu_seconds", "chance", "teacher_accuracy", "teacher_cost_usd")
 
 
 def read_csv(path) -> list[dict]:
@@ -176,7 +177,19 @@ def _model_tables(model: str, mrows: list[dict], seeds: int) -> list[str]:
         for (_, _, method, labels), by_f in summ.items():
             cells = [_fmt(*by_f[f], seeds) if f in by_f else "" for f in fractions]
             lines.append(f"| {method_label(method, labels)} | " + " | ".join(cells) + " |")
+        if metric == "test_accuracy" and any(r.get("teacher_requests") is not None for r in mrows):
+            lines.append("| *teacher requests, USD* | " + " | ".join(_spend(mrows, f) for f in fractions) + " |")
         lines.append("")
     return lines
 
 
+
+
+def _spend(rows: list[dict], fraction: float) -> str:
+    """The teacher's spend on one fraction's train subsets (mean over its cells that have it)."""
+    at = [r for r in rows if float(r["fraction"]) == fraction and r.get("teacher_requests") is not None]
+    if not at:
+        return ""
+    usd = [r["teacher_cost_usd"] for r in at if r.get("teacher_cost_usd") is not None]
+    return f"{sum(r['teacher_requests'] for r in at) / len(at):.0f}" + (
+        f", ${sum(usd) / len(usd):.4f}" if usd else "")

@@ -25,7 +25,7 @@ from dss.bench.grid import BenchConfig, Cell, grid, parse_model, shard_cells, tr
 from dss.bench.workers import run_parallel
 from dss.core.config import to_dict
 from dss.core.errors import ConfigError
-from dss.core.io import atomic_write
+from dss.core.io import atomic_write, read_json
 from dss.core.processes import dies_with_this_process
 from dss.student import run_folder
 
@@ -328,8 +328,23 @@ def collect(cfg: BenchConfig, cells: list[Cell], out_dir: Path) -> list[dict]:
                      "best_step": res.get("best_step"), "params": count_params(run_dir, res),
                      "examples_per_second": res.get("examples_per_second"), "seconds": timing.get("seconds"),
                      "cpu_seconds": timing.get("cpu_seconds"),
-                     "test_examples": n_test, **facts[cell.task, n_test], "run_dir": str(run_dir)})
+                     "test_examples": n_test, **facts[cell.task, n_test],
+                     **teacher_spend(cfg.train.get("rationales"), run_dir), "run_dir": str(run_dir)})
     return rows
+
+
+def teacher_spend(rationales, run_dir: Path) -> dict:
+    """What the teacher's answers to a cell's train subset cost (requests, tokens, USD at the list price of the
+    model its records name), where the cells train on a `dss extract` file; empty otherwise (the released
+    answers recorded no usage)."""
+    ids = (read_json(Path(run_dir) / "splits.json") or {}).get("train")
+    if not rationales or ids is None:
+        return {}
+    from dss.tasks.rationales import read_rationale_file
+    from dss.teacher.cost import answers_spend
+    spend = answers_spend(read_rationale_file(rationales), set(ids))
+    return {"teacher_requests": spend["requests"], "teacher_tokens": spend["tokens"],
+            "teacher_cost_usd": spend["cost_usd"]}
 
 
 def write_report(out_dir: Path, rows: list[dict], title: str = "", plot: bool = True) -> list[Path]:

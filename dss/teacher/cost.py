@@ -33,15 +33,20 @@ def load_prices(path: str) -> dict[str, tuple[float, float]]:
     return table
 
 
+def list_price(model: str, more: dict | None = None) -> tuple[float, float] | None:
+    """(in, out) USD per 1M tokens from the table (and `more`, a --prices table, over it): the exact name, else
+    the longest known prefix ('gemini-3.5-flash-001' -> 'gemini-3.5-flash'); None when unknown."""
+    table = {name: (p_in, p_out) for name, (p_in, p_out, _) in PRICES.items()}
+    table.update(more or {})
+    return table.get(model) or next((table[k] for k in sorted(table, key=len, reverse=True)
+                                     if model.startswith(k)), None)
+
+
 def price_for(model: str, cfg: ExtractConfig) -> tuple[float, float] | None:
     """(USD per 1M input tokens, per 1M output) for the model: flags, then --prices, then the table (exact name,
     else the longest known prefix: 'gemini-3.5-flash-001' -> 'gemini-3.5-flash'); None when unknown. A price
     given for one side only, for a model the table does not know, leaves the cost unknown: never a silent 0."""
-    table = {name: (p_in, p_out) for name, (p_in, p_out, _) in PRICES.items()}
-    if cfg.prices:
-        table.update(load_prices(cfg.prices))
-    hit = table.get(model) or next((table[k] for k in sorted(table, key=len, reverse=True)
-                                    if model.startswith(k)), None)
+    hit = list_price(model, load_prices(cfg.prices) if cfg.prices else None)
     p_in = cfg.price_in if cfg.price_in is not None else (hit[0] if hit else None)
     p_out = cfg.price_out if cfg.price_out is not None else (hit[1] if hit else None)
     return None if p_in is None or p_out is None else (p_in, p_out)
@@ -80,6 +85,29 @@ def estimate(items: list[Item], cfg: ExtractConfig) -> dict:
             "cost_usd": cost_of(tok_in, tok_out, price, cfg.batch or bool(cfg.batch_job)),
             "cost_usd_max": cost_of(tok_in, cfg.max_tokens * len(items), price, cfg.batch),
             "price_per_1m": price}
+
+
+def answers_spend(records: list[dict], ids=None) -> dict:
+    """What the teacher's answers to `ids` (every record when None) cost: requests (each record's attempts; the
+    further choices of one request carry 0), tokens (as reported, or estimated by a replay) and USD at the list
+    price of the model each record's teacher names (None when any of them has no price in the table)."""
+    requests = tokens = 0
+    usd: float | None = 0.0
+    for rec in records:
+        if ids is not None and str(rec.get("id")) not in ids:
+            continue
+        requests += int(rec.get("attempts") or 0)
+        usage = rec.get("usage") or {}
+        if usage.get("shared"):
+            continue
+        t_in, t_out = int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
+        thought = int(usage.get("thought_tokens") or 0)
+        tokens += t_in + t_out + thought
+        teacher = str(rec.get("teacher") or "")
+        price = list_price(teacher.split(":", 1)[1]) if ":" in teacher else None
+        cost = cost_of(t_in, t_out, price, thought=thought) if (t_in or t_out) else 0.0
+        usd = None if usd is None or cost is None else usd + cost
+    return {"requests": requests, "tokens": tokens, "cost_usd": None if usd is None else round(usd, 6)}
 
 
 class Stats:
