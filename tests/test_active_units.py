@@ -60,3 +60,23 @@ def test_plan_reports_held_out_error_and_an_interval():
     assert lo <= res["budget"] <= hi
     text = plan.format_plan([res], 0.85)
     assert "held-out round 3" in text and "90 % interval" in text
+
+
+def test_rounds_grow_and_a_changed_study_is_refused(tmp_path):
+    import yaml
+
+    from dss.active.config import load_active_config
+    from dss.active.loop import round_examples
+    from dss.active.study import refuse_changed
+    from dss.core.config import to_dict
+    from dss.core.errors import ConfigError
+    base = {"output_dir": str(tmp_path / "study"), "extract": {"teacher": "replay:gemini-3.5-flash",
+                                                               "replay_from": "task"}}
+    cfg = load_active_config(None, {**base, "seed_size": 1250, "round_size": 1250, "round_growth": 2.0})
+    assert [round_examples(cfg, k) for k in range(4)] == [1250, 1250, 2500, 5000]  # budgets 1,250 .. 10,000
+    cfg.out_dir().mkdir()
+    (cfg.out_dir() / "active.yaml").write_text(yaml.safe_dump(to_dict(cfg)))
+    refuse_changed(load_active_config(None, {**base, "seed_size": 1250, "round_size": 1250, "round_growth": 2.0,
+                                             "seeds": "0,1,2,3", "budget_requests": 20000}))  # more is fine
+    with pytest.raises(ConfigError, match="round_size: 1250 -> 500"):
+        refuse_changed(load_active_config(None, {**base, "seed_size": 1250, "round_size": 500, "round_growth": 2.0}))

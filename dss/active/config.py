@@ -29,7 +29,9 @@ class ActiveConfig:
     seeds: list[int] = field_([0, 1, 2], "seeds: each (strategy, seed) is one chain of rounds; tables show "
                               "mean +- standard error over them", min=0, max=SEED_MAX)
     seed_size: int = field_(100, "examples answered before the first student, drawn at random", min=1)
-    round_size: int = field_(100, "examples sent to the teacher each round", min=1)
+    round_size: int = field_(100, "examples sent to the teacher in the first round after the seed set", min=1)
+    round_growth: float = field_(1.0, "each later round sends this many times the examples of the one before "
+                                 "(2: budgets double, 1,250 / 2,500 / 5,000 / 10,000)", min=1.0)
     budget_requests: int = field_(800, "the teacher requests a chain may spend in all (dss extract "
                                   "--max-requests over the chain's answers file)", min=1)
     budget_usd: float | None = field_(None, "also cap the chain's teacher cost in USD (--max-cost)", min=0.0)
@@ -37,6 +39,8 @@ class ActiveConfig:
                             "answers); off: the pool is treated as unlabelled, gold labels only score the test")
     pool_limit: int | None = field_(None, "use only the first N examples of the train split as the pool", min=1)
     train: dict = field_({}, "TrainConfig values for every round's student (method, max_steps, lr, ...)")
+    train_by_round: dict = field_({}, "TrainConfig values for one round's student, over `train:`, e.g. {0: "
+                                  "{max_steps: 500}, 3: {max_steps: 2000}} (budgets scaled to the data)")
     extract: dict = field_({}, "ExtractConfig values for every round's extraction (teacher, replay_from, "
                            "prices, max_tokens, concurrency, ...)")
     jobs: int = field_(1, "chains run at once (worker processes sharing the cores)", min=1)

@@ -79,20 +79,26 @@ def spent_all(cfg: ActiveConfig, point: dict) -> bool:
     return point["budget_reached"] or point["requests"] >= cfg.budget_requests or usd
 
 
+def round_examples(cfg: ActiveConfig, round_no: int) -> int:
+    """How many examples round `round_no` sends: the seed set, then round_size growing by round_growth."""
+    return cfg.seed_size if round_no == 0 else round(cfg.round_size * cfg.round_growth ** (round_no - 1))
+
+
 def choose(cfg: ActiveConfig, strategy: str, seed: int, round_no: int, left: list, task, folder: Path,
            log) -> dict:
     """The record of one round's choice: {"round", "strategy", "ids", "by", ("scores")}."""
     ids = [e.id for e in left]
     if round_no == 0 or strategy == "random":
-        k = cfg.seed_size if round_no == 0 else cfg.round_size
-        return {"round": round_no, "strategy": strategy, "by": "random", "ids": random_choice(ids, k, seed, round_no)}
+        return {"round": round_no, "strategy": strategy, "by": "random",
+                "ids": random_choice(ids, round_examples(cfg, round_no), seed, round_no)}
     from dss.active.score import pool_answers
     sureness, wrong, by = pool_answers(cfg, folder / f"round_{round_no - 1:02d}", left, task,
                                        gold=strategy == "student-first" and cfg.use_gold)
+    k = round_examples(cfg, round_no)
     if strategy == "uncertainty" or wrong is None:
-        chosen = least_sure(ids, sureness, cfg.round_size)
+        chosen = least_sure(ids, sureness, k)
     else:
-        chosen = student_first(ids, sureness, wrong, cfg.round_size, seed, round_no)
+        chosen = student_first(ids, sureness, wrong, k, seed, round_no)
     index = {i: k for k, i in enumerate(ids)}
     scores = {i: round(sureness[index[i]], 6) for i in chosen}
     return {"round": round_no, "strategy": strategy, "by": by, "ids": chosen, "scores": scores}
@@ -134,7 +140,8 @@ def train_round(cfg: ActiveConfig, folder: Path, round_no: int, seed: int, log) 
     from dss.student.config import TrainConfig
     from dss.student.loop import train
 
-    values = {"method": "dss", **cfg.train, "task": cfg.task, "task_options": cfg.task_options,
+    by_round = {int(k): v for k, v in cfg.train_by_round.items()}.get(round_no, {})
+    values = {"method": "dss", **cfg.train, **by_round, "task": cfg.task, "task_options": cfg.task_options,
               "data_dir": cfg.data_dir, "labels": "teacher", "seed": seed, "resume": True,
               "rationales": str(folder / f"round_{round_no:02d}.answers.jsonl"),
               "output_dir": str(folder / f"round_{round_no:02d}")}

@@ -39,6 +39,7 @@ def run_active(cfg: ActiveConfig, argv: list[str] | None = None, log=print) -> l
     from dss.tasks import get_task
     out = cfg.out_dir()
     out.mkdir(parents=True, exist_ok=True)
+    refuse_changed(cfg)
     atomic_write(out / "active.yaml", yaml.safe_dump({"command": " ".join(argv or []) or None, **to_dict(cfg)},
                                                      sort_keys=False))
     task = get_task(cfg.task, **cfg.task_options)
@@ -66,6 +67,25 @@ def run_active(cfg: ActiveConfig, argv: list[str] | None = None, log=print) -> l
     if failed:
         raise RuntimeError(f"{len(failed)} of {len(chains)} chains failed (their finished rounds are kept)")
     return rows
+
+
+# what a study may change between runs without changing what its chains did: more chains, a bigger budget
+MAY_CHANGE = ("command", "name", "output_dir", "strategies", "seeds", "jobs", "budget_requests", "budget_usd")
+
+
+def refuse_changed(cfg: ActiveConfig) -> None:
+    """A study resumed with other settings would mix rounds made two ways: refuse, naming what changed."""
+    path = cfg.out_dir() / "active.yaml"
+    if not path.is_file():
+        return
+    old = yaml.safe_load(path.read_text()) or {}
+    new = to_dict(cfg)
+    changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
+               if k not in MAY_CHANGE and old.get(k) != new.get(k)]
+    if changed:
+        from dss.core.errors import ConfigError
+        raise ConfigError(f"{cfg.out_dir()} was made with other settings ({'; '.join(changed)}): use another "
+                          "name or output_dir (more seeds, strategies or budget may be added to a study)")
 
 
 def rows_csv(rows: list[dict]) -> str:
