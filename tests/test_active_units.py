@@ -80,3 +80,10 @@ def test_rounds_grow_and_a_changed_study_is_refused(tmp_path):
                                              "seeds": "0,1,2,3", "budget_requests": 20000}))  # more is fine
     with pytest.raises(ConfigError, match="round_size: 1250 -> 500"):
         refuse_changed(load_active_config(None, {**base, "seed_size": 1250, "round_size": 500, "round_growth": 2.0}))
+    # a study made before round_growth existed ran its rounds at the default (1): resuming it is fine, growing not
+    added = ("round_growth", "train_by_round")
+    old = {k: v for k, v in to_dict(load_active_config(None, base)).items() if k not in added}
+    (cfg.out_dir() / "active.yaml").write_text(yaml.safe_dump(old))
+    refuse_changed(load_active_config(None, base))
+    with pytest.raises(ConfigError, match="round_growth: 1.0 -> 2.0"):
+        refuse_changed(load_active_config(None, {**base, "round_growth": 2.0}))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import MISSING, fields
 from typing import NamedTuple
 
 import yaml
@@ -78,8 +79,10 @@ def refuse_changed(cfg: ActiveConfig) -> None:
     path = cfg.out_dir() / "active.yaml"
     if not path.is_file():
         return
-    old = yaml.safe_load(path.read_text()) or {}
     new = to_dict(cfg)
+    # a setting added after the study was made ran at its default then: compare against that default
+    defaults = {f.name: f.default if f.default is not MISSING else f.default_factory() for f in fields(ActiveConfig)}
+    old = {**defaults, **(yaml.safe_load(path.read_text()) or {})}
     changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
                if k not in MAY_CHANGE and old.get(k) != new.get(k)]
     if changed:
