@@ -55,8 +55,12 @@ td.num{color:var(--muted);font-variant-numeric:tabular-nums}
 .filters label{margin-right:14px;cursor:pointer}
 details{margin:26px 0 40px}
 details summary{cursor:pointer;font-size:18px;font-weight:600}
+table.kv th,table.kv td{vertical-align:baseline}
 table.kv th{background:var(--alt);font-weight:500;white-space:nowrap}
-table.kv td{font:12px/1.4 ui-monospace,Menlo,Consolas,monospace;overflow-wrap:anywhere}
+table.kv td,dl.grid dd{font:12px/1.4 ui-monospace,Menlo,Consolas,monospace;overflow-wrap:anywhere}
+dl.grid{display:grid;grid-template-columns:repeat(3,max-content minmax(0,1fr));gap:3px 10px;align-items:baseline}
+dl.grid dt{color:var(--muted);text-align:right}
+dl.grid dd{margin:0}
 """
 
 JS = """

@@ -44,11 +44,12 @@ SEED_SWITCH = '<label class="switch"><input type="checkbox" id="each-seed"> each
 def build_page(src: Source, n: int, seed: int, rationales: bool) -> str:
     info, results = run_files(src.run) if src.run is not None else ({}, {})
     facts = run_facts(info, results) if src.kind == "run" else {}
-    if src.run is not None and n > 0:
-        rows, notes = sample_rows(src.run, n, seed, rationales)
+    if src.run is None or n == 0:
+        examples = f"<p>No sample: {escape(src.why) if src.run is None else '--sample 0'}.</p>"
     else:
-        rows, notes = [], [f"No sample: {src.why}." if src.run is None else "No sample (--sample 0)."]
-    sample = (sample_table(rows) if rows else "")
+        rows, notes = sample_rows(src.run, n, seed, rationales)
+        examples = (f"<p>From {escape(src.why)}. {' '.join(escape(x) for x in notes)}</p>" +
+                    (sample_table(rows) if rows else ""))
     tables = {"run": lambda: run_table(results, facts), "sweep": lambda: sweep_tables(src.rows),
               "active": lambda: active_tables(src.rows)}[src.kind]()
     figures = "\n".join(f'<figure><img alt="{escape(cap)}" src="{uri}"><figcaption>{escape(cap)}</figcaption>'
@@ -56,10 +57,9 @@ def build_page(src: Source, n: int, seed: int, rationales: bool) -> str:
     body = [f'<section id="about"><h2>What this is</h2>{summary(src, info)}</section>',
             f'<section id="curves"><h2>Curves</h2>{figures}</section>',
             f'<section id="results"><h2>Results</h2>{SEED_SWITCH if src.kind != "run" else ""}{tables}</section>',
-            f'<section id="examples"><h2>Test examples</h2><p>From {escape(src.why)}. '
-            + " ".join(escape(x) for x in notes) + f"</p>{sample}</section>",
+            f'<section id="examples"><h2>Test examples</h2>{examples}</section>',
             '<details id="provenance"><summary>Config and provenance</summary>'
-            f"{provenance(info, src.spec, src.run) if info else '<p>No run folder here.</p>'}</details>"]
+            f"{provenance(info, src.spec, src.run)}</details>"]
     return assets.page(f"dss report: {src.title}", header(src), "\n".join(body))
 
 

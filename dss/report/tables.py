@@ -111,21 +111,29 @@ def kv_table(items, cls: str = "kv") -> str:
                                                       for k, v in items) + "</tbody></table>")
 
 
+def kv_grid(items) -> str:
+    """Many short key-value pairs (a whole config), three to a line."""
+    return '<dl class="grid">' + "".join(f"<dt>{escape(str(k))}</dt><dd>{escape(str(v))}</dd>" for k, v in items) \
+        + "</dl>"
+
+
 def provenance(info: dict, spec: dict, run) -> str:
     """The sampled run's config.json (settings, git commit, versions, data fingerprint, command) and, for a
     sweep or study, its own settings and command."""
-    git = info.get("git") or {}
-    items = [("run folder", run), ("git commit", f"{git.get('commit')}" + (" (uncommitted changes)" if
-                                                                          git.get("dirty") else "")),
-             ("data fingerprint", (info.get("data") or {}).get("fingerprint")),
-             ("command", " ".join(info.get("argv") or []) or "–"), ("rerun", info.get("rerun")),
-             ("precision, processes, threads", f"{info.get('precision')}, {info.get('num_processes')}, "
-                                               f"{info.get('torch_threads')}"),
-             *((f"version: {k}", v) for k, v in (info.get("versions") or {}).items())]
-    parts = ["<h3>provenance of the sampled run</h3>", kv_table(items),
-             "<h3>its config</h3>", kv_table((k, json.dumps(v) if isinstance(v, (dict, list)) else v)
-                                            for k, v in (info.get("config") or {}).items())]
+    parts = []
+    if info:
+        git = info.get("git") or {}
+        items = [("run folder", run), ("git commit", f"{git.get('commit')}" + (" (uncommitted changes)" if
+                                                                              git.get("dirty") else "")),
+                 ("data fingerprint", (info.get("data") or {}).get("fingerprint")),
+                 ("command", " ".join(info.get("argv") or []) or "–"), ("rerun", info.get("rerun")),
+                 ("precision, processes, threads", f"{info.get('precision')}, {info.get('num_processes')}, "
+                                                   f"{info.get('torch_threads')}"),
+                 *((f"version: {k}", v) for k, v in (info.get("versions") or {}).items())]
+        parts += ["<h3>provenance of the sampled run</h3>", kv_table(items),
+                  "<h3>its config</h3>", kv_grid((k, json.dumps(v) if isinstance(v, (dict, list)) else v)
+                                                for k, v in (info.get("config") or {}).items())]
     if spec:
-        parts += [f"<h3>the command and settings it is part of</h3><pre>{escape(yaml.safe_dump(spec, sort_keys=False))}"
-                  "</pre>"]
-    return "\n".join(parts)
+        parts.append(f"<h3>the whole sweep's or study's command and settings</h3><pre>"
+                     f"{escape(yaml.safe_dump(spec, sort_keys=False))}</pre>")
+    return "\n".join(parts) or "<p>Neither a run folder nor the settings (bench.yaml, active.yaml) are here.</p>"
