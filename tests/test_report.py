@@ -80,7 +80,7 @@ def test_a_sweep_page_holds_its_tables_figures_and_sample(sweep, report):
     assert len(page.all("img")) == 1  # curves.png's figure: no last-model accuracy, one student, no teacher spend
     for method in ("standard fine-tuning", "dss (gold labels)"):
         assert html.count(f"<th>{method}</th>") == 2  # the test and the valid table
-    assert "12.5 % (200)" in html and "25 % (400)" in html and 'title="seed: s0 ' in html
+    assert "<th>12.5 %\n(200)</th>" in html and "<th>25 %\n(400)</th>" in html and 'title="seed: s0 ' in html
     assert "chance 50.0 %" in html and "test accuracy 100.0 %" in html  # the demo's code-written teacher
     rows = page.all("tr", "data-wrong")
     assert len(rows) == SAMPLE

@@ -16,7 +16,7 @@ CSS = """
 :root{--fg:#1d2327;--muted:#667085;--line:#d5d9e0;--alt:#f5f6f8;--ok:#137333;--bad:#b42318;--wrong:#fdf1f0}
 *{box-sizing:border-box}
 body{margin:0;font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;color:var(--fg)}
-header,main{max-width:1200px;margin:0 auto;padding:0 24px}
+header,main{max-width:1280px;margin:0 auto;padding:0 24px}
 header{padding-top:18px;border-bottom:1px solid var(--line)}
 h1{font-size:22px;margin:0 0 2px}
 h2{font-size:18px;margin:26px 0 8px;padding-bottom:3px;border-bottom:1px solid var(--line)}
@@ -32,11 +32,16 @@ pre{padding:10px;overflow:auto}
 table{border-collapse:collapse;margin:6px 0 12px}
 th,td{border:1px solid var(--line);padding:4px 8px;text-align:left;vertical-align:top}
 thead th{background:var(--alt)}
-table.results td{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+table.results th,table.results td{white-space:nowrap}
+table.results thead th{white-space:pre-line;text-align:right}
+table.results td{text-align:right;font-variant-numeric:tabular-nums}
 tr.extra th,tr.extra td{color:var(--muted);font-style:italic;font-weight:normal}
 .seeds{display:none;font-size:11px;color:var(--muted)}
 body.each-seed .seeds{display:block}
 .switch{cursor:pointer;user-select:none}
+.row{display:flex;flex-wrap:wrap;column-gap:32px}
+#curves{flex:0 1 auto;min-width:0}
+#results{flex:1 1 420px;min-width:0}
 figure{display:inline-block;margin:6px 18px 6px 0;vertical-align:top;max-width:100%}
 figure img{max-width:100%;border:1px solid var(--line)}
 figcaption{font-size:12px;color:var(--muted);max-width:600px}
@@ -44,7 +49,7 @@ table.sample{width:100%;table-layout:fixed}
 table.sample th:nth-child(1){width:52px}
 table.sample th:nth-child(2){width:28%}
 table.sample th:nth-child(3){width:9%}
-table.sample td{overflow-wrap:anywhere}
+table.sample td{overflow-wrap:anywhere;white-space:pre-line}
 table.sample tbody tr:nth-child(even){background:var(--alt)}
 table.sample tr[data-wrong="1"] td:last-child{background:var(--wrong)}
 td.num{color:var(--muted);font-variant-numeric:tabular-nums}

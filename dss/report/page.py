@@ -55,8 +55,9 @@ def build_page(src: Source, n: int, seed: int, rationales: bool) -> str:
     figures = "\n".join(f'<figure><img alt="{escape(cap)}" src="{uri}"><figcaption>{escape(cap)}</figcaption>'
                         f"</figure>" for cap, uri in draw_figures(src, facts))
     body = [f'<section id="about"><h2>What this is</h2>{summary(src, info)}</section>',
-            f'<section id="curves"><h2>Curves</h2>{figures}</section>',
-            f'<section id="results"><h2>Results</h2>{SEED_SWITCH if src.kind != "run" else ""}{tables}</section>',
+            # side by side where the window is wide enough for both
+            f'<div class="row"><section id="curves"><h2>Curves</h2>{figures}</section>',
+            f'<section id="results"><h2>Results</h2>{SEED_SWITCH if src.kind != "run" else ""}{tables}</section></div>',
             f'<section id="examples"><h2>Test examples</h2>{examples}</section>',
             '<details id="provenance"><summary>Config and provenance</summary>'
             f"{provenance(info, src.spec, src.run)}</details>"]

@@ -27,8 +27,8 @@ def seeds_cell(values: list[tuple[int, float]]) -> str:
 
 
 def grid_table(rows: list[dict], row_of, col_of, metric: str, col_name, extra: list[tuple[str, dict]] = ()) -> str:
-    """A table of `metric` with a row per row_of(r) and a column per col_of(r) (sorted; headed col_name(c)),
-    seeds pooled in each cell; `extra` rows: (name, {column: text})."""
+    """A table of `metric` with a row per row_of(r) and a column per col_of(r) (sorted; headed col_name(c), whose
+    line breaks the page keeps), seeds pooled in each cell; `extra` rows: (name, {column: text})."""
     cols = sorted({col_of(r) for r in rows if r.get(metric) is not None})
     groups: dict = {}
     for r in rows:
@@ -70,7 +70,7 @@ def _model_tables(model: str, mrows: list[dict]) -> list[str]:
             continue
         out.append(f"<h4>{escape(name)}, student {escape(str(model))}{size}</h4>")
         out.append(grid_table(mrows, lambda r: method_label(r["method"], r["labels"]), lambda r: r["fraction"],
-                              metric, lambda f: f"{100 * f:g} % ({n_train.get(f) or '?'})",
+                              metric, lambda f: f"{100 * f:g} %\n({n_train.get(f) or '?'})",
                               spend if metric == "test_accuracy" else []))
     return out
 
