@@ -6,9 +6,10 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parent.parent / "dss"
 # layer of each top folder; a module may import its own layer or lower ones. teacher and student are
-# siblings (neither imports the other); testing is test scaffolding, imported only by commands (and tests/,
-# benchmarks/, outside the package).
-LAYERS = {"core": 0, "tasks": 1, "teacher": 2, "student": 2, "bench": 3, "active": 3, "testing": 1, "commands": 4}
+# siblings (neither imports the other); report reads what bench, active and student write; testing is test
+# scaffolding, imported only by commands (and tests/, benchmarks/, outside the package).
+LAYERS = {"core": 0, "tasks": 1, "teacher": 2, "student": 2, "bench": 3, "active": 3, "report": 4, "testing": 1,
+          "commands": 5}
 
 
 def modules() -> dict[str, Path]:

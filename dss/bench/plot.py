@@ -7,6 +7,8 @@
                     the reference code's figure, so the paper's 100 % T5-base figures are drawn here only
                     (where the student is T5-base)
     model_size.png  (several students) test accuracy against parameter count at the largest fraction
+    cost.png        (dss active) test accuracy against the teacher's USD and requests, per strategy
+    a run's curves  (dss report) training losses and valid accuracy against the step
 """
 from __future__ import annotations
 
@@ -135,9 +137,9 @@ def plot_model_size(rows: list[dict], path: Path) -> Path | None:
 STRATEGY_COLORS = {"random": "tab:blue", "uncertainty": "tab:red", "student-first": "tab:green"}
 
 
-def plot_cost_curves(rows: list[dict], path: Path, title: str = "") -> Path:
+def plot_cost_curves(rows: list[dict], path: Path, title: str = "", chance: float | None = None) -> Path:
     """`dss active`'s figure: test accuracy (mean ± s.e. over seeds, per round) against the teacher's USD, and
-    against its requests, one line per strategy."""
+    against its requests, one line per strategy (chance dotted, where given)."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, x, label in zip(axes, ("cost_usd", "requests"), ("teacher cost (USD)", "teacher requests")):
         for strategy in dict.fromkeys(r["strategy"] for r in rows):
@@ -155,11 +157,46 @@ def plot_cost_curves(rows: list[dict], path: Path, title: str = "") -> Path:
             if pts:
                 ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], capsize=3,
                             marker="o", ms=4, lw=1.6, color=STRATEGY_COLORS.get(strategy), label=strategy)
+        if chance is not None:
+            ax.axhline(100 * chance, color="gray", ls=":", lw=1, label=f"chance {100 * chance:.0f} %")
         ax.set_xlabel(label)
         ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title or "test accuracy against teacher spend", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_run(records: list[dict], path: Path, facts: dict, title: str = "") -> Path:
+    """One `dss train` run from its metrics.jsonl: the training losses against the step (the label and
+    rationale losses too where the method has both) and valid accuracy, with the test accuracy of the chosen
+    checkpoint, the teacher's test accuracy and chance (facts: test_accuracy, best_step, teacher_accuracy,
+    teacher, chance; any may be None)."""
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
+    two_tasks = any(r.get("rationale_loss") is not None for r in records)
+    for key, style in (("loss", "-"), ("label_loss", "--"), ("rationale_loss", ":")):
+        pts = [(r["step"], r[key]) for r in records if r.get(key) is not None]
+        if pts and (key != "label_loss" or two_tasks):  # with one task the label loss is the loss
+            loss_ax.plot([p[0] for p in pts], [p[1] for p in pts], ls=style, lw=1.4, label=key.replace("_", " "))
+    if all(r.get("loss", 1) > 0 for r in records):
+        loss_ax.set_yscale("log")  # losses fall by orders of magnitude
+    pts = [(r["step"], 100 * r["valid_accuracy"]) for r in records if r.get("valid_accuracy") is not None]
+    acc_ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, color="tab:red", label="valid")
+    if facts.get("test_accuracy") is not None and facts.get("best_step") is not None:
+        acc_ax.plot([facts["best_step"]], [100 * facts["test_accuracy"]], marker="*", ms=12, ls="none",
+                    color="tab:red", mec="black", label=f"test (chosen) {100 * facts['test_accuracy']:.1f} %")
+    if facts.get("teacher_accuracy") is not None:
+        acc_ax.axhline(100 * facts["teacher_accuracy"], color="black", ls="--", lw=1,
+                       label=teacher_label(facts, facts["teacher_accuracy"]))
+    if facts.get("chance") is not None:
+        acc_ax.axhline(100 * facts["chance"], color="gray", ls=":", lw=1, label=f"chance {100 * facts['chance']:.0f} %")
+    for ax, ylabel in ((loss_ax, "training loss"), (acc_ax, "accuracy (%)")):
+        ax.set_xlabel("step")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 

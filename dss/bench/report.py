@@ -131,7 +131,7 @@ def markdown(rows: list[dict], title: str = "") -> str:
                    "the paper reports)." if last else "")), ""]
     for task in dict.fromkeys(r["task"] for r in rows):
         trows = [r for r in rows if r["task"] == task]
-        lines += [f"## {task}", "", _task_facts_line(task, trows), ""]
+        lines += [f"## {task}", "", task_facts_line(task, trows), ""]
         for model in dict.fromkeys(r["model"] for r in trows):
             lines += _model_tables(model, [r for r in trows if r["model"] == model], seeds)
     lines.append("Column headers: fraction of the training split (training examples).")
@@ -143,7 +143,7 @@ def markdown(rows: list[dict], title: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def _task_facts_line(task: str, trows: list[dict]) -> str:
+def task_facts_line(task: str, trows: list[dict]) -> str:
     """Chance, teacher accuracy, test size and the paper's T5-base figures of one task, as one sentence."""
     chance, teacher = trows[0].get("chance"), trows[0].get("teacher_accuracy")
     facts = [f"chance {pct(chance)}" if chance is not None else "chance: open label space (no closed set)",
@@ -178,14 +178,15 @@ def _model_tables(model: str, mrows: list[dict], seeds: int) -> list[str]:
             cells = [_fmt(*by_f[f], seeds) if f in by_f else "" for f in fractions]
             lines.append(f"| {method_label(method, labels)} | " + " | ".join(cells) + " |")
         if metric == "test_accuracy" and any(r.get("teacher_requests") is not None for r in mrows):
-            lines.append("| *teacher requests, USD* | " + " | ".join(_spend(mrows, f) for f in fractions) + " |")
+            spend = [fraction_spend(mrows, f) for f in fractions]
+            lines.append("| *teacher requests, USD* | " + " | ".join(spend) + " |")
         lines.append("")
     return lines
 
 
 
 
-def _spend(rows: list[dict], fraction: float) -> str:
+def fraction_spend(rows: list[dict], fraction: float) -> str:
     """The teacher's spend on one fraction's train subsets (mean over its cells that have it)."""
     at = [r for r in rows if float(r["fraction"]) == fraction and r.get("teacher_requests") is not None]
     if not at:
