@@ -179,11 +179,16 @@ def candidate_sets(task, examples) -> list[list[str]]:
 
 def evaluate(model, tokenizer, task, examples, cfg: TrainConfig, accelerator) -> tuple[float, list[dict]]:
     """Label-only answers to examples in cfg.eval_mode; (accuracy, one record per example: prediction,
-    correct, and with scoring the candidates' scores). Accuracy as cfg.protocol measures it: dss's normalized
-    match (SVAMP by exact value), or the reference's exact match of the decoded text against the tokenizer's
-    decoding of the label (SVAMP as Python floats)."""
+    correct, and with scoring the candidates' scores)."""
     candidates = candidate_sets(task, examples) if cfg.eval_mode == "score" else None
     records = answers(model, tokenizer, [e.input for e in examples], cfg, accelerator, candidates)
+    return judged(records, tokenizer, task, examples, cfg)
+
+
+def judged(records: list[dict], tokenizer, task, examples, cfg: TrainConfig) -> tuple[float, list[dict]]:
+    """(accuracy, records with `correct`) of answers to examples. Accuracy as cfg.protocol measures it: dss's
+    normalized match (SVAMP by exact value), or the reference's exact match of the decoded text against the
+    tokenizer's decoding of the label (SVAMP as Python floats)."""
     if PROTOCOLS[cfg.protocol].accuracy == "exact":
         ids = tokenizer(text_target=[e.label for e in examples], max_length=cfg.max_target_length,
                         truncation=True)["input_ids"]

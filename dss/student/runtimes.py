@@ -128,6 +128,14 @@ def answers(student: Ct2Student, inputs: list[str], cfg, candidates=None, task: 
     return decoded(student.generate(sources, new_tokens(cfg, task), prompt), cfg)
 
 
+def evaluate(student: Ct2Student, task, examples, cfg) -> tuple[float, list[dict]]:
+    """dss.student.evaluate.evaluate from an exported student: (accuracy, records) in cfg.eval_mode."""
+    from dss.student.evaluate import candidate_sets, judged
+    candidates = candidate_sets(task, examples) if cfg.eval_mode == "score" else None
+    records = answers(student, [e.input for e in examples], cfg, candidates)
+    return judged(records, student.tokenizer, task, examples, cfg)
+
+
 def exported(model, runtime: str) -> Path:
     """The export folder `dss predict --model MODEL --runtime RUNTIME` answers with: MODEL itself when it is an
     export, else its export beside it, made (or remade, when the student changed since) as needed."""
