@@ -9,9 +9,16 @@ its --bf16 flag), batches of 64 (its eval batch is its train batch, 64 in its co
 the CPU has native bf16), the run's eval batch size. `generate-64` is dss's decoding with the 64-token cap.
 `encoder` is the encoder pass alone over dss's batches (tokenizing included, no answer): the floor under any
 label-only evaluation of these rows, printed as its share of `generate`'s time.
+`ct2-score`, `ct2-generate` (and `ct2-int8-...`): the same scoring and decoding from the student's CTranslate2
+export (`dss export`, made beside model/ when missing; float32, and int8 weights), --threads threads, the same
+batch size, tokenizing included (dss.student.runtimes); present when ctranslate2 is installed.
+Cost per 1M predictions: each mode's measured examples/s on a machine at --price-per-hour, against the
+teacher's cost per example in --rationale-file (default: the extraction the run trained on, if any);
+dss.bench.costs.prediction_costs.
 
     .venv/bin/python benchmarks/eval_modes.py runs/bench-esnli/esnli/tiny/dss-gold/f1-s0 [--split test]
         [--repeats 3] [--threads 1] [--batch-size N] [--reference-precision no|bf16] [--limit N] [--device cuda]
+        [--price-per-hour 0.085] [--rationale-file teacher.jsonl]
 
 The run folder's config.json says how the student was trained (task, prefixes, input format, caps); its
 model/ is the checkpoint. The modes are timed in rotation (A B C D, then B C D A, ...) so that a change of load on
@@ -26,7 +33,17 @@ import sys
 import time
 from pathlib import Path
 
-MODES = ("score", "generate", "generate-64", "reference", "encoder")
+TORCH_MODES = ("score", "generate", "generate-64", "reference", "encoder")
+CT2_MODES = ("ct2-score", "ct2-generate", "ct2-int8-score", "ct2-int8-generate")
+
+
+def has_ct2() -> bool:
+    import importlib.util
+    return importlib.util.find_spec("ctranslate2") is not None
+
+
+MODES = TORCH_MODES + (CT2_MODES if has_ct2() else ())
+ANSWERING = tuple(m for m in MODES if m not in ("reference", "encoder"))  # the modes that answer, for ratios
 
 
 def reference_eval(model, tokenizer, sources, labels, batch_size: int, max_input_length: int, task) -> float:
@@ -74,7 +91,38 @@ def parse_args(argv=None):
     p.add_argument("--limit", type=int, default=None, help="only the split's first N rows")
     p.add_argument("--json", action="store_true", help="also print the result as one JSON line")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where both evaluations run")
+    p.add_argument("--price-per-hour", type=float, default=None, help="USD an hour of the machine answering, "
+                   "for the cost per 1M predictions (default: dss.bench.costs.DEFAULT_PRICE_PER_HOUR, a 2-vCPU VM)")
+    p.add_argument("--rationale-file", default=None, help="a `dss extract` output pricing the teacher's answers "
+                   "(default: the extraction the run trained on)")
     return p.parse_args(argv)
+
+
+def ct2_runs(args, base, batch: int, task, cfgs: dict) -> dict:
+    """mode -> run(rows) -> accuracy for the CTranslate2 modes: both exports made (when missing or stale) and
+    loaded once, --threads threads, on the CPU or --device's GPU."""
+    from dss.student import export, runtimes
+    runs = {}
+    for quant, tag in (("float32", "ct2"), ("int8", "ct2-int8")):
+        model_dir = Path(args.run) / "model"
+        folder = export.export_folder(model_dir, quant)
+        if not export.fresh(folder, model_dir):
+            export.export(model_dir, quant)
+        student = runtimes.Ct2Student(folder, args.threads, batch, device=args.device)
+        for mode in ("score", "generate"):
+            runs[f"{tag}-{mode}"] = (lambda rows, s=student, c=cfgs[mode]: runtimes.evaluate(s, task, rows, c)[0])
+    return runs
+
+
+def run_config(run):
+    """The TrainConfig a finished run was trained with (its config.json); exits when there is none."""
+    from dss.core.config import load_config
+    from dss.student.config import TrainConfig
+    from dss.student.run_folder import read_config
+    stored = read_config(Path(run))
+    if stored is None:
+        sys.exit(f"{run}: no config.json (not a finished run folder)")
+    return load_config(TrainConfig, None, {k: v for k, v in stored["config"].items() if k not in ("resume",)})
 
 
 def setup(args):
@@ -86,23 +134,17 @@ def setup(args):
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from dss.core.config import load_config
     from dss.student import fast
-    from dss.student.config import TrainConfig
     from dss.student.data import load_data
     from dss.student.evaluate import evaluate
     from dss.student.methods import METHODS
     from dss.student.prepare import precision
-    from dss.student.run_folder import read_config
 
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("eval_modes: --device cuda, but there is no CUDA GPU here")
     torch.set_num_threads(args.threads)
     hf_logging.disable_progress_bar()
-    stored = read_config(Path(args.run))
-    if stored is None:
-        sys.exit(f"{args.run}: no config.json (not a finished run folder)")
-    base = load_config(TrainConfig, None, {k: v for k, v in stored["config"].items() if k not in ("resume",)})
+    base = run_config(args.run)
     data = load_data(base)
     rows = (data.valid if args.split == "valid" else data.test)[:args.limit]
     plain = AutoModelForSeq2SeqLM.from_pretrained(Path(args.run) / "model").to(args.device)
@@ -114,9 +156,12 @@ def setup(args):
     batch = args.batch_size or base.eval_batch_size
     cfgs = {mode: dataclasses.replace(base, eval_batch_size=batch, **over) for mode, over in MODE_SETTINGS.items()}
     method = METHODS[base.method]
+    more = ct2_runs(args, base, batch, data.task, cfgs) if has_ct2() else {}
 
     def run(mode: str, rows: list) -> float | None:
         srcs = [method.eval_source(e.input, base.label_prefix) for e in rows]
+        if mode in more:
+            return more[mode](rows)
         if mode == "encoder":
             encoder_pass(ours.eval(), tokenizer, srcs, batch, base.max_input_length, accelerator)
             return None
@@ -154,19 +199,38 @@ def report(args, base, batch: int, n: int, acc: dict, times: dict) -> dict:
     print(f"{args.run}: {args.split}, {n} rows, {args.device}, {args.threads} thread(s), {args.repeats} repeats in "
           f"rotation; dss: precision {precision(base)}, fast_kernels {base.fast_kernels}, batch {batch}; reference: "
           f"precision {args.reference_precision}, batch {args.reference_batch_size}")
+    med = {m: statistics.median(times[m]) for m in MODES}
     for mode in MODES:
         eps = [n / t for t in times[mode]]
         out[mode] = {"accuracy": acc[mode], "examples_per_second_min": min(eps),
                      "examples_per_second_median": statistics.median(eps)}
         shown = "    -  " if acc[mode] is None else f"{100 * acc[mode]:5.1f} %"
         print(f"  {mode:<19} accuracy {shown}   examples/s median {statistics.median(eps):7.1f}"
-              f"  min {min(eps):7.1f}")
-    med = {m: statistics.median(times[m]) for m in MODES}
-    x = out["x_reference"] = {m: round(med["reference"] / med[m], 2) for m in ("score", "generate")}
+              f"  min {min(eps):7.1f}   {med['reference'] / med[mode]:6.2f}x the reference")
+    x = out["x_reference"] = {m: round(med["reference"] / med[m], 2) for m in ANSWERING}
     print(f"  vs the reference's evaluation: generate {x['generate']:.2f}x, score "
           f"{x['score']:.2f}x; score vs generate {med['generate'] / med['score']:.2f}x "
           f"(ratios of median times); the encoder alone takes {med['encoder'] / med['generate']:.0%} of generate's "
           "time")
+    out["costs"] = costs(args, {m: n / med[m] for m in ANSWERING + ("reference",)})
+    return out
+
+
+def costs(args, examples_per_second: dict) -> dict:
+    """Cost per 1M predictions of each mode (median examples/s at --price-per-hour) and the teacher's; printed."""
+    from dss.bench.costs import DEFAULT_PRICE_PER_HOUR, PER, prediction_costs
+    price = DEFAULT_PRICE_PER_HOUR if args.price_per_hour is None else args.price_per_hour
+    each = {m: prediction_costs(args.run, eps, price, args.rationale_file) for m, eps in examples_per_second.items()}
+    teacher = next(iter(each.values()))["teacher"]
+    out = {"per": PER, "price_per_hour": price, "student_usd": {m: c["student"]["usd"] for m, c in each.items()},
+           "teacher": teacher, "teacher_over_student": {m: c["teacher_over_student"] for m, c in each.items()}}
+    print(f"  cost per {PER:,} predictions at {price} USD/hour: " +
+          ", ".join(f"{m} ${usd:.4f}" for m, usd in out["student_usd"].items()))
+    if teacher is None:
+        print("  teacher: no extraction file prices its answers (--rationale-file)")
+    else:
+        print(f"  teacher ({teacher['model']}, {teacher['examples']} examples of {teacher['file']}"
+              f"{', usage estimated' if teacher['estimated'] else ''}): ${teacher['usd']} per {PER:,}")
     return out
 
 

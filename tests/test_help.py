@@ -13,8 +13,8 @@ import pytest
 from dss.commands.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMANDS = {"tasks", "data", "score", "extract", "train", "predict", "speed", "bench", "plot", "report", "active",
-            "plan"}
+COMMANDS = {"tasks", "data", "score", "extract", "train", "predict", "export", "speed", "bench", "plot", "report",
+            "active", "plan"}
 
 
 def subparsers(parser: argparse.ArgumentParser, prefix: str = "dss"):

@@ -15,8 +15,8 @@ from dss.core.errors import ConfigError, DataError
 from dss.core.processes import Terminated
 
 # subcommand modules, in the order `dss --help` lists them
-COMMAND_MODULES = ["tasks", "data", "score", "extract", "train", "predict", "speed", "bench", "plot", "report",
-                   "active", "plan"]
+COMMAND_MODULES = ["tasks", "data", "score", "extract", "train", "predict", "export", "speed", "bench", "plot",
+                   "report", "active", "plan"]
 
 
 def build_parser() -> argparse.ArgumentParser:

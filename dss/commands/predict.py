@@ -6,6 +6,11 @@
     dss predict --model runs/cqa-dss/model --task cqa --split test --limit 5
     dss predict --model runs/cqa-dss/model --task cqa --split test --limit 5 --score
     dss predict --model runs/demo-dss/model --input "ben has a fig . cara has a saw . same kind ?" --score
+    dss predict --model runs/demo-dss/model --input "ben has a fig . cara has a saw . same kind ?" --runtime ct2
+
+--runtime ct2 (or ct2-int8) answers with the student's CTranslate2 export (`dss export`; made beside the model
+folder when missing or older than the student): the same inputs, decoding and scoring. --model may also
+name an export folder itself.
 
 --file holds JSON lines with an `input` field (the student's input text, as `dss data show` prints it) and
 optionally `id` and `label`; with labels and a task, accuracy is printed too.
@@ -21,6 +26,7 @@ from dss.core.errors import ConfigError
 
 
 def register(subparsers) -> None:
+    from dss.student.runtimes import RUNTIMES
     p = subparsers.add_parser("predict", help="labels (and rationales) from a trained student",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="a run's model folder (runs/NAME/model) or any seq2seq checkpoint")
@@ -37,6 +43,8 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="inputs per generation batch (default: 32)")
     p.add_argument("--max-new-tokens", type=int, default=None, help="tokens to generate (default: what "
                    "training used)")
+    p.add_argument("--runtime", default=None, choices=tuple(RUNTIMES), help="torch, or the CTranslate2 export: "
+                   "ct2 (float32) or ct2-int8 (default: torch, or ct2 when --model is an export folder)")
     p.add_argument("--limit", type=int, default=None, help="predict only the first N inputs")
     p.add_argument("--output", help="write JSONL here instead of stdout")
     p.set_defaults(func=run)
@@ -60,7 +68,8 @@ def run(args) -> int:
     rows = rows[:args.limit] if args.limit else rows
     sets = candidate_sets(args, rows, task) if args.score or args.candidates else None
     preds = predict(args.model, [r["input"] for r in rows], rationale=args.rationale,
-                    batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, candidates=sets)
+                    batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, candidates=sets,
+                    runtime=args.runtime or "torch")
     if args.input is not None and not args.output:
         print(preds[0]["prediction"])
         if args.rationale:

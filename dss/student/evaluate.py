@@ -126,24 +126,44 @@ def answers(model, tokenizer, inputs: list[str], cfg: TrainConfig, accelerator, 
     """The student's answers to inputs: [{"prediction", "text"}] by greedy decoding (text: what was decoded), or
     with `candidates` (one list per input) [{"prediction", "scores"}], the best-scoring candidate. task:
     "label" (what evaluation asks) or "rationale" (`dss predict --rationale`). cfg supplies the method, the
-    prefixes, the lengths, the batch size and the protocol."""
-    method, protocol = METHODS[cfg.method], PROTOCOLS[cfg.protocol]
+    prefixes, the lengths, the batch size and the protocol. (dss.student.runtimes answers the same way from an
+    exported student.)"""
     kind = kind_of(accelerator.unwrap_model(model), cfg.method)
-    prefix = cfg.label_prefix if task == "label" else cfg.rationale_prefix
-    sources = [method.eval_source(x, prefix) for x in inputs]
+    sources, prefix = asked(inputs, cfg, task)
     prompt = kind.prompt(tokenizer, prefix)
     if candidates is not None:
-        scores = score(model, tokenizer, sources, candidates, accelerator, cfg.eval_batch_size,
-                       cfg.max_input_length, cfg.max_target_length, kind, prompt)
-        return [{"prediction": c[max(range(len(c)), key=s.__getitem__)],
-                 "scores": {k: round(v, 4) for k, v in zip(c, s)}} for c, s in zip(candidates, scores)]
-    if task == "rationale" or method.rationale_in_target:
-        max_new = cfg.max_target_length
-    else:  # the reference's generation_max_length counts the decoder's start token: 64 lets 63 new tokens out
-        max_new = max(1, cfg.eval_max_new_tokens - protocol.generation_counts_start)
-    texts = generate(model, tokenizer, sources, accelerator, cfg.eval_batch_size, cfg.max_input_length, max_new,
-                     kind, prompt)
-    exact = protocol.accuracy == "exact" and not method.rationale_in_target  # the decoded text as it is
+        return chosen(candidates, score(model, tokenizer, sources, candidates, accelerator, cfg.eval_batch_size,
+                                        cfg.max_input_length, cfg.max_target_length, kind, prompt))
+    texts = generate(model, tokenizer, sources, accelerator, cfg.eval_batch_size, cfg.max_input_length,
+                     new_tokens(cfg, task), kind, prompt)
+    return decoded(texts, cfg)
+
+
+def asked(inputs: list[str], cfg: TrainConfig, task: str = "label") -> tuple[list[str], str]:
+    """(the sources the student reads for `task`, the task's prefix), as the method builds them."""
+    prefix = cfg.label_prefix if task == "label" else cfg.rationale_prefix
+    return [METHODS[cfg.method].eval_source(x, prefix) for x in inputs], prefix
+
+
+def new_tokens(cfg: TrainConfig, task: str = "label") -> int:
+    """How many tokens greedy decoding may write for `task`."""
+    if task == "rationale" or METHODS[cfg.method].rationale_in_target:
+        return cfg.max_target_length
+    # the reference's generation_max_length counts the decoder's start token: 64 lets 63 new tokens out
+    return max(1, cfg.eval_max_new_tokens - PROTOCOLS[cfg.protocol].generation_counts_start)
+
+
+def chosen(candidates: list[list[str]], scores: list[list[float]]) -> list[dict]:
+    """[{"prediction": the best-scoring candidate (ties: the first), "scores"}] per input."""
+    return [{"prediction": c[max(range(len(c)), key=s.__getitem__)],
+             "scores": {k: round(v, 4) for k, v in zip(c, s)}} for c, s in zip(candidates, scores)]
+
+
+def decoded(texts: list[str], cfg: TrainConfig) -> list[dict]:
+    """[{"prediction", "text"}] of decoded texts: the label parsed out, or the text as it is where the
+    protocol's accuracy is exact match."""
+    method = METHODS[cfg.method]
+    exact = PROTOCOLS[cfg.protocol].accuracy == "exact" and not method.rationale_in_target
     return [{"prediction": t if exact else method.parse_prediction(t), "text": t} for t in texts]
 
 
@@ -159,11 +179,16 @@ def candidate_sets(task, examples) -> list[list[str]]:
 
 def evaluate(model, tokenizer, task, examples, cfg: TrainConfig, accelerator) -> tuple[float, list[dict]]:
     """Label-only answers to examples in cfg.eval_mode; (accuracy, one record per example: prediction,
-    correct, and with scoring the candidates' scores). Accuracy as cfg.protocol measures it: dss's normalized
-    match (SVAMP by exact value), or the reference's exact match of the decoded text against the tokenizer's
-    decoding of the label (SVAMP as Python floats)."""
+    correct, and with scoring the candidates' scores)."""
     candidates = candidate_sets(task, examples) if cfg.eval_mode == "score" else None
     records = answers(model, tokenizer, [e.input for e in examples], cfg, accelerator, candidates)
+    return judged(records, tokenizer, task, examples, cfg)
+
+
+def judged(records: list[dict], tokenizer, task, examples, cfg: TrainConfig) -> tuple[float, list[dict]]:
+    """(accuracy, records with `correct`) of answers to examples. Accuracy as cfg.protocol measures it: dss's
+    normalized match (SVAMP by exact value), or the reference's exact match of the decoded text against the
+    tokenizer's decoding of the label (SVAMP as Python floats)."""
     if PROTOCOLS[cfg.protocol].accuracy == "exact":
         ids = tokenizer(text_target=[e.label for e in examples], max_length=cfg.max_target_length,
                         truncation=True)["input_ids"]

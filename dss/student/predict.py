@@ -4,6 +4,8 @@
 
 The model folder's `dss.json` (written by `dss train`) says how training built inputs (method, prefixes);
 a plain Hugging Face checkpoint without it is treated as a `standard` student (input -> label).
+
+    predictions = predict("runs/demo-dss/model", ["some input"], runtime="ct2")   # the CTranslate2 export
 """
 from __future__ import annotations
 
@@ -37,21 +39,25 @@ def read_inputs(path) -> list[dict]:
 
 
 def predict(model_dir, inputs: list[str], rationale: bool = False, batch_size: int = 32,
-            max_new_tokens: int | None = None, candidates: list[list[str]] | None = None) -> list[dict]:
+            max_new_tokens: int | None = None, candidates: list[list[str]] | None = None,
+            runtime: str = "torch") -> list[dict]:
     """[{"prediction": label, "rationale": text (when asked)}] for each input: by greedy decoding, or with
     `candidates` (one list per input) the candidate the label task scores highest, with "scores". Answered by
-    dss.student.evaluate.answers, as training's evaluation answers."""
+    dss.student.evaluate.answers, as training's evaluation answers, or with runtime ct2 / ct2-int8 (or
+    model_dir an export folder) by dss.student.runtimes.answers from the student's CTranslate2 export."""
     import dataclasses
 
-    from accelerate import Accelerator
     from transformers.utils import logging as hf_logging
 
-    from dss.student.evaluate import answers
-    from dss.student.model import HUB_ID, load_pretrained
+    from dss.student import export
+    from dss.student.model import HUB_ID
 
     hf_logging.disable_progress_bar()   # a "Loading weights" bar would mix into the predictions on the terminal
     if not Path(model_dir).is_dir() and not HUB_ID.fullmatch(str(model_dir)):
         raise ConfigError(f"--model {model_dir}: no such folder (a run's model folder is runs/NAME/model)")
+    if runtime != "torch" or export.is_export(model_dir):
+        from dss.student.runtimes import exported
+        model_dir, runtime = exported(model_dir, runtime), "ct2"
     info = student_info(model_dir)
     method = METHODS[info["method"]]
     if rationale and not method.explains:
@@ -65,19 +71,35 @@ def predict(model_dir, inputs: list[str], rationale: bool = False, batch_size: i
         settings.update(eval_max_new_tokens=max_new_tokens,
                         **({"max_target_length": max_new_tokens} if candidates is None else {}))
     cfg = dataclasses.replace(TrainConfig(), **settings, eval_batch_size=batch_size)
-    model, tokenizer = load_pretrained(str(model_dir), what="student")
-    accelerator = Accelerator()  # picks the GPU when there is one
-    model = model.to(accelerator.device)
-    out = answers(model, tokenizer, inputs, cfg, accelerator, candidates)
+    ask = answerer(model_dir, runtime, cfg)
+    out = ask(inputs, candidates)
     if rationale and method.rationale_in_target:  # the single target holds the rationale before the label
         for o in out:
             o["rationale"] = method.split_rationale(o["text"])
     elif rationale:
-        for o, r in zip(out, answers(model, tokenizer, inputs, cfg, accelerator, task="rationale")):
+        for o, r in zip(out, ask(inputs, task="rationale")):
             o["rationale"] = r["text"].strip()
     for o in out:
         o.pop("text", None)
     return out
+
+
+def answerer(model_dir, runtime: str, cfg: TrainConfig):
+    """ask(inputs, candidates=None, task="label") -> answers, from the student loaded once: PyTorch (on the GPU
+    when there is one) or the CTranslate2 export in model_dir."""
+    if runtime == "ct2":
+        from dss.student import runtimes
+        student = runtimes.load(model_dir, batch_size=cfg.eval_batch_size)
+        return lambda inputs, candidates=None, task="label": runtimes.answers(student, inputs, cfg, candidates, task)
+    from accelerate import Accelerator
+
+    from dss.student.evaluate import answers
+    from dss.student.model import load_pretrained
+    model, tokenizer = load_pretrained(str(model_dir), what="student")
+    accelerator = Accelerator()  # picks the GPU when there is one
+    model = model.to(accelerator.device)
+    return lambda inputs, candidates=None, task="label": answers(model, tokenizer, inputs, cfg, accelerator,
+                                                                 candidates, task)
 
 
 def scored(rows: list[dict], preds: list[dict], task) -> tuple[list[dict], float | None]:

@@ -8,6 +8,7 @@
     splits.json        the ids of the examples used: train (the subset), valid, test (`write_splits`)
     model/             the best student, with dss.json: how to build its inputs (`save_student` / `student_info`)
     adapter/           a LoRA student's adapter alone (model/ holds it merged)
+    export-ct2/        the student converted by `dss export` (export-ct2-int8/: int8 weights); dss.student.export
     checkpoints/       the latest full training states, each file verifiable (dss.student.checkpoints)
     .lock              held while a process writes (`run_lock`; .lock.held where flock does not work)
     tokenizer/ cache/ tb/
@@ -43,9 +44,10 @@ PROTOCOL = 4
 VOLATILE = ("output_dir", "resume", "overwrite", "data_dir", "tensorboard", "report_to", "log_steps",
             "keep_checkpoints", "force_fp16")
 REQUIRED_RESULTS = ("valid_accuracy", "test_accuracy")
-# what a started run leaves in its folder (the token cache is not listed: it is keyed by content)
+# what a started run leaves in its folder (the token cache is not listed: it is keyed by content), and the
+# exports `dss export` puts beside model/, which a fresh start makes stale
 RUN_FILES = ("checkpoints", "model", "adapter", "tokenizer", "tb", "metrics.jsonl", "results.json", "config.json",
-             "predictions.jsonl", "splits.json")
+             "predictions.jsonl", "splits.json", "export-ct2", "export-ct2-int8")
 
 
 def refuse_links(run: Path) -> None:
