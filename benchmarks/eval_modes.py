@@ -212,7 +212,7 @@ def report(args, base, batch: int, n: int, acc: dict, times: dict) -> dict:
           f"{x['score']:.2f}x; score vs generate {med['generate'] / med['score']:.2f}x "
           f"(ratios of median times); the encoder alone takes {med['encoder'] / med['generate']:.0%} of generate's "
           "time")
-    out["costs"] = costs(args, {m: n / med[m] for m in ANSWERING + ("reference",)})
+    out["costs"] = costs(args, {m: out[m]["examples_per_second_median"] for m in ANSWERING + ("reference",)})
     return out
 
 
