@@ -112,6 +112,28 @@ def test_untrusted_text_stays_text_and_a_run_folder_has_its_page(sweep, tmp_path
     assert "not generated (--no-rationales)" in html
 
 
+@pytest.mark.slow
+def test_the_cost_per_prediction_is_the_runs_throughput_at_the_price_against_the_teachers_answers(sweep, tmp_path):
+    run = sweep / "demo" / "tiny" / "dss-gold" / "f0.25-s0"
+    eps = json.loads((run / "results.json").read_text())["eval_examples_per_second"]
+    assert main(["report", str(run), "--sample", "0", "--price-per-hour", "3.6", "--out",
+                 str(tmp_path / "a.html")]) == 0
+    html = (tmp_path / "a.html").read_text(encoding="utf-8")
+    # 1e6 predictions at eps a second, at $0.001 a second; the demo's code-written teacher has no price
+    assert f"<td>${1e6 / eps * 3.6 / 3600:.4f}</td>" in html and "no `dss extract` output prices" in html
+    teacher = tmp_path / "teacher.jsonl"
+    assert main(["extract", "--teacher", "replay:gemini-3.5-flash", "--replay-from", "task", "--task", "demo",
+                 "--split", "test", "--limit", "20", "--out", str(teacher)]) == 0
+    assert main(["report", str(run), "--sample", "0", "--teacher-file", str(teacher), "--out",
+                 str(tmp_path / "b.html")]) == 0
+    html = (tmp_path / "b.html").read_text(encoding="utf-8")
+    records = [json.loads(line) for line in teacher.read_text().splitlines()]
+    from dss.teacher.cost import answers_spend
+    usd = answers_spend(records)["cost_usd"]
+    assert f"<td>${usd / 20 * 1e6:,.2f}</td>" in html and "20 answers" in html and "estimated" in html
+    assert main(["report", str(run), "--price-per-hour", "0", "--out", str(tmp_path / "c.html")]) == 2
+
+
 def test_an_active_study_and_a_sweep_without_its_cells(tmp_path):
     """Folders whose runs are elsewhere still get their tables and figures, and say why there is no sample."""
     from dss.active.study import rows_csv

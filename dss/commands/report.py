@@ -7,10 +7,14 @@ to where the student is wrong or disagrees with the teacher), and the sampled ru
     dss report runs/demo
     dss report runs/demo-dss --sample 20 --seed 1
     dss report runs/active-demo --out active-demo.html --no-rationales
+    dss report runs/demo --price-per-hour 0.17                 # the machine the student answers on
 
 A sweep's sample comes from the cell of a method with rationales at the largest fraction, seed 0 (the page says
 which); a study's from the last round of its first chain. The student's rationales are generated for the sample
-by the run's model (seconds for a small student; --no-rationales skips them).
+by the run's model (seconds for a small student; --no-rationales skips them). The cost per 1M predictions sets
+the run's measured test throughput at --price-per-hour against the teacher's mean cost per answer in the
+extraction the run trained on, or in --teacher-file (e.g. `dss extract --teacher replay:gemini-3.5-flash
+--replay-from task --task demo --split test --out demo-test.jsonl` prices the demo's answers as that model).
 """
 from __future__ import annotations
 
@@ -27,6 +31,12 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="the seed of that draw (default: 0)")
     p.add_argument("--no-rationales", action="store_true",
                    help="do not generate the student's own rationales for the sample (no model is loaded)")
+    p.add_argument("--price-per-hour", type=float, default=None, metavar="USD",
+                   help="what an hour of the machine the student answers on costs, for the cost per 1M predictions "
+                        "(default: 0.085, a 2-vCPU cloud VM on demand)")
+    p.add_argument("--teacher-file", metavar="FILE",
+                   help="a `dss extract` output whose answers price the teacher's (default: the extraction the "
+                        "sampled run trained on)")
     p.set_defaults(func=run)
 
 
@@ -36,6 +46,11 @@ def run(args) -> int:
 
     if args.sample < 0:
         raise ConfigError(f"--sample {args.sample}: expected 0 or more test examples")
-    out = write_report(args.path, args.out, args.sample, args.seed, not args.no_rationales)
+    from dss.bench.costs import DEFAULT_PRICE_PER_HOUR
+    if args.price_per_hour is not None and args.price_per_hour <= 0:
+        raise ConfigError(f"--price-per-hour {args.price_per_hour}: expected a price above 0 USD")
+    price = DEFAULT_PRICE_PER_HOUR if args.price_per_hour is None else args.price_per_hour
+    out = write_report(args.path, args.out, args.sample, args.seed, not args.no_rationales,
+                       price_per_hour=price, teacher_file=args.teacher_file)
     print(f"dss report: wrote {out} (open it in a browser; it loads nothing from elsewhere)")
     return 0

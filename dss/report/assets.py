@@ -107,8 +107,8 @@ JS = """
 })();
 """
 
-SECTIONS = (("about", "what"), ("curves", "curves"), ("results", "results"), ("examples", "test examples"),
-            ("provenance", "config and provenance"))
+SECTIONS = (("about", "what"), ("curves", "curves"), ("results", "results"), ("costs", "cost per prediction"),
+            ("examples", "test examples"), ("provenance", "config and provenance"))
 
 
 def page(title: str, header: str, body: str) -> str:

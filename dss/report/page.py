@@ -13,10 +13,12 @@ import tempfile
 from html import escape
 from pathlib import Path
 
+from dss.bench.costs import DEFAULT_PRICE_PER_HOUR
 from dss.core.io import atomic_write
 from dss.report import assets
 from dss.report.folders import Source, explains, open_folder, run_files
 from dss.report.sample import sample_rows, sample_table
+from dss.report.serving import cost_section
 from dss.report.tables import active_tables, provenance, run_table, sweep_tables
 
 KINDS = {"run": "a `dss train` run", "sweep": "a `dss bench` sweep", "active": "a `dss active` study"}
@@ -27,21 +29,23 @@ def prose(text: str) -> str:
     return re.sub(r"`([^`<]+)`", r"<code>\1</code>", escape(text))
 
 
-def write_report(path, out=None, n: int = 50, seed: int = 0, rationales: bool = True, log=print) -> Path:
+def write_report(path, out=None, n: int = 50, seed: int = 0, rationales: bool = True, log=print,
+                 price_per_hour: float = DEFAULT_PRICE_PER_HOUR, teacher_file=None) -> Path:
     """Write the page of the folder `path` to `out` (default <path>/report.html); returns where."""
     src = open_folder(path)
     out = Path(out) if out else src.path / "report.html"
     if src.run is not None and n > 0:
         log(f"dss report: sampling {n} test examples of {src.run}" +
             (" and generating the student's rationales" if rationales else ""))
-    atomic_write(out, build_page(src, n, seed, rationales))
+    atomic_write(out, build_page(src, n, seed, rationales, price_per_hour, teacher_file))
     return out
 
 
 SEED_SWITCH = '<label class="switch"><input type="checkbox" id="each-seed"> each seed</label>'
 
 
-def build_page(src: Source, n: int, seed: int, rationales: bool) -> str:
+def build_page(src: Source, n: int, seed: int, rationales: bool,
+               price_per_hour: float = DEFAULT_PRICE_PER_HOUR, teacher_file=None) -> str:
     info, results = run_files(src.run) if src.run is not None else ({}, {})
     facts = run_facts(info, results) if src.kind == "run" else {}
     if src.run is None or n == 0:
@@ -58,6 +62,8 @@ def build_page(src: Source, n: int, seed: int, rationales: bool) -> str:
             # side by side where the window is wide enough for both
             f'<div class="row"><section id="curves"><h2>Curves</h2>{figures}</section>',
             f'<section id="results"><h2>Results</h2>{SEED_SWITCH if src.kind != "run" else ""}{tables}</section></div>',
+            f'<section id="costs"><h2>Cost per 1M predictions</h2>'
+            f"{cost_section(src.run, info, results, price_per_hour, teacher_file)}</section>",
             f'<section id="examples"><h2>Test examples</h2>{examples}</section>',
             '<details id="provenance"><summary>Config and provenance</summary>'
             f"{provenance(info, src.spec, src.run)}</details>"]
