@@ -47,6 +47,17 @@ def test_the_power_law_is_recovered_and_inverted():
     assert plan.fit(points[:2]) is None  # two spends fit any such curve
 
 
+def test_the_ceiling_never_passes_100_percent():
+    # the demo study's random chains, rounds 0-2: free, the best fit through them rises to 117 %
+    points = [(100, 0.636), (200, 0.885), (300, 0.973)]
+    fitted = plan.fit(points)
+    assert fitted.a == 1.0 and fitted.at(800) <= 1.0
+    # with a fixed, b is the least-squares slope of (1 - y) on x = c^-alpha, by hand for the chosen alpha
+    xs = [c ** -fitted.alpha for c, _ in points]
+    assert fitted.b == pytest.approx(sum(x * (1 - y) for x, (_, y) in zip(xs, points)) / sum(x * x for x in xs))
+    assert fitted.budget_for(1.0) is None and fitted.budget_for(0.99) > 300
+
+
 def test_plan_reports_held_out_error_and_an_interval():
     rows = []
     for seed, noise in enumerate((-0.01, 0.0, 0.01)):

@@ -2,12 +2,13 @@
 
 The model is a saturating power law of the spend c (teacher USD, or requests):
 
-    accuracy(c) = a - b * c^(-alpha)        a: the ceiling it approaches, b > 0, alpha > 0
+    accuracy(c) = a - b * c^(-alpha)        a <= 1: the ceiling it approaches, alpha > 0
 
-fitted by least squares (for each alpha on a grid, a and b are linear; the alpha with the smallest squared error
-wins). The budget for a target T is c = (b / (a - T))^(1/alpha) when T < a; above the fitted ceiling no budget
-reaches it, and the answer says so. Intervals: 90 % of 400 bootstrap refits (points resampled with
-replacement). `fit_rounds` fits on the first rounds only and reports the error on the rounds held out.
+fitted by least squares (for each alpha on a grid, a and b are linear, a held at 1 when the free fit passes it;
+the alpha with the smallest squared error wins). The budget for a target T is c = (b / (a - T))^(1/alpha) when
+T < a; above the fitted ceiling no budget reaches it, and the answer says so. Intervals: 90 % of 400 bootstrap
+refits (points resampled with replacement). `fit_rounds` fits on the first rounds only and reports the error on
+the rounds held out.
 """
 from __future__ import annotations
 
@@ -34,24 +35,27 @@ class Curve:
         return (self.b / (self.a - target)) ** (1 / self.alpha)
 
 
-def fit(points: list[tuple[float, float]]) -> Curve | None:
-    """Least-squares saturating power law through (spend, accuracy) points (spend > 0); None with fewer than
-    three distinct spends (two points fit any curve of this family)."""
+def fit(points: list[tuple[float, float]], ceiling: float = 1.0) -> Curve | None:
+    """Least-squares saturating power law through (spend, accuracy) points (spend > 0) with a <= ceiling (an
+    accuracy cannot pass 100 %: unbounded, three noisy points fit ceilings of 117 % and more); None with fewer
+    than three distinct spends (two points fit any curve of this family)."""
     pts = [(c, y) for c, y in points if c > 0]
     if len({c for c, _ in pts}) < 3:
         return None
     best = None
     for alpha in ALPHAS:
-        xs = [c ** -alpha for c, _ in pts]  # y = a + slope * x, slope = -b
+        xs = [c ** -alpha for c, _ in pts]  # y = a - b * x
         n, mx, my = len(pts), sum(xs) / len(xs), sum(y for _, y in pts) / len(pts)
         var = sum((x - mx) ** 2 for x in xs)
         if var == 0:
             continue
-        slope = sum((x - mx) * (y - my) for x, (_, y) in zip(xs, pts)) / var
-        a = my - slope * mx
-        sse = sum((a + slope * x - y) ** 2 for x, (_, y) in zip(xs, pts)) / n
+        b = -sum((x - mx) * (y - my) for x, (_, y) in zip(xs, pts)) / var
+        a = my + b * mx
+        if a > ceiling:  # the best curve with its ceiling on the bound: a fixed, b by least squares
+            a, b = ceiling, sum(x * (ceiling - y) for x, (_, y) in zip(xs, pts)) / sum(x * x for x in xs)
+        sse = sum((a - b * x - y) ** 2 for x, (_, y) in zip(xs, pts)) / n
         if best is None or sse < best[0]:
-            best = (sse, Curve(a, -slope, alpha))
+            best = (sse, Curve(a, b, alpha))
     return best[1] if best else None
 
 
