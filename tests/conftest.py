@@ -50,6 +50,8 @@ def sandbox(tmp_path, tiny_cqa_dir, monkeypatch):
                                            for i in range(60)))
     (work / "inputs.jsonl").write_text('{"id": "a", "input": "ben has a fig . cara has a plum . same kind ?"}\n')
     (work / "preds.jsonl").write_text('{"prediction": "( 1.0 + 2.0 )", "label": "3"}\n')
+    for name, answer in (("ct2.jsonl", "entailment"), ("torch.jsonl", "Entailment")):
+        (work / name).write_text(json.dumps({"id": "e1", "prediction": answer, "label": "entailment"}) + "\n")
     (work / "ids.txt").write_text(next(iter(json.loads(line)["id"] for line in
                                             open(tiny_cqa_dir / "cqa" / "cqa_train.json"))) + "\n")
     (work / "exemplars.yaml").write_text("".join(f"- input: is {i} even ?\n  rationale: {i} ends in {i} .\n"
