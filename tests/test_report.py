@@ -120,7 +120,7 @@ def test_the_cost_per_prediction_is_the_runs_throughput_at_the_price_against_the
                  str(tmp_path / "a.html")]) == 0
     html = (tmp_path / "a.html").read_text(encoding="utf-8")
     # 1e6 predictions at eps a second, at $0.001 a second; the demo's code-written teacher has no price
-    assert f"<td>${1e6 / eps * 3.6 / 3600:.4f}</td>" in html and "no `dss extract` output prices" in html
+    assert f"<td>${1e6 / eps * 3.6 / 3600:.4f}</td>" in html and "no <code>dss extract</code> output prices" in html
     teacher = tmp_path / "teacher.jsonl"
     assert main(["extract", "--teacher", "replay:gemini-3.5-flash", "--replay-from", "task", "--task", "demo",
                  "--split", "test", "--limit", "20", "--out", str(teacher)]) == 0

@@ -42,7 +42,7 @@ def cost_section(run: Path | None, info: dict, results: dict, price_per_hour: fl
                f"${teacher['cost_usd']:.4f}" + (", tokens estimated by the replay teacher" if teacher['estimated']
                                                else ", tokens as the teacher reported them") + ").")
     else:
-        why = "its model has no price" if teacher else "no `dss extract` output prices its answers"
+        why = "its model has no price" if teacher else "no <code>dss extract</code> output prices its answers"
         how = (f"No teacher figure: {why}. Price the same answers as a model would have, then pass the file: "
                f"<code>dss extract --teacher replay:gemini-3.5-flash --replay-from task --task "
                f"{escape(str(results.get('task')))} --split test --out teacher-test.jsonl</code> and "
