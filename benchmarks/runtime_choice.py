@@ -92,6 +92,20 @@ def onnx_generate(sessions, tokenizer, srcs: list[str], order: list[int], start:
     return out
 
 
+def timed(modes: dict, repeats: int) -> dict:
+    """{mode: [seconds per repeat]}: an untimed warm-up of every mode, then the modes in rotation."""
+    times = {m: [] for m in modes}
+    for fn in modes.values():
+        fn()
+    names = list(modes)
+    for r in range(repeats):
+        for m in names[r % len(names):] + names[:r % len(names)]:
+            t0 = time.perf_counter()
+            modes[m]()
+            times[m].append(time.perf_counter() - t0)
+    return times
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", help="a finished `dss train` run folder of an encoder-decoder student")
@@ -127,15 +141,7 @@ def main(argv=None) -> int:
             student = Ct2Student(folder, 1, 64)
             modes[f"ctranslate2-{quant}-generate"] = lambda s=student, q=quant: answers.__setitem__(
                 f"ctranslate2-{q}", s.generate(srcs, 4))
-        times = {m: [] for m in modes}
-        for fn in modes.values():  # warm-up, untimed
-            fn()
-        names = list(modes)
-        for r in range(args.repeats):
-            for m in names[r % len(names):] + names[:r % len(names)]:
-                t0 = time.perf_counter()
-                modes[m]()
-                times[m].append(time.perf_counter() - t0)
+        times = timed(modes, args.repeats)
     print(f"{run}: {len(srcs)} test rows, 1 thread, batches of 64, {args.repeats} repeats in rotation")
     for m, ts in times.items():
         eps = [len(srcs) / t for t in ts]
