@@ -107,7 +107,8 @@ def markdown(cfg: ActiveConfig, rows: list[dict]) -> str:
     rounds = sorted({r["round"] for r in rows})
     lines = [f"# Active study {cfg.name or cfg.out_dir().name}", "",
              f"Task {cfg.task}; teacher {cfg.extract.get('teacher')}; {len(cfg.strategies)} strategies x {seeds} "
-             f"seed(s); a round sends {cfg.round_size} examples (the first {cfg.seed_size}, at random); budget "
+             f"seed(s); the first {cfg.seed_size} examples at random, then rounds of {cfg.round_size}"
+             + (f", each {cfg.round_growth:g} times the one before" if cfg.round_growth != 1 else "") + "; budget "
              f"{cfg.budget_requests} requests per chain. Test accuracy in %, mean ± standard error over seeds; "
              "under each round, the examples answered and the teacher requests and USD spent by then (mean over "
              "chains). " + ("student-first asks the teacher first where the student answers wrong (the pool's gold "

@@ -191,7 +191,8 @@ def run_baseline(cfg, steps: int, warmup: int, precision: str = "no") -> dict:
 def _report(variant, cfg, steps, seconds, tokens, device, loss, precision) -> dict:
     return {"variant": variant, "steps": steps, "batch_size": cfg.batch_size, "seconds": round(seconds, 3),
             "examples_per_second": round(steps * cfg.batch_size / seconds, 2),
-            "tokens_per_second": round(tokens / seconds, 1), "peak_memory_mb": round(_peak_memory(device) / 2**20, 1),
+            "tokens": int(tokens), "tokens_per_second": round(tokens / seconds, 1),
+            "peak_memory_mb": round(_peak_memory(device) / 2**20, 1),
             "device": str(device), "final_loss": loss, "precision": precision, "fast_kernels": cfg.fast_kernels}
 
 
