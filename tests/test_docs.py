@@ -30,6 +30,11 @@ SKIP = {
     "\"--num_processes 8\"": "the paper's sweep: hub checkpoints, the full release and 8 GPUs",
     "bash benchmarks/gpu_check.sh": "a CUDA GPU",
     "bash benchmarks/gpu_check.sh --dry-run": "62-81 s of CPU; tests/test_gpu_check.py runs the dry run",
+    ".venv/bin/python benchmarks/eval_modes.py runs/esnli-student --limit 1000 --repeats 5 --rationale-file "
+    "runs/esnli-teacher-test.jsonl": "a trained e-SNLI student (an hour of CPU); tests/test_eval_bench.py runs "
+                                     "the script",
+    ".venv/bin/python benchmarks/runtime_choice.py runs/esnli-student":
+        "onnx and onnxruntime, which dss does not install, and a trained e-SNLI student",
     ".venv/bin/python benchmarks/eval_modes.py runs/bench-esnli/esnli/tiny/dss-gold/f1-s0 --repeats 3":
         "a cell of the e-SNLI study (make bench-esnli, an hour of CPU); tests/test_eval_bench.py runs the script",
 }
