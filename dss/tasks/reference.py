@@ -53,9 +53,9 @@ PARSERS = {"cqa": cqa, "svamp": svamp, "esnli": esnli, "anli1": anli1}
 
 # ------------------------------------------------------------------------------------------------ accuracy
 def float_value(expr: str) -> float:
-    """What the reference's `eval(equation)` gives for an arithmetic expression, as a float (nan where eval
-    would raise: a name, a division by zero, anything but numbers, + - * / and parentheses). Parsed, never
-    executed (dss never runs text a model or dataset wrote)."""
+    """The float the reference code gets for an arithmetic expression by handing it to Python's evaluator (nan
+    where that would raise: a name, a division by zero, anything but numbers, + - * / and parentheses). Parsed
+    with ast, never executed (dss never runs text a model or dataset wrote)."""
     import ast
     try:
         tree = ast.parse(expr.strip(), mode="eval") if len(expr) <= 200 else None
@@ -71,14 +71,14 @@ def _float(node):
     import ast
     ops = {ast.Add: float.__add__, ast.Sub: float.__sub__, ast.Mult: float.__mul__, ast.Div: float.__truediv__}
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return node.value  # Python's own int or float, as eval would have it
+        return node.value  # Python's own int or float, as the evaluator would have it
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
         value = _float(node.operand)
         return -value if isinstance(node.op, ast.USub) else value
     if isinstance(node, ast.BinOp) and type(node.op) in ops:
         left, right = _float(node.left), _float(node.right)
         if isinstance(node.op, ast.Div):
-            return left / right  # int / int is a float in Python 3 too; / 0 raises, as in eval
+            return left / right  # int / int is a float in Python 3 too; / 0 raises, as it does there
         if type(left) is int and type(right) is int:
             return {ast.Add: int.__add__, ast.Sub: int.__sub__, ast.Mult: int.__mul__}[type(node.op)](left, right)
         return ops[type(node.op)](float(left), float(right))
