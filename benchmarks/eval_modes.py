@@ -218,12 +218,12 @@ def report(args, base, batch: int, n: int, acc: dict, times: dict) -> dict:
 
 def costs(args, examples_per_second: dict) -> dict:
     """Cost per 1M predictions of each mode (median examples/s at --price-per-hour) and the teacher's; printed."""
-    from dss.bench.costs import DEFAULT_PRICE_PER_HOUR, PER, prediction_costs
+    from dss.bench.costs import DEFAULT_PRICE_PER_HOUR, PER, over, student_cost, teacher_for
     price = DEFAULT_PRICE_PER_HOUR if args.price_per_hour is None else args.price_per_hour
-    each = {m: prediction_costs(args.run, eps, price, args.rationale_file) for m, eps in examples_per_second.items()}
-    teacher = next(iter(each.values()))["teacher"]
-    out = {"per": PER, "price_per_hour": price, "student_usd": {m: c["student"]["usd"] for m, c in each.items()},
-           "teacher": teacher, "teacher_over_student": {m: c["teacher_over_student"] for m, c in each.items()}}
+    teacher = teacher_for(args.run, args.rationale_file)  # read once: the same for every mode
+    each = {m: student_cost(eps, price) for m, eps in examples_per_second.items()}
+    out = {"per": PER, "price_per_hour": price, "student_usd": {m: c["usd"] for m, c in each.items()},
+           "teacher": teacher, "teacher_over_student": {m: over(teacher, c) for m, c in each.items()}}
     print(f"  cost per {PER:,} predictions at {price} USD/hour: " +
           ", ".join(f"{m} ${usd:.4f}" for m, usd in out["student_usd"].items()))
     if teacher is None:

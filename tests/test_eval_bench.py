@@ -52,6 +52,11 @@ def test_prediction_costs_price_the_teacher_from_an_extraction(tmp_path):
     # gpt-4o-mini: $0.15 per 1M input tokens, $0.60 per 1M output: $0.00021 an answer
     assert got["teacher"]["examples"] == 4 and got["teacher"]["usd"] == pytest.approx(210.0)
     assert got["teacher_over_student"] == 21.0
+    # the run's own extraction prices it by default; one moved away since leaves no teacher figure, not an error
+    (tmp_path / "config.json").write_text(json.dumps({"config": {"rationales": str(path)}}))
+    assert prediction_costs(tmp_path, 100.0, 3.6)["teacher"]["usd"] == pytest.approx(210.0)
+    path.rename(tmp_path / "moved.jsonl")
+    assert prediction_costs(tmp_path, 100.0, 3.6)["teacher"] is None
 
 
 def test_eval_modes_on_cuda_without_a_gpu_says_so(tmp_path, monkeypatch):

@@ -47,15 +47,25 @@ def teacher_cost(rationale_file) -> dict | None:
             "usd": None if usd is None or not examples else round(usd / len(examples) * PER, 4)}
 
 
+def teacher_for(run_dir, rationale_file=None) -> dict | None:
+    """teacher_cost of `rationale_file`, else of the extraction the run trained on (its config's `rationales`)
+    while that file is still there; None when nothing prices the teacher."""
+    from dss.student.run_folder import read_config
+    if rationale_file is None:
+        named = ((read_config(Path(run_dir)) or {}).get("config") or {}).get("rationales")
+        rationale_file = named if named and Path(named).is_file() else None
+    return teacher_cost(rationale_file) if rationale_file else None
+
+
+def over(teacher: dict | None, student: dict) -> float | None:
+    """How many times the student's cost per prediction the teacher's is (None without a priced teacher)."""
+    ok = teacher and teacher["usd"] and student["usd"]
+    return round(teacher["usd"] / student["usd"], 1) if ok else None
+
+
 def prediction_costs(run_dir, examples_per_second: float, price_per_hour: float = DEFAULT_PRICE_PER_HOUR,
                      rationale_file=None) -> dict:
     """The student's and the teacher's cost per PER predictions, and their ratio (teacher None when there is no
     extraction file to price it from)."""
-    from dss.student.run_folder import read_config
-    if rationale_file is None:
-        rationale_file = ((read_config(Path(run_dir)) or {}).get("config") or {}).get("rationales")
-    student = student_cost(examples_per_second, price_per_hour)
-    teacher = teacher_cost(rationale_file) if rationale_file else None
-    ratio = teacher["usd"] / student["usd"] if teacher and teacher["usd"] and student["usd"] else None
-    return {"per": PER, "student": student, "teacher": teacher,
-            "teacher_over_student": None if ratio is None else round(ratio, 1)}
+    student, teacher = student_cost(examples_per_second, price_per_hour), teacher_for(run_dir, rationale_file)
+    return {"per": PER, "student": student, "teacher": teacher, "teacher_over_student": over(teacher, student)}

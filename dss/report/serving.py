@@ -13,22 +13,12 @@ from dss.bench.costs import PER, prediction_costs
 from dss.report.tables import kv_table
 
 
-def teacher_file_of(run: Path, info: dict, given) -> Path | None:
-    """The extraction that prices the teacher: the one given, else the one the run trained on (a `dss active`
-    round's answers, a `rationales=FILE` run), else None (the task's own teacher outputs carry no usage)."""
-    if given:
-        return Path(given)
-    named = (info.get("config") or {}).get("rationales")
-    return Path(named) if named and Path(named).is_file() else None
-
-
 def cost_section(run: Path | None, info: dict, results: dict, price_per_hour: float, teacher_file=None) -> str:
     """HTML: the student's and the teacher's USD per PER predictions, and how each figure was made."""
     eps = results.get("eval_examples_per_second")
     if run is None or not eps:
         return "<p>No run here measured its test throughput, so there is no cost per prediction to show.</p>"
-    file = teacher_file_of(run, info, teacher_file)
-    got = prediction_costs(run, eps, price_per_hour, file)
+    got = prediction_costs(run, eps, price_per_hour, teacher_file)
     student, teacher = got["student"], got["teacher"]
     threads, procs = info.get("torch_threads"), results.get("num_processes") or 1
     items = [(f"student, per {PER:,} predictions", f"${student['usd']:.4f}"),
@@ -38,7 +28,8 @@ def cost_section(run: Path | None, info: dict, results: dict, price_per_hour: fl
         items += [(f"teacher, per {PER:,} predictions", f"${teacher['usd']:,.2f}"),
                   ("teacher / student", f"{got['teacher_over_student']:,.0f}×")]
         how = (f"The teacher's figure is the mean cost of its {teacher['examples']:,} answers in "
-               f"<code>{escape(str(file))}</code> ({escape(str(teacher['model']))}, {teacher['requests']:,} requests, "
+               f"<code>{escape(teacher['file'])}</code> ({escape(str(teacher['model']))}, "
+               f"{teacher['requests']:,} requests, "
                f"${teacher['cost_usd']:.4f}" + (", tokens estimated by the replay teacher" if teacher['estimated']
                                                else ", tokens as the teacher reported them") + ").")
     else:
