@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from dss.core.errors import ConfigError
+from dss.core.errors import ConfigError, DataError
 from dss.tasks import get_task, task_names
 from dss.tasks.base import Task
 
@@ -40,3 +41,12 @@ def task_options(args: argparse.Namespace) -> dict:
 
 def task_from_args(args: argparse.Namespace) -> Task:
     return get_task(args.task, **task_options(args))
+
+
+def results_csv(path, made_by: str, kind: str) -> Path:
+    """The results.csv a `dss plot`/`dss plan` argument names: the file itself or the folder holding it."""
+    path = Path(path)
+    csv_path = path if path.suffix == ".csv" else path / "results.csv"
+    if not csv_path.is_file():
+        raise DataError(f"{csv_path}: no such file; run `{made_by}` first (or pass a {kind} folder)")
+    return csv_path

@@ -8,8 +8,8 @@ fits on the first rounds only and shows its error on the rest.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from dss.commands.common import results_csv
 from dss.core.errors import DataError
 
 
@@ -29,10 +29,7 @@ def run(args) -> int:
     from dss.active.plan import format_plan, plan
     from dss.active.study import read_rows
 
-    path = Path(args.study)
-    csv_path = path if path.suffix == ".csv" else path / "results.csv"
-    if not csv_path.is_file():
-        raise DataError(f"{csv_path}: no such file; run `dss active` first (or pass a study folder)")
+    csv_path = results_csv(args.study, "dss active", "study")
     if not 0 < args.target < 1:
         raise DataError(f"--target {args.target}: a fraction between 0 and 1 (0.9 for 90 %)")
     rows = read_rows(csv_path)

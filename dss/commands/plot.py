@@ -7,8 +7,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from dss.commands.common import results_csv
 from dss.core.errors import DataError
 
 
@@ -30,10 +30,7 @@ def run(args) -> int:
     from dss.bench.report import markdown, read_csv
     from dss.core.io import atomic_write
 
-    path = Path(args.sweep)
-    csv_path = path if path.suffix == ".csv" else path / "results.csv"
-    if not csv_path.is_file():
-        raise DataError(f"{csv_path}: no such file; run `dss bench` first (or pass a sweep folder)")
+    csv_path = results_csv(args.sweep, "dss bench", "sweep")
     rows = read_csv(csv_path)
     if not rows:
         raise DataError(f"{csv_path}: no finished cells to plot")
