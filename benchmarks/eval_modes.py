@@ -116,13 +116,11 @@ def ct2_runs(args, base, batch: int, task, cfgs: dict) -> dict:
 
 def run_config(run):
     """The TrainConfig a finished run was trained with (its config.json); exits when there is none."""
-    from dss.core.config import load_config
-    from dss.student.config import TrainConfig
-    from dss.student.run_folder import read_config
-    stored = read_config(Path(run))
-    if stored is None:
+    from dss.student.run_folder import trained_config
+    cfg = trained_config(Path(run))
+    if cfg is None:
         sys.exit(f"{run}: no config.json (not a finished run folder)")
-    return load_config(TrainConfig, None, {k: v for k, v in stored["config"].items() if k not in ("resume",)})
+    return cfg
 
 
 def setup(args):

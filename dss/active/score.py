@@ -15,15 +15,12 @@ def pool_answers(cfg, round_dir: Path, pool: list, task, gold: bool) -> tuple[li
 
     from accelerate import Accelerator
 
-    from dss.core.config import load_config
-    from dss.student.config import TrainConfig
     from dss.student.evaluate import answers
     from dss.student.model import load_pretrained
     from dss.student.prepare import fresh_precision, precision
-    from dss.student.run_folder import read_config
+    from dss.student.run_folder import trained_config
 
-    stored = read_config(round_dir)["config"]
-    tcfg = load_config(TrainConfig, None, {k: v for k, v in stored.items() if k not in ("resume", "overwrite")})
+    tcfg = trained_config(round_dir)
     model, tokenizer = load_pretrained(str(round_dir / "model"), what="student")
     fresh_precision(precision(tcfg))
     accelerator = Accelerator(mixed_precision=precision(tcfg))

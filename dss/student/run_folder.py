@@ -84,6 +84,18 @@ def read_config(run: Path) -> dict | None:
     return info if isinstance(info, dict) else None
 
 
+def trained_config(run: Path):
+    """The TrainConfig a finished run was trained with (its config.json, without the run-control flags resume
+    and overwrite), to load its student as it was trained; None when the folder has no config.json."""
+    from dss.core.config import load_config
+    from dss.student.config import TrainConfig
+    stored = read_config(run)
+    if stored is None:
+        return None
+    values = {k: v for k, v in stored["config"].items() if k not in ("resume", "overwrite")}
+    return load_config(TrainConfig, None, values)
+
+
 def identity_changes(stored: dict | None, config: dict, fingerprint: str | None) -> list[str]:
     """How the run recorded in `stored` (config.json) differs from one with `config` on data `fingerprint`:
     ["lr: 0.001 -> 0.01", "data: content changed", ...]; [] when it is the same run. A fingerprint of None
